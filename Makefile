@@ -1,0 +1,79 @@
+# One entry point per job. Every target that runs project code bootstraps the locked
+# environment first (`setup`), so a fresh clone needs nothing but `make elt` / `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS := never
+export RUNTIME__DLTHUB_TELEMETRY := false
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+ARGS ?=
+
+.PHONY: help setup services services-stop services-status simulate extract stream dbt elt export \
+        shell docs lint test test-faults bench bench-quick clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --user --quiet uv==0.13.8
+	@$(UV) sync --frozen --quiet
+	@touch $@
+
+setup: $(VENV)/.synced ## build .venv from uv.lock (installs uv with pip when missing)
+
+services: setup ## start the five shop services (generates scale-$${SHOP_SCALE:-1} data on first start)
+	$(PY) -m services start $(ARGS)
+
+services-stop: setup ## stop the fleet started by `make services`
+	$(PY) -m services stop
+
+services-status: setup ## show the fleet's health, ports and pids
+	$(PY) -m services status
+
+simulate: setup ## apply changes to the running fleet (ARGS="--rate 50" or "--steps 500")
+	$(PY) -m services.simulator $(ARGS)
+
+extract: setup ## load the services into the raw schemas (ARGS="customers --full-refresh")
+	$(PY) -m extract $(ARGS)
+
+stream: setup ## follow the events feed in micro-batches and keep the real-time marts fresh
+	$(PY) -m extract stream $(ARGS)
+
+dbt: setup ## run dbt under the warehouse lock (ARGS="build --select marts")
+	$(PY) -m elt dbt $(ARGS)
+
+elt: setup ## the whole flow: services → extract → dbt build → Parquet publish → summary
+	$(PY) -m elt run $(ARGS)
+
+export: setup ## publish the marts to exports/ as Parquet with a manifest
+	$(PY) -m elt export $(ARGS)
+
+shell: setup ## open the warehouse read-only in a SQL shell
+	$(PY) -m elt shell $(ARGS)
+
+docs: setup ## build the dbt docs site into target/
+	$(PY) -m elt dbt docs generate
+
+lint: setup ## ruff and sqlfluff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m elt lint-sql
+
+test: setup lint ## lint, then the pytest suites against real services on loopback (well under 10 min)
+	$(VENV)/bin/pytest -m "not slow" $(ARGS)
+
+test-faults: setup ## the whole fault suite over the full flow (long)
+	$(VENV)/bin/pytest tests/pytest/faults $(ARGS)
+
+bench: setup ## the side-by-side benchmark; writes bench/results/
+	$(PY) -m bench $(ARGS)
+
+bench-quick: setup ## a small benchmark run (correctness checks, a few minutes)
+	$(PY) -m bench --quick $(ARGS)
+
+clean: ## remove generated data (warehouse, exports, run folder, service data)
+	-$(PY) -m services stop 2>/dev/null
+	rm -rf warehouse exports run data target logs
