@@ -1,0 +1,147 @@
+"""``python -m elt``: the project's orchestration commands (what ``make elt``/``export``/``dbt``/
+``shell``/``lint`` run).
+
+    python -m elt run [--no-services] [--full-refresh] [--keep N]
+    python -m elt export [--keep N] [--wait S] [--force] [--list] [--verify] [--rollback VERSION]
+    python -m elt dbt <dbt args...>
+    python -m elt shell [--exports] [--plain] [-c SQL]
+    python -m elt lint-sql [paths...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from elt import dbt_artifacts, dbt_runner, flow, lock, settings, versions
+from elt.publish import PublishError
+
+log = logging.getLogger("elt")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    result = flow.run_flow(services=not args.no_services, full_refresh=args.full_refresh, keep=args.keep)
+    print(flow.format_summary(result), flush=True)
+    return 0 if result.ok else 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    exports = settings.exports_dir()
+    if args.list:
+        current = versions.current_version_id(exports)
+        for v in versions.list_versions(exports):
+            print(("* " if v == current else "  ") + v)
+        return 0
+    if args.verify:
+        from elt.verify import verify_version
+
+        target = versions.resolve_current(exports)
+        if target is None:
+            print(f"nothing published under {exports}", file=sys.stderr)
+            return 1
+        problems = verify_version(target)
+        for p in problems:
+            print(f"{target.name}: {p}")
+        print(f"{target.name}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        return 0 if not problems else 1
+    if args.rollback:
+        with lock.warehouse_lock(f"export --rollback {args.rollback}", wait=args.wait):
+            versions.switch_current(exports, args.rollback)
+        print(f"current -> versions/{args.rollback}")
+        return 0
+    result = flow.run_publish("python -m elt export", args.wait, args.keep, force=args.force)
+    print(
+        f"published version {result.version_id}: {len(result.marts)} marts, {result.rows:,} rows "
+        f"in {result.seconds:.1f}s -> {exports / 'current'}"
+    )
+    for m in result.marts:
+        print(f"  {m.name:<32} {m.rows:>10,} rows  {m.files:>4} file(s)")
+    return 0
+
+
+def _cmd_dbt(args: argparse.Namespace) -> int:
+    if not args.dbt_args:
+        print("usage: python -m elt dbt <dbt arguments>, e.g. build --select marts", file=sys.stderr)
+        return 2
+    return dbt_runner.run_dbt(args.dbt_args, wait=flow.lock_wait()).exit_code
+
+
+def _cmd_shell(args: argparse.Namespace) -> int:
+    from elt import shell
+
+    return shell.run(exports=args.exports, plain=args.plain, command=args.command)
+
+
+def _cmd_lint_sql(args: argparse.Namespace) -> int:
+    from elt import lint_sql
+
+    return lint_sql.run(args.paths or None, wait=args.wait)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m elt", description="the project's orchestration commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="services -> extract -> dbt build -> publish -> summary")
+    p.add_argument("--no-services", action="store_true", help="do not start/stop the local fleet")
+    p.add_argument("--full-refresh", action="store_true", help="reload sources and rebuild incrementals")
+    p.add_argument("--keep", type=int, default=versions.DEFAULT_KEEP, help="old export versions to keep")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("export", help="publish the marts tagged 'publish' to exports/ as Parquet")
+    p.add_argument("--keep", type=int, default=versions.DEFAULT_KEEP, help="old versions to keep (default 3)")
+    p.add_argument("--wait", type=float, default=flow.lock_wait(), help="seconds to wait for the lock")
+    p.add_argument("--force", action="store_true", help="publish even if the last dbt build failed")
+    p.add_argument("--list", action="store_true", help="list published versions (* = current)")
+    p.add_argument("--verify", action="store_true", help="check the current version against its manifest")
+    p.add_argument("--rollback", metavar="VERSION", help="point current at an older kept version")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "dbt", help="run dbt under the warehouse lock with the PII key set (args pass through)"
+    )
+    p.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_dbt)
+
+    p = sub.add_parser("shell", help="read-only SQL shell on the warehouse")
+    p.add_argument("--exports", action="store_true", help="query the current published Parquet instead")
+    p.add_argument("--plain", action="store_true", help="line-based shell even on a terminal")
+    p.add_argument("-c", dest="command", metavar="SQL", help="run one statement and exit")
+    p.set_defaults(func=_cmd_shell)
+
+    p = sub.add_parser("lint-sql", help="sqlfluff (dbt templater) over the dbt SQL")
+    p.add_argument("--wait", type=float, default=600.0, help="seconds to wait for the warehouse lock")
+    p.add_argument("paths", nargs="*")
+    p.set_defaults(func=_cmd_lint_sql)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _setup_logging()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["dbt"]:  # everything after `dbt` belongs to dbt, options included
+        args = argparse.Namespace(func=_cmd_dbt, dbt_args=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except lock.WarehouseBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL: try again later
+    except (PublishError, dbt_artifacts.ArtifactError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Run dbt the way this project needs it: from the repo root, under the warehouse lock, with the PII
+key in ``DBT_ENV_SECRET_PII_KEY``, the warehouse path made absolute, and the outcome recorded.
+
+dbt runs as a child process (not in-process) so its global state, logging and the DuckDB write
+connection end with it; the parent only holds the lock and hands it down.
+
+Successful or not, every ``build``/``run`` leaves ``run/dbt_last_build.json`` so that a later
+``python -m elt export`` can refuse to publish marts from a build that failed (dbt replaces a model
+before its tests run, so a failed build can leave half-checked data in the warehouse).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from elt import dbt_artifacts, lock, pii_key, settings, versions
+
+log = logging.getLogger("elt.dbt")
+
+# Subcommands that never open the warehouse, so they need no lock.
+NO_WAREHOUSE = {"parse", "ls", "list", "deps", "clean", "init", "--help", "-h", "--version", "help"}
+BUILD_COMMANDS = {"build", "run"}
+
+
+@dataclass
+class DbtOutcome:
+    args: list[str]
+    exit_code: int
+    seconds: float
+    invocation_id: str | None
+    summary: dbt_artifacts.RunSummary | None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def dbt_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment dbt runs with (the PII key set, paths absolute, no usage stats)."""
+    env = dict(os.environ if base is None else base)
+    env[pii_key.DBT_ENV_VAR] = pii_key.pii_key()
+    env["SHOP_WAREHOUSE"] = str(settings.warehouse_path())
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    env.setdefault("DBT_PROFILES_DIR", str(settings.repo_root()))
+    env.setdefault("DBT_PROJECT_DIR", str(settings.repo_root()))
+    return env
+
+
+def dbt_command(args: list[str]) -> list[str]:
+    """The dbt executable next to this interpreter (the project's venv)."""
+    exe = Path(sys.executable).with_name("dbt")
+    return [str(exe), *args] if exe.exists() else [sys.executable, "-m", "dbt.cli.main", *args]
+
+
+def _subcommand(args: list[str]) -> str | None:
+    return next((a for a in args if not a.startswith("-")), args[0] if args else None)
+
+
+def last_build_file() -> Path:
+    return settings.run_dir() / "dbt_last_build.json"
+
+
+def record_build(outcome: DbtOutcome) -> None:
+    """Remember how the last build/run ended, for ``export``'s publish-only-after-success check."""
+    data: dict[str, Any] = {
+        "args": outcome.args,
+        "exit_code": outcome.exit_code,
+        "invocation_id": outcome.invocation_id,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "target_dir": str(dbt_artifacts.target_dir()),
+        "warehouse": str(settings.warehouse_path()),
+        "summary": asdict(outcome.summary) if outcome.summary else None,
+    }
+    path = last_build_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    versions.write_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def last_build() -> dict[str, Any] | None:
+    """The record written by the last build/run through this wrapper, if any."""
+    try:
+        return json.loads(last_build_file().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_dbt(args: list[str], *, wait: float | None = None, owner: str | None = None) -> DbtOutcome:
+    """Run ``dbt <args>`` from the repo root, under the warehouse lock unless it never touches it.
+
+    Output streams to this process's stdout/stderr. Returns the exit code, timing and (when dbt
+    wrote one) the run results summary.
+    """
+    sub = _subcommand(args)
+    cmd = dbt_command(args)
+    run_results = dbt_artifacts.target_dir() / "run_results.json"
+    before = run_results.stat().st_mtime_ns if run_results.exists() else None
+    started = time.monotonic()
+    log.info("dbt %s", " ".join(args))
+    if sub in NO_WAREHOUSE:
+        code = subprocess.run(cmd, cwd=settings.repo_root(), env=dbt_env()).returncode
+    else:
+        with lock.warehouse_lock(owner or f"dbt {' '.join(args)}", wait=wait):
+            fd = lock.held_fd()
+            code = subprocess.run(
+                cmd,
+                cwd=settings.repo_root(),
+                env=dbt_env(lock.child_env()),
+                pass_fds=(fd,) if fd is not None else (),
+            ).returncode
+    seconds = time.monotonic() - started
+    summary = None
+    if run_results.exists() and run_results.stat().st_mtime_ns != before:
+        try:
+            summary = dbt_artifacts.run_summary(run_results)
+        except dbt_artifacts.ArtifactError as exc:
+            log.warning("could not read %s: %s", run_results, exc)
+    outcome = DbtOutcome(list(args), code, seconds, summary.invocation_id if summary else None, summary)
+    if sub in BUILD_COMMANDS:
+        record_build(outcome)
+    log.info("dbt %s exited %d after %.1fs", sub, code, seconds)
+    return outcome

@@ -1,0 +1,249 @@
+"""``python -m elt run``: services → extract → dbt build → publish → summary.
+
+Each step takes the warehouse lock on its own (waiting a bounded time for other writers), so a
+stream mode or a manual ``make dbt`` can interleave between steps without corrupting anything, and
+each step is recorded in ``ops.runs``. Any failure stops the flow with a message naming the step and
+a non-zero exit; nothing is published unless ``dbt build`` exited 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elt import dbt_artifacts, dbt_runner, fleet, lock, settings, steps, versions
+from elt.publish import PublishError, PublishResult, publish
+from elt.secrets import scrub
+
+log = logging.getLogger("elt.flow")
+
+DEFAULT_LOCK_WAIT = 900.0
+
+
+class StepFailed(RuntimeError):
+    """A flow step failed; ``step`` names it."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"step '{step}' failed: {message}")
+        self.step = step
+
+
+@dataclass
+class StepResult:
+    name: str
+    status: str
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class FlowResult:
+    ok: bool
+    seconds: float
+    steps: list[StepResult] = field(default_factory=list)
+    loaded: list[tuple[str, str, int]] = field(default_factory=list)
+    dbt: dbt_artifacts.RunSummary | None = None
+    published: PublishResult | None = None
+    failed_step: str | None = None
+    error: str | None = None
+
+
+def lock_wait() -> float:
+    """Bounded wait for the lock per step (``SHOP_LOCK_WAIT`` seconds, default 900)."""
+    return float(os.environ.get("SHOP_LOCK_WAIT") or DEFAULT_LOCK_WAIT)
+
+
+def run_extract(command: str, full_refresh: bool, wait: float) -> tuple[float, list[tuple[str, str, int]]]:
+    """The loaders as a child process under our lock; returns seconds and rows loaded per raw table."""
+    args = [sys.executable, "-m", "extract", *(["--full-refresh"] if full_refresh else [])]
+    with lock.warehouse_lock(f"{command}: extract", wait=wait), steps.logged_step(command, "extract") as rec:
+        before = steps.committed_loads()
+        fd = lock.held_fd()
+        log.info("extract: %s", shlex.join(args[1:]))
+        code = subprocess.run(
+            args, cwd=settings.repo_root(), env=lock.child_env(), pass_fds=(fd,) if fd is not None else ()
+        ).returncode
+        if code != 0:
+            raise StepFailed("extract", f"`python -m extract` exited {code} (see its output above)")
+        rec.tables = steps.rows_loaded_since(before)
+        rec.rows = sum(r for _, _, r in rec.tables)
+    return rec.seconds, rec.tables
+
+
+def run_dbt_build(command: str, full_refresh: bool, wait: float) -> dbt_runner.DbtOutcome:
+    """``dbt build`` (seeds, snapshots, models, tests) under the lock, logged as step ``dbt``."""
+    args = ["build", *(["--full-refresh"] if full_refresh else [])]
+    with lock.warehouse_lock(f"{command}: dbt build", wait=wait), steps.logged_step(command, "dbt") as rec:
+        outcome = dbt_runner.run_dbt(args, wait=wait)
+        if outcome.summary:
+            rec.rows = outcome.summary.models_built
+        if not outcome.ok:
+            failures = outcome.summary.failures[:10] if outcome.summary else []
+            raise StepFailed(
+                "dbt build",
+                f"dbt exited {outcome.exit_code}; nothing published"
+                + ("".join(f"\n  {f}" for f in failures) if failures else ""),
+            )
+    return outcome
+
+
+def build_invocation(force: bool) -> dict[str, object]:
+    """The dbt build behind this export; refuse (unless forced) when the last one failed."""
+    record = dbt_runner.last_build()
+    if record is not None:
+        if record.get("exit_code") != 0 and not force:
+            raise PublishError(
+                f"the last `dbt {' '.join(record.get('args', []))}` failed (exit {record.get('exit_code')}, "
+                f"{record.get('finished_at')}): not publishing marts from a failed build. "
+                "Fix it and re-run `make dbt ARGS=build`, or pass --force."
+            )
+        return {"invocation_id": record.get("invocation_id"), "command": " ".join(record.get("args", []))}
+    summary = dbt_artifacts.run_summary()
+    if not summary.ok and not force:
+        raise PublishError(
+            f"target/run_results.json ({summary.command}, {summary.invocation_id}) has failures: "
+            f"{summary.failures[:5]}; not publishing (or pass --force)"
+        )
+    return {"invocation_id": summary.invocation_id, "command": summary.command}
+
+
+def run_publish(
+    command: str,
+    wait: float,
+    keep: int,
+    invocation: dict[str, object] | None = None,
+    force: bool = False,
+) -> PublishResult:
+    """Publish the ``publish``-tagged marts as a new current version, logged as step ``export``.
+
+    Without ``invocation`` (a standalone export) the last dbt build must have succeeded (see
+    ``build_invocation``); a refusal is recorded as a failed export run.
+    """
+    with lock.warehouse_lock(f"{command}: export", wait=wait), steps.logged_step(command, "export") as rec:
+        if invocation is None:
+            invocation = build_invocation(force)
+        specs = dbt_artifacts.publish_specs()
+        result = publish(
+            specs,
+            warehouse=settings.warehouse_path(),
+            exports=settings.exports_dir(),
+            dbt_invocation=invocation,
+            keep=keep,
+        )
+        rec.rows = result.rows
+        rec.tables = [("marts", m.name, m.rows) for m in result.marts]
+    return result
+
+
+def run_flow(
+    *, services: bool = True, full_refresh: bool = False, keep: int = versions.DEFAULT_KEEP
+) -> FlowResult:
+    """Run the whole flow; never raises for a step failure (the result says which step failed)."""
+    command = (
+        shlex.join(["python", "-m", "elt", "run", *sys.argv[2:]]) if sys.argv[1:2] == ["run"] else "elt run"
+    )
+    wait = lock_wait()
+    started = time.monotonic()
+    result = FlowResult(ok=False, seconds=0.0)
+    handle: fleet.FleetHandle | None = None
+    flow_run_id: str | None = None
+    step = "start"
+    try:
+        with lock.warehouse_lock(f"{command}: start", wait=wait):
+            flow_run_id = steps.open_run(command, "run")
+        if services:
+            step = "services"
+            t0 = time.monotonic()
+            try:
+                handle = fleet.ensure_up()
+            except fleet.FleetError as exc:
+                raise StepFailed("services", str(exc)) from exc
+            state = "started" if handle.started else ("running" if handle.managed else "remote")
+            result.steps.append(StepResult("services", state, time.monotonic() - t0))
+
+        step = "extract"
+        seconds, result.loaded = run_extract(command, full_refresh, wait)
+        rows = sum(r for _, _, r in result.loaded)
+        result.steps.append(StepResult("extract", "ok", seconds, f"{rows:,} new/changed rows"))
+
+        step = "dbt build"
+        t0 = time.monotonic()
+        outcome = run_dbt_build(command, full_refresh, wait)
+        result.dbt = outcome.summary
+        detail = ""
+        if outcome.summary:
+            s = outcome.summary
+            detail = f"{s.models_built} models, tests {s.tests_passed} passed, {s.tests_failed} failed"
+            detail += f", {s.tests_warned} warned" if s.tests_warned else ""
+        result.steps.append(StepResult("dbt build", "ok", time.monotonic() - t0, detail))
+
+        step = "publish"
+        t0 = time.monotonic()
+        invocation = {"invocation_id": outcome.invocation_id, "command": "build"}
+        if outcome.summary:
+            invocation["generated_at"] = outcome.summary.generated_at
+        result.published = run_publish(command, wait, keep, invocation)
+        result.steps.append(
+            StepResult("publish", "ok", time.monotonic() - t0, f"version {result.published.version_id}")
+        )
+        result.ok = True
+    except StepFailed as exc:
+        result.failed_step, result.error = exc.step, str(exc)
+    except (lock.WarehouseBusy, dbt_artifacts.ArtifactError, RuntimeError, OSError) as exc:
+        result.failed_step, result.error = step, f"step '{step}' failed: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # an unexpected bug: still name the step, keep the traceback in the log
+        log.exception("unexpected error in step %s", step)
+        result.failed_step, result.error = step, f"step '{step}' failed: {type(exc).__name__}: {exc}"
+    finally:
+        if handle is not None:
+            t0 = time.monotonic()
+            fleet.stop(handle)
+            if handle.started:
+                result.steps.append(StepResult("services stop", "ok", time.monotonic() - t0))
+        result.seconds = time.monotonic() - started
+        if flow_run_id is not None:
+            _close_flow_run(flow_run_id, result, wait)
+    return result
+
+
+def _close_flow_run(run_id: str, result: FlowResult, wait: float) -> None:
+    """Finish the flow's own ``ops.runs`` row (step ``run``); a busy warehouse only costs a warning."""
+    rows = result.published.rows if result.published else None
+    try:
+        with lock.warehouse_lock("elt run: finish", wait=wait):
+            steps.close_run(run_id, "success" if result.ok else "failed", rows, result.error)
+    except lock.WarehouseBusy as exc:
+        log.warning("could not record the end of the run in ops.runs: %s", exc)
+
+
+def format_summary(result: FlowResult, exports: Path | None = None) -> str:
+    """The short human summary printed at the end of ``elt run``."""
+    exports = exports or settings.exports_dir()
+    lines = []
+    if result.ok:
+        lines.append(f"elt run OK in {result.seconds:.1f}s")
+    else:
+        lines.append(f"elt run FAILED at step '{result.failed_step}' after {result.seconds:.1f}s")
+        lines.append(f"  {scrub(result.error)}")
+        lines.append("  nothing was published by this run; the current export version is unchanged")
+    for s in result.steps:
+        lines.append(f"  {s.name:<14} {s.status:<8} {s.seconds:7.1f}s  {s.detail}".rstrip())
+    if result.loaded:
+        changed = [(sch, t, r) for sch, t, r in result.loaded if r]
+        lines.append(f"  loaded {sum(r for *_, r in result.loaded):,} rows into {len(changed)} raw table(s)")
+        for sch, t, r in changed:
+            lines.append(f"    {sch}.{t:<28} {r:>10,}")
+    if result.published:
+        p = result.published
+        lines.append(
+            f"  published {len(p.marts)} marts, {p.rows:,} rows -> {exports / 'current'} ({p.version_dir})"
+        )
+        for m in p.marts:
+            lines.append(f"    {m.name:<32} {m.rows:>10,} rows  {m.files:>4} file(s)")
+    return "\n".join(lines)

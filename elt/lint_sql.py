@@ -1,0 +1,49 @@
+"""``python -m elt lint-sql``: sqlfluff over the dbt project's SQL with the dbt templater.
+
+The dbt templater compiles every model, and the staging models introspect the raw tables, so it
+connects to the warehouse read-write (dbt-duckdb's only mode): it runs under the warehouse lock with
+the real warehouse when one exists. On a fresh clone (no warehouse yet) it lints against a
+throwaway empty one; files whose compilation needs raw tables are then skipped with a warning.
+dbt's artifacts go to a separate target folder so linting never replaces the ``target/manifest.json``
+that publishing reads.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from elt import dbt_runner, lock, settings
+
+SQL_FOLDERS = ("models", "snapshots", "analyses", "tests/dbt")
+DEFAULT_CONFIG = Path(__file__).with_name("sqlfluff.cfg")
+
+
+def sql_paths(root: Path) -> list[str]:
+    """The project's SQL folders that exist and hold at least one .sql file."""
+    return [f for f in SQL_FOLDERS if (root / f).is_dir() and any((root / f).rglob("*.sql"))]
+
+
+def run(paths: list[str] | None = None, wait: float = 600.0, extra: list[str] | None = None) -> int:
+    """Lint ``paths`` (default: the dbt SQL folders); returns sqlfluff's exit code."""
+    root = settings.repo_root()
+    targets = paths or sql_paths(root)
+    if not targets:
+        print("lint-sql: no SQL files found", file=sys.stderr)
+        return 0
+    sqlfluff = Path(sys.executable).with_name("sqlfluff")
+    cmd = [str(sqlfluff), "lint", *targets, *(extra or [])]
+    if not (root / ".sqlfluff").exists():
+        cmd += ["--config", str(DEFAULT_CONFIG)]
+    with tempfile.TemporaryDirectory(prefix="elt-lint-") as tmp:
+        env = dbt_runner.dbt_env()
+        env["DBT_TARGET_PATH"] = str(Path(tmp) / "target")
+        env["DBT_LOG_PATH"] = str(Path(tmp) / "logs")
+        print(f"lint-sql: sqlfluff lint {' '.join(targets)} (dbt templater)", file=sys.stderr, flush=True)
+        if not settings.warehouse_path().exists():
+            env["SHOP_WAREHOUSE"] = str(Path(tmp) / "empty.duckdb")
+            return subprocess.run(cmd, cwd=root, env=env).returncode
+        with lock.warehouse_lock("lint-sql (dbt templater)", wait=wait):
+            return subprocess.run(cmd, cwd=root, env=env).returncode

@@ -1,0 +1,45 @@
+"""Where things live. One place resolves the project's paths so that every part (launcher,
+loaders, dbt wrapper, publisher, tests) agrees on them and honours the same environment overrides.
+
+Relative values are taken relative to the repository root, not the current directory, so a
+command started from a subfolder (or by pytest with another cwd) still finds the same warehouse.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def repo_root() -> Path:
+    """The repository root (the folder holding Makefile and dbt_project.yml)."""
+    return _REPO_ROOT
+
+
+def _path_from_env(var: str, default: str) -> Path:
+    """Resolve ``$var`` (or ``default``) against the repo root unless it is absolute."""
+    raw = os.environ.get(var) or default
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else _REPO_ROOT / path
+
+
+def warehouse_path() -> Path:
+    """The DuckDB warehouse file (``SHOP_WAREHOUSE``, default ``warehouse/shop.duckdb``)."""
+    return _path_from_env("SHOP_WAREHOUSE", "warehouse/shop.duckdb")
+
+
+def exports_dir() -> Path:
+    """The Parquet publishing root (``SHOP_EXPORTS_DIR``, default ``exports``)."""
+    return _path_from_env("SHOP_EXPORTS_DIR", "exports")
+
+
+def run_dir() -> Path:
+    """Runtime state: pids, logs, ``fleet.env``, ``pii.key`` (``SHOP_RUN_DIR``, default ``run``)."""
+    return _path_from_env("SHOP_RUN_DIR", "run")
+
+
+def services_data_dir() -> Path:
+    """The services' SQLite files (``SHOP_SERVICES_DATA``, default ``data/services``)."""
+    return _path_from_env("SHOP_SERVICES_DATA", "data/services")

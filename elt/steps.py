@@ -1,0 +1,129 @@
+"""One logged step of a flow: an ``ops.runs`` row written when it starts and finished when it ends,
+failures included, with per-table row counts in ``ops.run_tables``.
+
+The warehouse connection is opened only to write those rows and closed in between, because the step
+itself usually runs a child process (a loader, dbt) that needs DuckDB's single write connection.
+The caller holds the warehouse lock around the whole step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import duckdb
+
+from elt import ops_log, settings
+from elt.checksums import quote_ident
+
+log = logging.getLogger("elt.steps")
+
+
+@dataclass
+class StepLog:
+    """What a step reports back: rows, per-table counts, a final status other than success."""
+
+    run_id: str
+    step: str
+    rows: int | None = None
+    tables: list[tuple[str, str, int]] = field(default_factory=list)
+    status: str = "success"
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    path = settings.warehouse_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(str(path))
+
+
+@contextlib.contextmanager
+def logged_step(command: str, step: str) -> Iterator[StepLog]:
+    """Record ``step`` of ``command`` in the ops tables around the ``with`` block."""
+    with _connect() as con:
+        run_id = ops_log.start_run(con, command, step)
+    record = StepLog(run_id, step)
+    started = time.monotonic()
+    try:
+        yield record
+    except BaseException as exc:
+        record.status = "failed"
+        record.error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        record.seconds = time.monotonic() - started
+        with _connect() as con:
+            for source, table, rows in record.tables:
+                ops_log.record_table(con, run_id, source, table, rows)
+            ops_log.finish_run(con, run_id, record.status, record.rows, record.error)
+
+
+def open_run(command: str, step: str) -> str:
+    """Start a long-lived ``ops.runs`` row (e.g. the whole flow) and return its id; lock held by caller."""
+    with _connect() as con:
+        return ops_log.start_run(con, command, step)
+
+
+def close_run(run_id: str, status: str, rows: int | None = None, error: str | None = None) -> None:
+    """Finish a row opened with ``open_run``; lock held by caller."""
+    with _connect() as con:
+        ops_log.finish_run(con, run_id, status, rows, error)
+
+
+def committed_loads() -> dict[str, str]:
+    """Newest committed dlt load id per raw schema (empty before the first load)."""
+    path = settings.warehouse_path()
+    if not path.exists():
+        return {}
+    with _connect() as con:
+        return _committed_loads(con)
+
+
+def _committed_loads(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    schemas = [
+        r[0]
+        for r in con.execute(
+            "select distinct table_schema from information_schema.tables "
+            "where table_name = '_dlt_loads' and table_schema like 'raw\\_%' escape '\\'"
+        ).fetchall()
+    ]
+    out: dict[str, str] = {}
+    for schema in schemas:
+        (latest,) = con.execute(
+            f"select max(load_id) from {quote_ident(schema)}._dlt_loads where status = 0"
+        ).fetchone()
+        if latest is not None:
+            out[schema] = latest
+    return out
+
+
+def rows_loaded_since(before: dict[str, str]) -> list[tuple[str, str, int]]:
+    """(schema, table, rows) written by loads committed after ``before`` (per-schema newest load ids).
+
+    Merge loads rewrite a changed row with the new load id, so this counts new and changed rows:
+    what an incremental run actually moved.
+    """
+    out: list[tuple[str, str, int]] = []
+    with _connect() as con:
+        for schema in sorted(_committed_loads(con)):
+            tables = con.execute(
+                "select table_name from information_schema.columns where table_schema = ? "
+                "and column_name = '_dlt_load_id' order by table_name",
+                [schema],
+            ).fetchall()
+            since = before.get(schema, "")
+            for (table,) in tables:
+                if table.startswith("_dlt"):  # dlt's own bookkeeping (pipeline state), not data
+                    continue
+                (rows,) = con.execute(
+                    f"select count(*) from {quote_ident(schema)}.{quote_ident(table)} "
+                    f"where _dlt_load_id > ? and _dlt_load_id in "
+                    f"(select load_id from {quote_ident(schema)}._dlt_loads where status = 0)",
+                    [since],
+                ).fetchone()
+                out.append((schema, table, int(rows)))
+    return out

@@ -1,0 +1,7 @@
+"""Entry point of ``python -m extract``."""
+
+import sys
+
+from extract.runner import main
+
+sys.exit(main())

@@ -1,0 +1,141 @@
+"""Resolve a service's base URL, credentials and tuning from dlt config, env and run/fleet.env.
+
+Lookup order for each key is dlt's: environment (``SOURCES__ORDERS__CLIENT_ID``), ``.dlt/secrets.toml``,
+``.dlt/config.toml``. When a service has no credentials configured, the launcher's ``run/fleet.env``
+(``elt.settings.run_dir()``) is read, as long as it points at a loopback fleet - so ``make extract``
+works right after ``make services`` with whatever port base the fleet got.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import dlt
+
+from elt import settings
+from extract.errors import ConfigMissing
+from extract.http import HttpPolicy
+
+log = logging.getLogger("extract.config")
+
+CREDENTIAL_KEYS = {
+    "api_key": ("api_key",),
+    "bearer": ("token",),
+    "oauth2": ("client_id", "client_secret"),
+}
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Loader knobs under ``[sources.extract]`` (overridable per service under ``[sources.<name>]``)."""
+
+    page_size: int
+    lag_seconds: float
+    max_pages: int
+    progress_every_pages: int
+    prefetch_pages: int
+    http: HttpPolicy
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything a source needs to connect; ``credentials`` values are secrets."""
+
+    name: str
+    base_url: str
+    credentials: dict[str, str]
+    tuning: Tuning
+    from_fleet_env: bool = False
+
+    def __repr__(self) -> str:
+        return f"ServiceConfig(name={self.name!r}, base_url={self.base_url!r}, credentials=***)"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of an env file (comments and blanks skipped)."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text()
+    except OSError:
+        return values
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name and not name.startswith("#"):
+            values[name.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def _get(service: str, key: str, default: Any) -> Any:
+    for path in (f"sources.{service}.{key}", f"sources.extract.{key}"):
+        value = dlt.config.get(path)
+        if value is not None:
+            return type(default)(value) if default is not None else value
+    return default
+
+
+def tuning(service: str) -> Tuning:
+    """The knobs for one service (per-service key, then the shared one, then the default)."""
+    d = HttpPolicy()
+    policy = HttpPolicy(
+        connect_timeout=_get(service, "connect_timeout", d.connect_timeout),
+        read_timeout=_get(service, "read_timeout", d.read_timeout),
+        max_attempts=_get(service, "max_attempts", d.max_attempts),
+        backoff_base=_get(service, "backoff_base", d.backoff_base),
+        backoff_max=_get(service, "backoff_max", d.backoff_max),
+        max_retry_after=_get(service, "max_retry_after", d.max_retry_after),
+        max_refreshes=_get(service, "max_refreshes", d.max_refreshes),
+    )
+    return Tuning(
+        page_size=_get(service, "page_size", 5000),
+        lag_seconds=_get(service, "lag_seconds", 30.0),
+        max_pages=_get(service, "max_pages", 100_000),
+        progress_every_pages=_get(service, "progress_every_pages", 20),
+        prefetch_pages=_get(service, "prefetch_pages", 2),
+        http=policy,
+    )
+
+
+def service_config(service: str, auth: str) -> ServiceConfig:
+    """Resolve one service's connection; raise ``ConfigMissing`` naming the keys to set."""
+    keys = CREDENTIAL_KEYS[auth]
+    base_url = dlt.config.get(f"sources.{service}.base_url")
+    creds = {k: dlt.secrets.get(f"sources.{service}.{k}") for k in keys}
+    from_fleet = False
+    if not all(creds.values()):
+        fleet_path = settings.run_dir() / "fleet.env"
+        fleet = read_env_file(fleet_path)
+        prefix = f"SOURCES__{service.upper()}__"
+        fleet_url = fleet.get(prefix + "BASE_URL")
+        explicit_url = os.environ.get(prefix + "BASE_URL")
+        url = explicit_url or fleet_url or base_url
+        if (
+            fleet_url
+            and urlsplit(url or "").hostname in LOOPBACK
+            and (not explicit_url or explicit_url == fleet_url)
+        ):
+            creds = {k: creds.get(k) or fleet.get(prefix + k.upper()) for k in keys}
+            base_url = fleet_url
+            from_fleet = True
+    if not base_url:
+        raise ConfigMissing(
+            f"{service}: no base URL; set SOURCES__{service.upper()}__BASE_URL or "
+            f"[sources.{service}] base_url in .dlt/config.toml"
+        )
+    missing = [k for k, v in creds.items() if not v]
+    if missing:
+        names = ", ".join(f"SOURCES__{service.upper()}__{k.upper()}" for k in missing)
+        raise ConfigMissing(
+            f"{service}: credentials missing ({names}); set them in the environment or "
+            f".dlt/secrets.toml, or start the local fleet (make services) to get run/fleet.env"
+        )
+    if from_fleet:
+        log.info("%s: using %s and credentials from %s", service, base_url, settings.run_dir() / "fleet.env")
+    return ServiceConfig(
+        service, str(base_url), {k: str(v) for k, v in creds.items()}, tuning(service), from_fleet
+    )

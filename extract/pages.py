@@ -1,0 +1,86 @@
+"""Turn one HTTP response body into Arrow, entirely in C++ (no Python dict per record).
+
+The services answer with one JSON object per page, ``{"data": [...], <paging fields>}``, on one line,
+so ``pyarrow.json`` reads it as a one-row table: the ``data`` column is a list of structs (the
+records), the other columns are the paging metadata. This is ~5x faster than ``orjson`` +
+``Table.from_pylist`` and keeps memory bounded by the page.
+
+A body that does not parse (truncated), that carries an ``error`` envelope, or that lacks the data
+key raises ``BadPage`` - a 200 is never mistaken for an empty page.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.json as pj
+
+from extract.errors import BadPage
+
+DATA_KEY = "data"
+
+
+@dataclass
+class Page:
+    """One parsed page: its records (types as inferred from JSON) and its paging metadata."""
+
+    records: pa.Table
+    meta: dict[str, Any]
+    headers: dict[str, str]
+    size_bytes: int
+
+
+def _envelope_message(body: bytes) -> str | None:
+    """The ``error`` envelope's code and message, if the body is one."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(doc, dict) and "error" in doc:
+        err = doc["error"]
+        if isinstance(err, dict):
+            return f"error envelope code={err.get('code')!r} message={err.get('message')!r}"
+        return f"error envelope {str(err)[:200]!r}"
+    return None
+
+
+def parse_page(body: bytes, headers: dict[str, str] | None = None) -> Page:
+    """Parse a page body; raise ``BadPage`` when it is not a complete page with a data list."""
+    if not body.strip():
+        raise BadPage("empty body (truncated response?)")
+    if b"\n" in body:  # pyarrow reads one JSON object per line: re-serialise a pretty-printed body
+        try:
+            body = orjson.dumps(orjson.loads(body))
+        except orjson.JSONDecodeError as exc:
+            raise BadPage(f"malformed JSON body ({len(body)} bytes; truncated?): {exc}") from None
+    opts = pj.ReadOptions(block_size=len(body) + 64, use_threads=False)
+    try:
+        table = pj.read_json(io.BytesIO(body), read_options=opts)
+    except pa.ArrowInvalid as exc:
+        msg = _envelope_message(body)
+        if msg:
+            raise BadPage(msg) from None
+        raise BadPage(f"malformed JSON body ({len(body)} bytes; truncated?): {str(exc)[:200]}") from None
+    if table.num_rows != 1:
+        raise BadPage(f"expected one JSON object per page, got {table.num_rows}")
+    names = table.column_names
+    if "error" in names:
+        raise BadPage(_envelope_message(body) or "error envelope")
+    if DATA_KEY not in names:
+        raise BadPage(f"body has no {DATA_KEY!r} key (keys: {', '.join(names)[:200]})")
+    meta = {name: table.column(name)[0].as_py() for name in names if name != DATA_KEY}
+    data = table.column(DATA_KEY).combine_chunks()
+    if not pa.types.is_list(data.type):
+        raise BadPage(f"{DATA_KEY!r} is not a list but {data.type}")
+    values = data.flatten()
+    if len(values) == 0 or not pa.types.is_struct(values.type):
+        if len(values):
+            raise BadPage(f"{DATA_KEY!r} items are not objects but {values.type}")
+        records = pa.table({})
+    else:
+        records = pa.Table.from_struct_array(values)
+    return Page(records=records, meta=meta, headers=dict(headers or {}), size_bytes=len(body))

@@ -1,0 +1,252 @@
+"""``python -m extract``: load the services into ``raw_<service>`` under the warehouse lock.
+
+One dlt pipeline per service (dataset ``raw_<service>``, working folder under ``run/dlt`` so it is
+covered by the warehouse lock). A service that fails does not stop the others, but the run exits
+non-zero, records the failure in ``ops.runs`` and leaves that service's incremental state where it
+was. After the customers load, erased customers (the deletions feed) are removed from the raw tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from elt import settings
+
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+if (settings.repo_root() / ".dlt").is_dir():
+    os.environ.setdefault("DLT_PROJECT_DIR", str(settings.repo_root()))
+
+import dlt
+import duckdb
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from elt import ops_log
+from elt.lock import WarehouseBusy, warehouse_lock
+from extract import redact
+from extract.config import service_config
+from extract.errors import ExtractError
+from extract.progress import RunProgress, summary_lines
+from extract.resources import build_source
+from extract.shape import DriftTracker
+from extract.sources import SERVICES
+from extract.spec import Service
+
+log = logging.getLogger("extract")
+EXIT_FAILED = 1
+EXIT_BUSY = 3
+
+
+@dataclass
+class RunResult:
+    """What one invocation did, for the summary, the ops log and tests."""
+
+    table_rows: dict[tuple[str, str], int] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    hard_deleted: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        return sum(self.table_rows.values())
+
+
+def pipelines_dir() -> str:
+    """dlt's working folder: under the run folder, next to the fleet and the lock's other users."""
+    return str(settings.run_dir() / "dlt")
+
+
+def make_pipeline(name: str) -> dlt.Pipeline:
+    """The pipeline of one service, writing dataset ``raw_<name>`` of the warehouse."""
+    return dlt.pipeline(
+        pipeline_name=f"extract_{name}",
+        destination=dlt.destinations.duckdb(str(settings.warehouse_path())),
+        dataset_name=f"raw_{name}",
+        pipelines_dir=pipelines_dir(),
+    )
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "exception", None) or exc.__cause__
+        if inner is None or inner is exc:
+            break
+        exc = inner
+    return exc
+
+
+def _describe_failure(service: str, exc: BaseException) -> str:
+    """A one-paragraph error: what failed and how to recover, with secrets masked."""
+    cause = _root_cause(exc)
+    step = getattr(exc, "step", None)
+    text = str(cause) if isinstance(cause, ExtractError) else f"{type(cause).__name__}: {cause}"
+    if step in ("normalize", "load") and not isinstance(cause, ExtractError):
+        text += (
+            f" -- the {step} step failed and its load package stays pending; the next run retries it first."
+            f" If it keeps failing, run `python -m extract --recover {service}` to abort it"
+            " (incremental state rewinds; the next run re-extracts)."
+        )
+    else:
+        text += " (incremental state not advanced)"
+    return redact.mask(text)
+
+
+def apply_hard_deletes(pipeline: dlt.Pipeline, service: Service) -> int:
+    """Remove erased keys (the deletions feed) from the service's raw tables; idempotent."""
+    if not service.hard_delete_feed:
+        return 0
+    feed = service.endpoint(service.hard_delete_feed)
+    key = feed.primary_key
+    removed = 0
+    with pipeline.sql_client() as sql:
+        existing = {
+            row[0]
+            for row in sql.execute_sql(
+                "select table_name from information_schema.tables where table_schema = %s",
+                pipeline.dataset_name,
+            )
+        }
+        if service.hard_delete_feed not in existing:
+            return 0
+        feed_table = sql.make_qualified_table_name(service.hard_delete_feed)
+        for table in service.hard_delete_tables:
+            if table not in existing:
+                continue
+            target = sql.make_qualified_table_name(table)
+            rows = sql.execute_sql(f"delete from {target} where {key} in (select {key} from {feed_table})")
+            n = int(rows[0][0]) if rows else 0
+            removed += n
+            if n:
+                log.info("%s: removed %d erased row(s) from raw_%s.%s", service.name, n, service.name, table)
+    return removed
+
+
+def run_service(
+    service: Service, full_refresh: bool, progress: RunProgress, result: RunResult, cutoff: datetime
+) -> None:
+    """Extract, normalize and load one service; record its row counts or its failure."""
+    started = time.monotonic()
+    try:
+        cfg = service_config(service.name, service.auth)
+        pipeline = make_pipeline(service.name)
+        if pipeline.has_pending_data:
+            log.warning("%s: finishing a pending load package from an earlier run first", service.name)
+        drift = DriftTracker()
+        source, client = build_source(service, cfg, cutoff, progress, drift)
+        pipeline.run(
+            source,
+            loader_file_format="parquet",
+            refresh="drop_sources" if full_refresh else None,
+        )
+        counts = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
+        for table, rows in counts.items():
+            if not table.startswith("_dlt"):
+                result.table_rows[(service.name, table)] = rows
+        result.hard_deleted += apply_hard_deletes(pipeline, service)
+        log.info(
+            "%s: loaded %d rows into raw_%s in %.2fs (%d requests, %d retries)%s",
+            service.name,
+            sum(v for k, v in counts.items() if not k.startswith("_dlt")),
+            service.name,
+            time.monotonic() - started,
+            client.requests_sent,
+            client.retries,
+            " [full refresh]" if full_refresh else "",
+        )
+    except (ExtractError, PipelineStepFailed, duckdb.Error, OSError) as exc:
+        message = _describe_failure(service.name, exc)
+        result.failures[service.name] = message
+        log.error("%s: FAILED: %s", service.name, message)
+
+
+def recover_service(service: Service) -> str:
+    """Abort the service's pending load packages and rewind its state; returns what was done."""
+    pipeline = make_pipeline(service.name)
+    plan = pipeline.abort_packages()
+    if plan is None:
+        return f"{service.name}: nothing pending"
+    return (
+        f"{service.name}: aborted pending package(s); state restored from {plan.get('restore_from_load_id')}"
+    )
+
+
+def setup_logging(level: str) -> None:
+    """Timestamped lines on stderr, with secrets masked in every record (ours, dlt's, urllib3's)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+    redact.install(logging.getLogger("dlt"))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m extract", description=__doc__.splitlines()[0])
+    p.add_argument("names", nargs="*", help=f"services to load (default all: {' '.join(SERVICES)})")
+    p.add_argument(
+        "--full-refresh", action="store_true", help="drop the services' raw tables and state, reload all"
+    )
+    p.add_argument(
+        "--recover", action="store_true", help="abort pending load packages (rewinds state) and exit"
+    )
+    p.add_argument("--wait", type=float, default=None, help="wait up to SECONDS for the warehouse lock")
+    p.add_argument("--log-level", default=os.environ.get("EXTRACT_LOG_LEVEL", "INFO"))
+    args = p.parse_args(argv)
+    unknown = [n for n in args.names if n not in SERVICES]
+    if unknown:
+        p.error(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}")
+    return args
+
+
+def run(names: list[str], full_refresh: bool = False, wait: float | None = None) -> RunResult:
+    """Load ``names`` (all when empty) under the warehouse lock, logging the run to ``ops``."""
+    services = [SERVICES[n] for n in (names or list(SERVICES))]
+    label = " ".join(s.name for s in services)
+    result = RunResult()
+    started = time.monotonic()
+    with warehouse_lock(f"extract {label}", wait=wait):
+        con = duckdb.connect(str(settings.warehouse_path()))
+        try:
+            run_id = ops_log.start_run(con, f"python -m extract {label}", "extract")
+        finally:
+            con.close()
+        cutoff = datetime.now(UTC)
+        progress = RunProgress()
+        for service in services:
+            run_service(service, full_refresh, progress, result, cutoff)
+        result.seconds = time.monotonic() - started
+        con = duckdb.connect(str(settings.warehouse_path()))
+        try:
+            for (source, table), rows in sorted(result.table_rows.items()):
+                ops_log.record_table(con, run_id, source, table, rows)
+            error = "; ".join(f"{k}: {v}" for k, v in result.failures.items()) or None
+            ops_log.finish_run(con, run_id, "failed" if result.failures else "success", result.rows, error)
+        finally:
+            con.close()
+    for line in summary_lines(result.table_rows, result.seconds, result.failures):
+        log.info("summary: %s", line)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        if args.recover:
+            with warehouse_lock("extract --recover", wait=args.wait):
+                for name in args.names or list(SERVICES):
+                    log.info("recover: %s", recover_service(SERVICES[name]))
+            return 0
+        result = run(args.names, args.full_refresh, args.wait)
+    except WarehouseBusy as exc:
+        log.error("%s", exc)
+        return EXIT_BUSY
+    return EXIT_FAILED if result.failures else 0

@@ -1,0 +1,11 @@
+{#- Raw timestamps land as timestamp with time zone. Calendar logic (days, months, minutes) on a
+    timestamptz depends on the session's TimeZone setting, so staging turns every timestamp into a
+    plain UTC timestamp once and the layers above never see a zone. -#}
+{% macro to_utc(column_expression) -%}
+    cast(timezone('UTC', cast({{ column_expression }} as timestamptz)) as timestamp)
+{%- endmacro %}
+
+{#- dlt load ids are "<unix seconds>.<fraction>"; newer loads sort higher. -#}
+{% macro load_order(load_id_column='_dlt_load_id') -%}
+    try_cast({{ load_id_column }} as double)
+{%- endmacro %}

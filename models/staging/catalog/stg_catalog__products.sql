@@ -1,0 +1,46 @@
+with
+
+source as (
+    select * from {{ source('catalog', 'products') }}
+    where {{ committed_loads('catalog') }}
+),
+
+renamed as (
+    select
+        cast(product_id as bigint) as product_id,
+        cast(sku as varchar) as sku,
+        cast(name as varchar) as product_name,
+        cast(category__category_id as bigint) as category_id,
+        cast(category__name as varchar) as category_name,
+        cast(category__department as varchar) as department,
+        upper(cast(currency as varchar)) as currency,
+        {{ minor_to_amount('price_minor', 'currency') }} as list_price,
+        cast(active as boolean) as is_active,
+        {{ to_utc('created_at') }} as created_at,
+        {{ to_utc('updated_at') }} as updated_at,
+        cast(_dlt_load_id as varchar) as load_id
+    from source
+),
+
+final as (
+    select
+        product_id,
+        sku,
+        product_name,
+        category_id,
+        category_name,
+        department,
+        currency,
+        list_price,
+        is_active,
+        created_at,
+        updated_at,
+        load_id
+    from renamed
+    qualify row_number() over (
+        partition by product_id
+        order by updated_at desc, {{ load_order('load_id') }} desc
+    ) = 1
+)
+
+select * from final

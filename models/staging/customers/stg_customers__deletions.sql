@@ -1,0 +1,28 @@
+with
+
+source as (
+    select * from {{ source('customers', 'deletions') }}
+    where {{ committed_loads('customers') }}
+),
+
+renamed as (
+    select
+        cast(customer_id as bigint) as customer_id,
+        {{ to_utc('deleted_at') }} as erased_at,
+        cast(_dlt_load_id as varchar) as load_id
+    from source
+),
+
+final as (
+    select
+        customer_id,
+        erased_at,
+        load_id
+    from renamed
+    qualify row_number() over (
+        partition by customer_id
+        order by erased_at desc, {{ load_order('load_id') }} desc
+    ) = 1
+)
+
+select * from final

@@ -1,0 +1,1 @@
+"""The customers service (see services/README.md)."""

@@ -1,0 +1,1 @@
+"""The events service (see services/README.md)."""

@@ -1,0 +1,96 @@
+"""Smoke check of the benchmark harness: `python -m bench --quick` runs end to end and every measured run
+it reports is correct (row counts and money sums match the services' data). No speed assertions: speed
+is what the benchmark reports, not what a test can promise on a shared 2-core machine.
+
+It runs in its own work folder, so the Meltano peer is never built here (a cold pip build takes minutes)
+and must be reported as skipped with a reason rather than silently left out.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+GROUPS = "pull,singer,incremental,stream"
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    work = tmp_path_factory.mktemp("bench-work")
+    out = work / "results"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--only",
+            GROUPS,
+            "--no-profile",
+            "--work",
+            str(work),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "latest.md").exists()
+    return json.loads((out / "latest.json").read_text())
+
+
+def test_records_machine_and_versions(quick_results: dict) -> None:
+    machine = quick_results["machine"]
+    assert machine["cpus"] >= 1 and machine["date_utc"].endswith("Z")
+    assert machine["versions"]["duckdb"] and machine["versions"]["dlt"]
+    assert quick_results["config"]["quick"] is True
+
+
+def test_every_group_is_measured_or_says_why(quick_results: dict) -> None:
+    for name in GROUPS.split(","):
+        group = quick_results["groups"][name]
+        assert group["subjects"] or group["unavailable"], f"{name}: neither measured nor explained"
+        for subject, why in group["unavailable"].items():
+            assert why.strip(), f"{name}/{subject}: unavailable without a reason"
+
+
+def test_limit_client_and_seed_peer_are_correct(quick_results: dict) -> None:
+    pull = quick_results["groups"]["pull"]["subjects"]
+    for subject in ("limit client", "seed-style peer"):
+        stats = pull[subject]
+        assert stats["valid"] == stats["runs"] == 1, stats["invalid"]
+        assert stats["rows"] > 0 and stats["rows_per_s"] > 0
+        assert stats["maxrss_median_mb"] > 0 and stats["cpu_median_s"] > 0
+
+
+def test_every_measured_run_passed_its_check(quick_results: dict) -> None:
+    for name, group in quick_results["groups"].items():
+        for run in group["runs"]:
+            assert run["ok"], f"{name}/{run['subject']}: {run['check']}"
+            assert run["returncode"] == 0
+
+
+def test_fleet_truth_matches_the_limit_client(quick_results: dict) -> None:
+    truth_rows = next(iter(quick_results["fleets"].values()))["rows"]
+    limit = quick_results["groups"]["pull"]["subjects"]["limit client"]
+    assert limit["rows"] == sum(truth_rows.values())
+
+
+def test_meltano_is_skipped_with_a_reason_in_quick_mode(quick_results: dict) -> None:
+    singer = quick_results["groups"]["singer"]
+    assert "Meltano/Singer peer" in singer["unavailable"]
+    assert "skipped in --quick" in singer["unavailable"]["Meltano/Singer peer"]
+
+
+def test_stream_row_is_present(quick_results: dict) -> None:
+    ratios = {r["name"]: r for r in quick_results["groups"]["stream"]["ratios"]}
+    assert "stream p95" in ratios

@@ -1,0 +1,144 @@
+"""A private world for the dbt suite: its own fleet, warehouse and dbt target folder, and the calls
+that move data through it (extract, simulate, dbt). Real processes throughout: the services on
+loopback, `python -m extract` and `dbt` as subprocesses, exactly as `make elt` runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from services.launcher import Fleet
+
+REPO = Path(__file__).resolve().parents[3]
+PII_KEY = "dbt-suite-test-key-0123456789"
+INCREMENTAL_MODELS = (
+    "fct_orders",
+    "fct_order_items",
+    "fct_payments",
+    "rt_events_per_minute",
+    "rt_orders_today",
+)
+
+
+def free_port_base(attempts: int = 50) -> int:
+    """A base whose base+1..base+5 are free on 127.0.0.1 (never the default 8100)."""
+    import random
+
+    for _ in range(attempts):
+        base = random.randrange(20000, 60000, 10)
+        socks: list[socket.socket] = []
+        try:
+            for offset in range(1, 6):
+                s = socket.socket()
+                s.bind(("127.0.0.1", base + offset))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range found")
+
+
+@dataclass
+class DbtWorld:
+    """One fleet + one warehouse + one dbt target folder, all under ``root``."""
+
+    root: Path
+    fleet: Fleet
+    warehouse: Path = field(init=False)
+    target: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.warehouse = self.root / "wh.duckdb"
+        self.target = self.root / "target"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.fleet.data_dir
+
+    def env(self) -> dict[str, str]:
+        """Environment for extract and dbt: the fleet's credentials, private paths, the test PII key."""
+        env = dict(os.environ)
+        env.update({k: v for k, v in self.fleet.env().items() if k.startswith("SOURCES__")})
+        env.update(
+            {
+                "SHOP_WAREHOUSE": str(self.warehouse),
+                "SHOP_RUN_DIR": str(self.root / "run"),
+                "DBT_ENV_SECRET_PII_KEY": PII_KEY,
+                "DBT_TARGET_PATH": str(self.target),
+                "DBT_LOG_PATH": str(self.root / "dbt-logs"),
+                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+                "RUNTIME__DLTHUB_TELEMETRY": "false",
+            }
+        )
+        env.pop("DBT_PROFILES_DIR", None)
+        return env
+
+    def extract(self) -> None:
+        """`python -m extract` into this world's warehouse (all five services)."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "extract"], cwd=REPO, env=self.env(), capture_output=True, text=True
+        )
+        assert proc.returncode == 0, f"extract failed:\n{proc.stderr[-4000:]}"
+
+    def dbt(self, *args: str) -> dict[str, Any]:
+        """Run dbt from the repo root (profile found there); returns run_results.json."""
+        started = time.time()
+        proc = subprocess.run(
+            [str(Path(sys.executable).with_name("dbt")), *args],
+            cwd=REPO,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+        )
+        results_file = self.target / "run_results.json"
+        results = json.loads(results_file.read_text()) if results_file.exists() else {}
+        results["_exit_code"] = proc.returncode
+        results["_stdout"] = proc.stdout
+        results["_fresh"] = results_file.exists() and results_file.stat().st_mtime >= started - 1
+        return results
+
+    def simulate(self, steps: int, seed: int = 7) -> dict[str, Any]:
+        """Apply ``steps`` realistic changes to the services' SQLite files (the fleet serves them live)."""
+        from services.simulator import Simulator
+
+        return Simulator(self.data_dir, seed).step(steps)
+
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """A connection to the warehouse; callers close it before the next dbt or extract call."""
+        con = duckdb.connect(str(self.warehouse))
+        con.execute("set TimeZone = 'UTC'")
+        return con
+
+    def manifest(self) -> dict[str, Any]:
+        return json.loads((self.target / "manifest.json").read_text())
+
+
+def failures(results: dict[str, Any]) -> list[str]:
+    """Every node of a dbt run that did not pass, with its message."""
+    return [
+        f"{r['unique_id']}: {r['status']} {r.get('message')}"
+        for r in results.get("results", [])
+        if r["status"] not in ("success", "pass")
+    ]
+
+
+def start_world(root: Path, scale: float) -> DbtWorld:
+    """Start a fleet on free ports with fresh generated data, load it, and return the world."""
+    fleet = Fleet(
+        run_dir=root / "fleet-run", data_dir=root / "data", port_base=free_port_base(), scale=scale, seed=42
+    )
+    fleet.start()
+    return DbtWorld(root=root, fleet=fleet)
