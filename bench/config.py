@@ -31,6 +31,8 @@ class BenchConfig:
     profile: bool
     build_singer: bool
     timeout: float
+    notes: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
 
     @property
     def repo(self) -> Path:
@@ -54,7 +56,10 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--only", default="", help=f"comma list of groups: {','.join(GROUPS)}")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
-        "--page-size", type=int, default=1000, help="page size for the peers (as the loaders)"
+        "--page-size",
+        type=int,
+        default=5000,
+        help="page size for the peers; default 5000 = the loaders' default (extract/config.py)",
     )
     parser.add_argument("--change-fraction", type=float, default=0.01, help="share of records changed")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
@@ -62,6 +67,13 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--no-profile", action="store_true", help="skip py-spy profiles of missed targets")
     parser.add_argument("--build-singer", action="store_true", help="build the Meltano venv even in --quick")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a measured run is killed")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        help="leave out a subject by name (repeatable); the report lists it as skipped",
+    )
+    parser.add_argument("--note", action="append", default=[], help="a line for the report (repeatable)")
     a = parser.parse_args(argv)
     only = tuple(g.strip() for g in a.only.split(",") if g.strip()) or GROUPS
     unknown = set(only) - set(GROUPS)
@@ -85,4 +97,6 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         profile=not a.no_profile,
         build_singer=a.build_singer or not a.quick,
         timeout=a.timeout,
+        notes=tuple(a.note),
+        skip=tuple(a.skip),
     )

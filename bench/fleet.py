@@ -49,6 +49,13 @@ class BenchFleet:
     env: dict[str, str]
     start_s: float
 
+    def pids(self) -> list[int]:
+        """The service processes (for their CPU use during a measured run)."""
+        try:
+            return [s.pid for s in self.handle.status().values() if s.pid]
+        except Exception:  # status is informative only; never fail a benchmark over it
+            return []
+
 
 def fleet_unavailable() -> str | None:
     """Why the fleet cannot be started, or None when services.launcher.Fleet is importable."""

@@ -39,6 +39,7 @@ class Measurement:
     check: str = ""
     stderr_tail: list[str] = field(default_factory=list)
     stdout_path: str = ""
+    services_cpu_s: float = 0.0  # CPU the fleet's service processes spent during the run
 
     @property
     def rows_per_s(self) -> float:
@@ -50,6 +51,18 @@ class Measurement:
         return d
 
 
+def services_cpu(pids: list[int]) -> float:
+    """user+sys seconds so far of the given service processes (gone ones count as 0)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            continue
+    return total
+
+
 def run_measured(
     subject: str,
     repeat: int,
@@ -58,6 +71,7 @@ def run_measured(
     out_dir: Path,
     cwd: Path,
     timeout: float,
+    server_pids: list[int] | None = None,
 ) -> Measurement:
     """Run `cmd` under the wrapper; stdout goes to a file (peers print their summary there)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +82,7 @@ def run_measured(
     load1 = os.getloadavg()[0]
     busy = psutil.cpu_percent(interval=0.5)
     wrapper = [sys.executable, "-m", "bench.wrap", "--out", str(metrics), "--stdout", str(stdout), "--", *cmd]
+    server_before = services_cpu(server_pids or [])
     started = time.perf_counter()
     with open(stderr, "wb") as err:
         try:
@@ -76,6 +91,7 @@ def run_measured(
             ).returncode
         except subprocess.TimeoutExpired:
             rc = -9
+    server_cpu = services_cpu(server_pids or []) - server_before
     tail = stderr.read_text(errors="replace").splitlines()[-15:]
     if metrics.exists():
         m = json.loads(metrics.read_text())
@@ -100,4 +116,5 @@ def run_measured(
         noisy=busy > NOISY_BUSY_PERCENT,
         stderr_tail=tail,
         stdout_path=str(stdout),
+        services_cpu_s=round(server_cpu, 2),
     )

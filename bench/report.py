@@ -29,7 +29,13 @@ def render_markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     cfg = results["config"]
     lines = [
-        "# Benchmark results" + (" (quick smoke run)" if cfg["quick"] else ""),
+        "# Benchmark results"
+        + (" (quick smoke run)" if cfg["quick"] else "")
+        + (
+            ""
+            if results.get("complete", True)
+            else " - PARTIAL: the run had not finished when this was written"
+        ),
         "",
         f"- date: {m['date_utc']}, git {m['git_rev'] or '?'}, total {results.get('elapsed_s', '?')} s",
         f"- machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, {m['platform']}, "
@@ -38,9 +44,14 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"- settings: scale {cfg['scale']:g} (scale group {cfg['scales'][0]:g} vs {cfg['scales'][1]:g}), "
         f"{cfg['repeats']} repeat(s) interleaved A B C … then reversed, page size {cfg['page_size']}, "
         f"seed {cfg['seed']}",
+        "- CPU = user+sys of the measured process tree; services CPU = what the five service processes "
+        "spent meanwhile (the other side of every HTTP request).",
         "- every run is checked against the services' own SQLite data (row counts per endpoint and money "
         "sums); an invalid run is excluded from the numbers and listed. Noisy = the system was more than "
         "30 % busy in the 0.5 s before the run.",
+    ]
+    lines += [f"- note: {n}" for n in results.get("notes", [])]
+    lines += [
         "",
         "## Targets",
         "",
@@ -63,20 +74,21 @@ def render_markdown(results: dict[str, Any]) -> str:
             lines += [f"{g['repeats']} repeat(s).", ""]
         if g["subjects"]:
             lines += [
-                "| subject | valid/runs | wall median (min) s | CPU median s | peak RSS MB (max) | "
-                "tree RSS MB | rows | rows/s | noisy |",
-                "|---|---|---|---|---|---|---|---|---|",
+                "| subject | valid/runs | wall median (min) s | CPU median s | services CPU s | "
+                "peak RSS MB (max) | tree RSS MB | rows | rows/s | noisy |",
+                "|---|---|---|---|---|---|---|---|---|---|",
             ]
             for subj, st in g["subjects"].items():
                 label = f"{subj}" + (f"<br><sub>{st['label']}</sub>" if st.get("label") else "")
                 if not st["valid"]:
-                    lines.append(f"| {label} | 0/{st['runs']} | invalid | | | | | | {st['noisy']} |")
+                    lines.append(f"| {label} | 0/{st['runs']} | invalid | | | | | | | {st['noisy']} |")
                     continue
                 cells = [
                     label,
                     f"{st['valid']}/{st['runs']}",
                     f"{_fmt(st['wall_median_s'])} ({_fmt(st['wall_min_s'])})",
                     _fmt(st["cpu_median_s"]),
+                    _fmt(st.get("services_cpu_median_s")),
                     f"{_fmt(st['maxrss_median_mb'])} ({_fmt(st['maxrss_max_mb'])})",
                     _fmt(st["tree_rss_peak_median_mb"]),
                     _fmt(st["rows"]),

@@ -67,7 +67,9 @@ def _one_run(subject, repeat: int, cfg: BenchConfig, out: Path) -> Measurement:
         m = Measurement(subject.name, repeat, -1, 0, 0, 0, 0, 0, 0, False, False, 0, f"prepare failed: {exc}")
         log(f"  {subject.name} r{repeat}: prepare failed: {exc}")
         return m
-    m = run_measured(subject.name, repeat, subject.cmd, subject.env, out, cfg.repo, cfg.timeout)
+    m = run_measured(
+        subject.name, repeat, subject.cmd, subject.env, out, cfg.repo, cfg.timeout, subject.server_pids
+    )
     try:
         check = subject.check(m)
     except Exception as exc:
@@ -103,14 +105,35 @@ def _profile_misses(ratios: list[R.Ratio], group: Group, cfg: BenchConfig, resul
         results["profiles"].append(prof)
 
 
-def _measure(group: Group, ratio_fn, cfg: BenchConfig, results: dict, repeats: int | None = None) -> None:
+def _apply_skip(group: Group, skip: tuple[str, ...]) -> None:
+    """Move subjects named in --skip to the group's unavailable list, so the report still shows them."""
+    for s in [s for s in group.subjects if s.name in skip]:
+        group.unavailable[s.name] = "skipped on request (--skip)"
+    group.subjects = [s for s in group.subjects if s.name not in skip]
+    group.chains = [[s for s in c if s.name not in skip] for c in group.chains]
+
+
+def _measure(
+    group: Group,
+    ratio_fn,
+    cfg: BenchConfig,
+    results: dict,
+    repeats: int | None = None,
+    pids: list[int] | None = None,
+) -> None:
     log(f"group {group.name}: {group.title}")
+    _apply_skip(group, cfg.skip)
+    for s in group.subjects:
+        s.server_pids = s.server_pids or list(pids or [])
     res = run_group(group, cfg, cfg.work / "measure" / group.name, repeats or cfg.repeats)
     res["repeats"] = repeats or cfg.repeats
     ratios = ratio_fn(res["subjects"]) if ratio_fn else []
     res["ratios"] = [r.as_dict() for r in ratios]
     results["groups"][group.name] = res
     _profile_misses(ratios, group, cfg, results)
+    # Partial results after every group: a long run that is stopped still leaves what it measured.
+    results["complete"] = False
+    write_reports(results, cfg.out_dir)
 
 
 def _unavailable_everywhere(cfg: BenchConfig, why: str, results: dict) -> None:
@@ -144,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "groups": {},
         "profiles": [],
         "fleets": {},
+        "notes": list(cfg.notes),
     }
     started = time.perf_counter()
     avail = S.availability(cfg)
@@ -177,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             ],
         }
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
+    results["complete"] = True
     md, js = write_reports(results, cfg.out_dir)
     log(f"results → {md} and {js} ({results['elapsed_s']}s)")
     return 0
@@ -217,26 +242,33 @@ def _run_with_fleets(
         )
         ctx = S.Context(cfg, fleet, f"s{cfg.scale:g}")
         if "pull" in main_groups:
-            _measure(S.pull_group(ctx, avail), R.pull_ratios, cfg, results)
+            _measure(S.pull_group(ctx, avail), R.pull_ratios, cfg, results, pids=fleet.pids())
         if "singer" in main_groups:
-            _measure(S.singer_group(ctx, avail, singer, singer_note), R.singer_ratios, cfg, results)
+            _measure(
+                S.singer_group(ctx, avail, singer, singer_note),
+                R.singer_ratios,
+                cfg,
+                results,
+                pids=fleet.pids(),
+            )
         if "publish" in main_groups:
-            _measure(S.publish_group(ctx, avail), R.publish_ratios, cfg, results)
+            _measure(S.publish_group(ctx, avail), R.publish_ratios, cfg, results, pids=fleet.pids())
         if "scale" in cfg.only:
-            _scale_group(cfg, avail, ctx if cfg.scales[0] == cfg.scale else None, results)
+            _scale_group(cfg, avail, ctx, results)
         # last: the simulator mutates this fleet's data
         if "incremental" in cfg.only:
-            _measure(S.incremental_group(ctx, avail), R.incremental_ratios, cfg, results)
+            _measure(S.incremental_group(ctx, avail), R.incremental_ratios, cfg, results, pids=fleet.pids())
 
 
-def _scale_group(cfg: BenchConfig, avail: dict, small_ctx: S.Context | None, results: dict) -> None:
+def _scale_group(cfg: BenchConfig, avail: dict, main_ctx: S.Context, results: dict) -> None:
+    """Both scales' fleets up at once, so their chains can be interleaved; the main fleet is reused."""
     small, big = cfg.scales
     group = Group("scale", f"Scale {small:g} vs scale {big:g}: extract, dbt build, publish")
     with contextlib.ExitStack() as stack:
         contexts = []
         for s in (small, big):
-            if s == small and small_ctx is not None:
-                contexts.append(small_ctx)
+            if s == main_ctx.fleet.scale:
+                contexts.append(main_ctx)
                 continue
             fleet = stack.enter_context(running_fleet(cfg.work, s, cfg.seed))
             results["fleets"][f"{s:g}"] = {
@@ -248,6 +280,8 @@ def _scale_group(cfg: BenchConfig, avail: dict, small_ctx: S.Context | None, res
             contexts.append(S.Context(cfg, fleet, f"scale-{s:g}"))
         for ctx in contexts:
             chain, missing = S.scale_chain(ctx, avail)
+            for s in chain:
+                s.server_pids = ctx.fleet.pids()
             group.unavailable.update(missing)
             group.chains.append(chain)
             group.subjects.extend(chain)

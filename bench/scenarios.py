@@ -351,8 +351,17 @@ def publish_group(ctx: Context, avail: dict[str, str | None]) -> Group:
     marts: dict[str, int] = {}
 
     def setup() -> None:
-        fresh(wh, Path(env_setup["DLT_DATA_DIR"]), Path(env_setup["SHOP_EXPORTS_DIR"]))
-        ctx.run_unmeasured([PY, "-m", "elt", "run"], env_setup, "elt run (builds the marts to publish)")
+        exports_setup = Path(env_setup["SHOP_EXPORTS_DIR"])
+        fresh(wh, Path(env_setup["DLT_DATA_DIR"]), exports_setup)
+        # The pull group's last `elt run` already built and published this fleet's marts: reuse them
+        # (a copy, so that group's files stay as they were) instead of paying for another whole flow.
+        pulled, pulled_exports = ctx.warehouse("elt-run"), ctx.exports("elt-run")
+        if pulled.exists() and (pulled_exports / "current" / "manifest.json").exists():
+            shutil.copyfile(pulled, wh)
+            shutil.copytree(pulled_exports, exports_setup, symlinks=True)
+            print(f"  set-up: reused the warehouse of the pull group's `elt run` ({pulled})", file=sys.stderr)
+        else:
+            ctx.run_unmeasured([PY, "-m", "elt", "run"], env_setup, "elt run (builds the marts to publish)")
         counts = mart_counts(wh)
         names = published_marts(Path(env_setup["SHOP_EXPORTS_DIR"]))
         marts.update({n: counts[n] for n in names})

@@ -28,6 +28,7 @@ def summarise(runs: list[Measurement]) -> dict[str, Any]:
             "wall_min_s": round(min(walls), 3),
             "cpu_median_s": round(statistics.median(m.cpu_s for m in valid), 3),
             "cpu_min_s": round(min(m.cpu_s for m in valid), 3),
+            "services_cpu_median_s": round(statistics.median(m.services_cpu_s for m in valid), 2),
             "maxrss_median_mb": round(statistics.median(m.maxrss_mb for m in valid), 1),
             "maxrss_max_mb": round(max(m.maxrss_mb for m in valid), 1),
             "tree_rss_peak_median_mb": round(statistics.median(m.tree_rss_peak_mb for m in valid), 1),

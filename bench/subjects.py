@@ -27,6 +27,7 @@ class Subject:
     prepare: Callable[[], None] | None = None  # unmeasured set-up before every run
     label: str = ""  # what it is, for the report
     profile: bool = True  # worth a py-spy profile when its target is missed
+    server_pids: list[int] = field(default_factory=list)  # the fleet serving it (CPU is reported)
 
 
 @dataclass

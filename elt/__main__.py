@@ -4,7 +4,7 @@
     python -m elt run [--no-services] [--full-refresh] [--keep N]
     python -m elt export [--keep N] [--wait S] [--force] [--list] [--verify] [--rollback VERSION]
     python -m elt dbt <dbt args...>
-    python -m elt shell [--exports] [--plain] [-c SQL]
+    python -m elt shell [--exports] [-c SQL]
     python -m elt lint-sql [paths...]
 """
 
@@ -79,7 +79,7 @@ def _cmd_dbt(args: argparse.Namespace) -> int:
 def _cmd_shell(args: argparse.Namespace) -> int:
     from elt import shell
 
-    return shell.run(exports=args.exports, plain=args.plain, command=args.command)
+    return shell.run(exports=args.exports, command=args.command)
 
 
 def _cmd_lint_sql(args: argparse.Namespace) -> int:
@@ -95,11 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="services -> extract -> dbt build -> publish -> summary")
     p.add_argument("--no-services", action="store_true", help="do not start/stop the local fleet")
     p.add_argument("--full-refresh", action="store_true", help="reload sources and rebuild incrementals")
-    p.add_argument("--keep", type=int, default=versions.DEFAULT_KEEP, help="old export versions to keep")
+    p.add_argument("--keep", type=int, default=versions.default_keep(), help="old export versions to keep")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("export", help="publish the marts tagged 'publish' to exports/ as Parquet")
-    p.add_argument("--keep", type=int, default=versions.DEFAULT_KEEP, help="old versions to keep (default 3)")
+    p.add_argument(
+        "--keep",
+        type=int,
+        default=versions.default_keep(),
+        help="old versions to keep besides the current (3)",
+    )
     p.add_argument("--wait", type=float, default=flow.lock_wait(), help="seconds to wait for the lock")
     p.add_argument("--force", action="store_true", help="publish even if the last dbt build failed")
     p.add_argument("--list", action="store_true", help="list published versions (* = current)")
@@ -115,7 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("shell", help="read-only SQL shell on the warehouse")
     p.add_argument("--exports", action="store_true", help="query the current published Parquet instead")
-    p.add_argument("--plain", action="store_true", help="line-based shell even on a terminal")
     p.add_argument("-c", dest="command", metavar="SQL", help="run one statement and exit")
     p.set_defaults(func=_cmd_shell)
 

@@ -72,13 +72,9 @@ def unhealthy(urls: dict[str, str], timeout: float = 2.0) -> list[str]:
     return bad
 
 
-def _services_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services", *args],
-        cwd=settings.repo_root(),
-        capture_output=True,
-        text=True,
-    )
+def _services_cli(*args: str) -> int:
+    """Run the launcher CLI with its output passed through (a first start generates data: show progress)."""
+    return subprocess.run([sys.executable, "-m", "services", *args], cwd=settings.repo_root()).returncode
 
 
 @dataclass
@@ -100,10 +96,9 @@ def ensure_up(wait_seconds: float = 120.0) -> FleetHandle:
         log.info("services already running: %s", ", ".join(urls.values()))
         return FleetHandle(managed=True, started=False, urls=urls)
     log.info("starting the local fleet: python -m services start")
-    result = _services_cli("start")
-    if result.returncode != 0:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-15:]
-        raise FleetError("`python -m services start` failed:\n" + "\n".join(tail))
+    code = _services_cli("start")
+    if code != 0:
+        raise FleetError(f"`python -m services start` exited {code} (see its output above)")
     urls = base_urls()  # the launcher may have written new ports into run/fleet.env
     deadline = time.monotonic() + wait_seconds
     while bad := unhealthy(urls):
@@ -118,10 +113,8 @@ def stop(handle: FleetHandle) -> None:
     """Stop the fleet if (and only if) this run started it."""
     if not handle.started:
         return
-    result = _services_cli("stop")
-    if result.returncode != 0:
-        log.warning(
-            "`python -m services stop` exited %d: %s", result.returncode, result.stderr.strip()[-500:]
-        )
+    code = _services_cli("stop")
+    if code != 0:
+        log.warning("`python -m services stop` exited %d (see its output above)", code)
     else:
         log.info("fleet stopped")

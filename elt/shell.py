@@ -1,9 +1,11 @@
 """``python -m elt shell``: query the warehouse (or the published Parquet) without any risk of writing.
 
-The warehouse is opened read-only. Interactive sessions use Harlequin (a terminal SQL IDE, checked to
-work with DuckDB 2.0 files; the ``duckdb-cli`` PyPI package is 1.5 and cannot read them). When
-Harlequin is not installed, stdin is not a terminal (``echo 'select 1;' | make shell``), ``--plain``
-or ``-c SQL`` is given, a small line-based SQL loop runs instead.
+The warehouse is opened read-only in a small readline SQL loop. Ready-made shells were checked and
+do not fit: the ``duckdb-cli`` PyPI package is DuckDB 1.5 and refuses DuckDB 2.0 files ("database
+file with version number 69"); Harlequin 2.17 handles DuckDB 2.0 but pins click 8.5, which sqlfluff
+4.4 excludes, and Harlequin 2.12 (the newest that resolves here) crashes on paths that call the
+removed ``Relation.fetchone()``. The loop also serves pipes (``echo 'select 1;' | make shell``) and
+``-c SQL``.
 
 ``--exports`` opens an in-memory database with one view per mart of ``exports/current`` - handy while
 a long dbt build holds the warehouse's write lock, since Parquet readers are never blocked.
@@ -12,10 +14,7 @@ a long dbt build holds the warehouse's write lock, since Parquet readers are nev
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import TextIO
 
@@ -121,22 +120,12 @@ def repl(con: duckdb.DuckDBPyConnection, stdin: TextIO, out: TextIO) -> int:
     return 1 if failed else 0
 
 
-def run(*, exports: bool = False, plain: bool = False, command: str | None = None) -> int:
+def run(*, exports: bool = False, command: str | None = None) -> int:
     """Entry point for ``python -m elt shell``."""
-    harlequin = shutil.which("harlequin") or str(Path(sys.executable).with_name("harlequin"))
-    use_tui = not plain and command is None and sys.stdin.isatty() and Path(harlequin).exists()
     if exports:
-        views = exports_views_sql(settings.exports_dir())
-        if use_tui:
-            init = Path(tempfile.mkstemp(prefix="elt-shell-", suffix=".sql")[1])
-            init.write_text(views)
-            os.execv(harlequin, [harlequin, "--init-path", str(init), ":memory:"])
         con = duckdb.connect()
-        con.execute(views)
+        con.execute(exports_views_sql(settings.exports_dir()))
     else:
-        if use_tui:
-            open_warehouse().close()  # fail early with our message if a writer holds it
-            os.execv(harlequin, [harlequin, "--read-only", "--no-init", str(settings.warehouse_path())])
         con = open_warehouse()
     with con:
         if command is not None:

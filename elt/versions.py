@@ -30,6 +30,11 @@ PARTIAL_SUFFIX = ".partial"
 DEFAULT_KEEP = 3
 
 
+def default_keep() -> int:
+    """Old versions kept besides the current one: ``SHOP_EXPORTS_KEEP`` or 3."""
+    return int(os.environ.get("SHOP_EXPORTS_KEEP") or DEFAULT_KEEP)
+
+
 def versions_dir(exports: Path) -> Path:
     return exports / "versions"
 

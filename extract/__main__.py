@@ -1,6 +1,12 @@
-"""Entry point of ``python -m extract``."""
+"""Entry point of ``python -m extract`` (batch loads) and ``python -m extract stream`` (the events stream,
+implemented in ``extract.stream``; ``make stream`` calls it this way)."""
 
 import sys
+
+if sys.argv[1:2] == ["stream"]:
+    from extract.stream.__main__ import main as stream_main
+
+    sys.exit(stream_main(sys.argv[2:]))
 
 from extract.runner import main
 

@@ -24,7 +24,6 @@ if (settings.repo_root() / ".dlt").is_dir():
 
 import dlt
 import duckdb
-from dlt.pipeline.exceptions import PipelineStepFailed
 
 from elt import ops_log
 from elt.lock import WarehouseBusy, warehouse_lock
@@ -128,6 +127,15 @@ def apply_hard_deletes(pipeline: dlt.Pipeline, service: Service) -> int:
     return removed
 
 
+def _add_counts(counts: dict[str, int], pipeline: dlt.Pipeline) -> None:
+    """Add the rows per table that the pipeline's last run normalized (dlt's own tables excluded)."""
+    trace = pipeline.last_trace
+    info = trace.last_normalize_info if trace else None
+    for table, rows in (info.row_counts if info else {}).items():
+        if not table.startswith("_dlt"):
+            counts[table] = counts.get(table, 0) + rows
+
+
 def run_service(
     service: Service, full_refresh: bool, progress: RunProgress, result: RunResult, cutoff: datetime
 ) -> None:
@@ -136,8 +144,12 @@ def run_service(
     try:
         cfg = service_config(service.name, service.auth)
         pipeline = make_pipeline(service.name)
+        counts: dict[str, int] = {}
         if pipeline.has_pending_data:
+            # dlt's run() with pending packages only finishes them and extracts nothing: do it explicitly
             log.warning("%s: finishing a pending load package from an earlier run first", service.name)
+            pipeline.run()
+            _add_counts(counts, pipeline)
         drift = DriftTracker()
         source, client = build_source(service, cfg, cutoff, progress, drift)
         pipeline.run(
@@ -145,22 +157,28 @@ def run_service(
             loader_file_format="parquet",
             refresh="drop_sources" if full_refresh else None,
         )
-        counts = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
+        _add_counts(counts, pipeline)
         for table, rows in counts.items():
-            if not table.startswith("_dlt"):
-                result.table_rows[(service.name, table)] = rows
+            result.table_rows[(service.name, table)] = rows
         result.hard_deleted += apply_hard_deletes(pipeline, service)
+        trace = pipeline.last_trace
+        steps = ", ".join(
+            f"{st.step} {(st.finished_at - st.started_at).total_seconds():.2f}s"
+            for st in (trace.steps if trace else [])
+            if st.finished_at and st.step != "run"
+        )
         log.info(
-            "%s: loaded %d rows into raw_%s in %.2fs (%d requests, %d retries)%s",
+            "%s: loaded %d rows into raw_%s in %.2fs (%s; %d requests, %d retries)%s",
             service.name,
-            sum(v for k, v in counts.items() if not k.startswith("_dlt")),
+            sum(counts.values()),
             service.name,
             time.monotonic() - started,
+            steps,
             client.requests_sent,
             client.retries,
             " [full refresh]" if full_refresh else "",
         )
-    except (ExtractError, PipelineStepFailed, duckdb.Error, OSError) as exc:
+    except Exception as exc:  # one service's failure is recorded and the others still load
         message = _describe_failure(service.name, exc)
         result.failures[service.name] = message
         log.error("%s: FAILED: %s", service.name, message)
@@ -249,4 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     except WarehouseBusy as exc:
         log.error("%s", exc)
         return EXIT_BUSY
+    except duckdb.Error as exc:  # e.g. the file is open in another process (a read-only shell)
+        log.error("warehouse %s: %s", settings.warehouse_path(), redact.mask(str(exc)))
+        return EXIT_FAILED
     return EXIT_FAILED if result.failures else 0

@@ -113,15 +113,21 @@ def _flatten(table: pa.Table) -> pa.Table:
     return table.rename_columns([name.replace(".", "__") for name in table.column_names])
 
 
+def _keys_required(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
+    """Mark key columns non-nullable, matching dlt's key hints (keys are checked for nulls first)."""
+    fields = [f.with_nullable(False) if f.name in keys else f for f in table.schema]
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
 def empty_tables(ep: Endpoint) -> tuple[pa.Table, dict[str, pa.Table]]:
     """Zero-row tables with the exact schemas a non-empty page produces."""
     parent_fields = {k: v for k, v in ep.fields.items() if k not in ep.children}
-    parent = _flatten(arrow_schema(parent_fields).empty_table())
+    parent = _keys_required(_flatten(arrow_schema(parent_fields).empty_table()), (ep.primary_key,))
     children = {}
     for name, child_fields in ep.child_fields.items():
         key_field = pa.field(ep.primary_key, arrow_type(ep.fields[ep.primary_key]))
         schema = pa.schema([key_field, *arrow_schema(child_fields)])
-        children[name] = _flatten(schema.empty_table())
+        children[name] = _keys_required(_flatten(schema.empty_table()), (ep.primary_key, ep.children[name]))
     return parent, children
 
 
@@ -172,7 +178,7 @@ def conform(
                     ) from None
             drift.note(table, col, carr.type)
             parent_cols[col] = carr
-    parent = _flatten(pa.table(parent_cols))
+    parent = _keys_required(_flatten(pa.table(parent_cols)), (ep.primary_key,))
     children: dict[str, pa.Table] = {}
     for name in ep.children:
         lists = columns[name]
@@ -183,5 +189,5 @@ def conform(
             children[name] = empty_tables(ep)[1][name]
             continue
         child = child.add_column(0, ep.primary_key, key.take(parents))
-        children[name] = _flatten(child)
+        children[name] = _keys_required(_flatten(child), (ep.primary_key, ep.children[name]))
     return parent, children

@@ -9,3 +9,8 @@
 {% macro load_order(load_id_column='_dlt_load_id') -%}
     try_cast({{ load_id_column }} as double)
 {%- endmacro %}
+
+{#- Today in UTC. DuckDB's current_date follows the session TimeZone; the marts' days are UTC days. -#}
+{% macro utc_today() -%}
+    cast(timezone('UTC', current_timestamp) as date)
+{%- endmacro %}

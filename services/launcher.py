@@ -118,6 +118,7 @@ class Fleet:
         faults: dict[str, dict] | None = None,
         token_ttl: float | None = None,
         startup_timeout: float = 60.0,
+        services: tuple[str, ...] = SERVICES,
     ):
         self.run_dir = _resolve(_env_or(run_dir, "SHOP_RUN_DIR", "run"))
         self.data_dir = _resolve(_env_or(data_dir, "SHOP_SERVICES_DATA", "data/services"))
@@ -127,6 +128,7 @@ class Fleet:
         self.token_ttl = token_ttl
         self.startup_timeout = startup_timeout
         self.port_base = self._pick_port_base(port_base)
+        self.services = tuple(_check(name) for name in services)  # a subset runs only those (tests)
         self._procs: dict[str, subprocess.Popen] = {}
 
     # --- addresses and credentials ----------------------------------------------------------------
@@ -276,7 +278,7 @@ class Fleet:
 
     def status(self) -> dict[str, ServiceStatus]:
         out = {}
-        for name in SERVICES:
+        for name in self.services:
             pid = self._pid(name)
             out[name] = ServiceStatus(
                 name, self.url(name), pid, pid is not None, self.healthy(name), self.log_file(name)
@@ -286,14 +288,16 @@ class Fleet:
     def start(self) -> dict[str, ServiceStatus]:
         """Start every service not already up; harmless on a running fleet. Raises FleetError on failure."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        running = {name for name in SERVICES if self._pid(name) is not None and self.healthy(name)}
-        if len(running) == len(SERVICES):
-            log.info("fleet already up on ports %d-%d", self.port(SERVICES[0]), self.port(SERVICES[-1]))
+        running = {name for name in self.services if self._pid(name) is not None and self.healthy(name)}
+        if len(running) == len(self.services):
+            log.info(
+                "fleet already up on ports %d-%d", self.port(self.services[0]), self.port(self.services[-1])
+            )
             return self.status()
         self.ensure_data()
         self._ensure_env()
         started: list[str] = []
-        for name in SERVICES:
+        for name in self.services:
             if name in running:
                 log.info("%s already up on %s", name, self.url(name))
                 continue
@@ -368,7 +372,7 @@ class Fleet:
 
     def stop(self, timeout: float = 10.0) -> list[str]:
         """SIGTERM every service at once, SIGKILL what is left after `timeout`; returns the names stopped."""
-        return self._stop_many(list(SERVICES), timeout)
+        return self._stop_many(list(self.services), timeout)
 
     def _stop_many(self, services: list[str], timeout: float) -> list[str]:
         targets: dict[str, psutil.Process] = {}

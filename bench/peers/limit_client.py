@@ -45,7 +45,7 @@ def pull(endpoint: Endpoint, page_size: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="benchmark peer: walk all pages, store nothing")
     parser.add_argument("only", nargs="*", help="endpoint or service names (default: all)")
-    parser.add_argument("--page-size", type=int, default=int(os.environ.get("BENCH_PAGE_SIZE", "1000")))
+    parser.add_argument("--page-size", type=int, default=int(os.environ.get("BENCH_PAGE_SIZE", "5000")))
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args(argv)
     endpoints = select(args.only)

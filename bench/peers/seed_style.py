@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("only", nargs="*", help="endpoint or service names (default: all)")
     parser.add_argument("--database", required=True, help="DuckDB file to (re)write")
     parser.add_argument("--schema", default="seed_style")
-    parser.add_argument("--page-size", type=int, default=int(os.environ.get("BENCH_PAGE_SIZE", "1000")))
+    parser.add_argument("--page-size", type=int, default=int(os.environ.get("BENCH_PAGE_SIZE", "5000")))
     args = parser.parse_args(argv)
 
     con = duckdb.connect(args.database)

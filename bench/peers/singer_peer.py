@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conf-dir", type=Path, required=True, help="where the tap/target configs go")
     parser.add_argument("--database", type=Path, required=True)
     parser.add_argument("--schema", default="singer")
-    parser.add_argument("--page-size", type=int, default=int(os.environ.get("BENCH_PAGE_SIZE", "1000")))
+    parser.add_argument("--page-size", type=int, default=int(os.environ.get("BENCH_PAGE_SIZE", "5000")))
     parser.add_argument("--meltano-project", type=Path, default=None, help="run through `meltano run`")
     args = parser.parse_args(argv)
     if args.meltano_project:

@@ -66,5 +66,8 @@ def as_bytes(doc: bytes | str) -> bytes:
 
 
 def join_docs(docs: Sequence[bytes | str]) -> bytes:
-    """A JSON array of pre-rendered docs, joined without decoding them."""
-    return b"[" + b",".join(as_bytes(d) for d in docs) + b"]"
+    """A JSON array of pre-rendered docs, joined without decoding them (the per-row fallback is for TEXT)."""
+    try:
+        return b"[" + b",".join(docs) + b"]"  # type: ignore[arg-type]
+    except TypeError:
+        return b"[" + b",".join(as_bytes(d) for d in docs) + b"]"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -249,7 +250,8 @@ class FaultMiddleware:
         headers = [(b"content-type", b"application/json")]
         if status == 429:
             code, message = "rate_limited", "too many requests (fault)"
-            headers.append((b"retry-after", str(self.state.faults.get("retry_after", 1)).encode()))
+            retry_after = math.ceil(self.state.faults.get("retry_after", 1))  # the header takes whole seconds
+            headers.append((b"retry-after", str(retry_after).encode()))
         else:
             code, message = "unavailable", "injected server error (fault)"
         body = error_body(status, code, message)

@@ -1,3 +1,4 @@
+{{ config(warn_if='>0', error_if='>' ~ var('max_in_flight_rows')) }}
 -- Money is conserved: for every order, its succeeded payments minus the refunds against them (as
 -- published in fct_payments) equal the order's net paid amount in fct_orders, to the cent.
 with

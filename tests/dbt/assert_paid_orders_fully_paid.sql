@@ -1,3 +1,4 @@
+{{ config(warn_if='>0', error_if='>' ~ var('max_in_flight_rows')) }}
 -- An order that reached `paid` has succeeded payments summing exactly to its total (in the order
 -- currency, where no conversion rounding can blur it); an order that never reached paid has none, and
 -- refunds never exceed what was paid.

@@ -4,7 +4,7 @@ with
 
 events as (
     select * from {{ ref('stg_events__events') }}
-    where occurred_at >= current_date - to_days(1)
+    where occurred_at >= {{ utc_today() }} - to_days(1)
 ),
 
 sessions as (
@@ -22,7 +22,7 @@ final as (
         {{ safe_ratio("count(*) filter (where first_order_placed_at is not null)", "count(*)") }}
             as conversion_rate
     from sessions
-    where started_at >= current_date
+    where started_at >= {{ utc_today() }}
     group by date_trunc('hour', started_at)
 )
 

@@ -4,7 +4,7 @@
         unique_key='order_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        post_hook="delete from {{ this }} where placed_date < current_date",
+        post_hook="delete from {{ this }} where placed_date < {{ utc_today() }}",
     )
 }}
 -- Orders placed today (UTC) with their current status and USD value. Reads the orders staging view
@@ -16,7 +16,7 @@ with
 orders as (
     select * from {{ ref('stg_orders__orders') }}
     where
-        cast(placed_at as date) = current_date
+        cast(placed_at as date) = {{ utc_today() }}
         {% if is_incremental() -%}
             and updated_at >= (
                 select coalesce(max(existing.updated_at), timestamp '1970-01-01') from {{ this }} as existing

@@ -60,3 +60,32 @@ def test_uncommitted_rows_are_invisible(dbt_world: DbtWorld, first_build: dict[s
         con.close()
     assert raw == (5,)
     assert visible == (0,)
+
+
+def test_every_model_and_column_is_documented(dbt_world: DbtWorld, first_build: dict[str, Any]) -> None:
+    """Every model, seed and snapshot has a description, and so does every column it really has."""
+    nodes = [
+        n
+        for n in dbt_world.manifest()["nodes"].values()
+        if n["resource_type"] in ("model", "seed", "snapshot")
+    ]
+    con = dbt_world.con()
+    try:
+        missing = []
+        for node in nodes:
+            if not node["description"].strip():
+                missing.append(node["name"])
+            actual = [
+                r[0]
+                for r in con.execute(
+                    "select column_name from information_schema.columns "
+                    "where table_schema = ? and table_name = ?",
+                    [node["schema"], node["alias"]],
+                ).fetchall()
+            ]
+            assert actual, f"{node['schema']}.{node['alias']} not built"
+            documented = {name for name, col in node["columns"].items() if col["description"].strip()}
+            missing += [f"{node['name']}.{c}" for c in actual if c not in documented]
+    finally:
+        con.close()
+    assert not missing, missing

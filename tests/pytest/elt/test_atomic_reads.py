@@ -105,7 +105,7 @@ def _run_publisher_and_reader(paths: EltPaths, rounds: int, keep: int) -> dict:
 
 
 def test_reader_never_sees_a_partial_or_mixed_version(fake_project: EltPaths) -> None:
-    report = _run_publisher_and_reader(fake_project, rounds=8, keep=100)
+    report = _run_publisher_and_reader(fake_project, rounds=5, keep=100)
     assert report["problems"] == []
     assert report["vanished"] == 0  # nothing pruned in this run
     assert report["reads"] >= 4
@@ -113,6 +113,6 @@ def test_reader_never_sees_a_partial_or_mixed_version(fake_project: EltPaths) ->
 
 
 def test_reader_with_aggressive_pruning_still_never_mixes(fake_project: EltPaths) -> None:
-    report = _run_publisher_and_reader(fake_project, rounds=6, keep=0)
+    report = _run_publisher_and_reader(fake_project, rounds=4, keep=0)
     assert report["problems"] == []
     assert report["reads"] >= 1

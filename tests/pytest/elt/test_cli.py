@@ -168,3 +168,64 @@ def test_pii_key_generated_once_private(elt_env: EltPaths, monkeypatch: pytest.M
     monkeypatch.setenv("SHOP_PII_KEY", "operator-key-123456")
     assert dbt_runner.dbt_env({})["DBT_ENV_SECRET_PII_KEY"] == "operator-key-123456"
     assert os.environ.get("DBT_ENV_SECRET_PII_KEY") is None  # never leaked into our own environment
+
+
+def test_dbt_wrapper_waits_its_turn_and_names_the_holder(elt_env: EltPaths) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nfrom elt.lock import warehouse_lock\n"
+            "with warehouse_lock('python -m extract'):\n    print('held', flush=True); time.sleep(60)",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = subprocess.run(
+            [sys.executable, "-m", "elt", "dbt", "build", "--select", "marts"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "SHOP_LOCK_WAIT": "1"},
+        )
+        assert result.returncode == 75
+        assert "waiting up to 1s for the warehouse lock" in result.stderr
+        assert f"already running (pid {holder.pid}: python -m extract)" in result.stderr
+        assert not (elt_env.run / "dbt_last_build.json").exists()  # dbt never started
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_failed_step_stops_the_flow_and_publishes_nothing(fake_project: EltPaths) -> None:
+    """No credentials and --no-services: the extract step fails; the previous version stays current."""
+    assert elt("export").returncode == 0
+    current = versions.current_version_id(fake_project.exports)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    result = subprocess.run(
+        [sys.executable, "-m", "elt", "run", "--no-services"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert "elt run FAILED at step 'extract'" in result.stdout
+    assert "nothing was published by this run" in result.stdout
+    assert versions.current_version_id(fake_project.exports) == current
+    assert versions.list_versions(fake_project.exports) == [current]
+    import duckdb
+
+    with duckdb.connect(str(fake_project.warehouse), read_only=True) as con:
+        rows = dict(
+            con.execute(
+                "select step, status from ops.runs where command like 'python -m elt run%' "
+                "order by started_at"
+            ).fetchall()
+        )
+    assert rows == {"run": "failed", "extract": "failed"}

@@ -122,6 +122,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoRuns]:
         )  # fmt: skip
     out, err = second_proc.communicate(timeout=600)
     second = subprocess.CompletedProcess(second_proc.args, second_proc.returncode, out, err)
+    print(_summary(first), _summary(second), sep="\n")  # shown by pytest -s or on failure
     yield TwoRuns(
         root,
         env,

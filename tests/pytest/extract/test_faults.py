@@ -61,7 +61,7 @@ def faulty(no_faults: Fleet, loader: Callable[..., LoaderEnv]) -> Callable[..., 
         ("catalog", {"error_burst": 2, "error_status": 503}, "10", "503"),
         ("customers", {"drop_every": 2}, "100", None),
         ("payments", {"truncate_every": 2}, "700", None),
-        ("catalog", {"error_envelope_every": 2}, "10", None),
+        ("catalog", {"error_envelope_every": 2}, "25", None),
     ],
     ids=[
         "429-retry-after",
@@ -79,7 +79,8 @@ def test_transient_faults_are_retried_and_data_is_exact(
     page_size: str,
     retried_status: str | None,
 ) -> None:
-    env = faulty(service, faults, SOURCES__EXTRACT__PAGE_SIZE=page_size)
+    # 5 attempts: both endpoints of a service walk at once and share the service's fault counters
+    env = faulty(service, faults, SOURCES__EXTRACT__PAGE_SIZE=page_size, SOURCES__EXTRACT__MAX_ATTEMPTS="5")
     result = run([service])
     assert result.failures == {}
     stats = _statuses(no_faults, service)
@@ -257,3 +258,46 @@ def test_drift_removed_or_renamed_field_fails_clearly(
     result = run([service])
     assert expected in result.failures[service]
     assert service not in _raw_tables(env, service)
+
+
+def test_failing_load_package_says_how_to_recover_and_recover_unblocks(
+    fleet: Fleet, loader: Callable[..., LoaderEnv]
+) -> None:
+    """A package that fails at load every time (here: a view squats on the table name) must not block
+    silently: the error names ``--recover``, and ``--recover`` aborts it so later runs work again."""
+    import duckdb
+
+    from extract.runner import main
+
+    env = loader(fleet)
+    con = duckdb.connect(str(env.warehouse))
+    con.execute("create schema raw_catalog; create view raw_catalog.products as select 1 as product_id")
+    con.close()
+    for _ in range(2):  # the second run retries the pending package first and fails the same way
+        failed = run(["catalog"])
+        assert "python -m extract --recover catalog" in failed.failures["catalog"]
+        assert "load step failed" in failed.failures["catalog"]
+    assert main(["--recover", "catalog"]) == 0
+    con = duckdb.connect(str(env.warehouse))
+    con.execute("drop view raw_catalog.products")
+    con.close()
+    assert run(["catalog"]).failures == {}
+    assert_matches_source(env, fleet.data_dir, ("catalog",))
+
+
+def test_pending_package_is_finished_and_new_data_still_extracted(
+    fleet: Fleet, loader: Callable[..., LoaderEnv]
+) -> None:
+    """After the blocker is gone, the next run loads the pending package *and* extracts in the same run."""
+    import duckdb
+
+    env = loader(fleet)
+    con = duckdb.connect(str(env.warehouse))
+    con.execute("create schema raw_catalog; create view raw_catalog.products as select 1 as product_id")
+    con.close()
+    assert "catalog" in run(["catalog"]).failures
+    con = duckdb.connect(str(env.warehouse))
+    con.execute("drop view raw_catalog.products")
+    con.close()
+    assert run(["catalog"]).failures == {}
+    assert_matches_source(env, fleet.data_dir, ("catalog",))

@@ -112,7 +112,7 @@ def test_token_endpoint(fleet: Fleet) -> None:
 
 def test_expired_token_is_401_token_expired(fleet: Fleet, make_fleet) -> None:
     """A fleet whose tokens live one second, on the shared fleet's (read-only) data."""
-    short = make_fleet(data_dir=fleet.data_dir, token_ttl=1)
+    short = make_fleet(data_dir=fleet.data_dir, token_ttl=1, services=("orders",))
     token = orders_token(short)
     headers = {"Authorization": f"Bearer {token}"}
     url = short.url("orders") + "/v1/orders"

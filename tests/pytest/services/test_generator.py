@@ -303,3 +303,12 @@ def test_generation_leaves_only_the_five_files(datasets):
     data_dir, _ = datasets["a"]
     names = [p.name for p in data_dir.iterdir() if not p.name.endswith(("-wal", "-shm"))]  # readers' sidecars
     assert sorted(names) == sorted(f"{s}.sqlite" for s in SERVICES)
+
+
+def test_command_line_generates_checks_and_refuses_to_overwrite(tmp_path, capsys):
+    from services.generator.__main__ import main
+
+    target = tmp_path / "cli"
+    assert main(["--data-dir", str(target), "--scale", "0.01", "--seed", "3", "--check"]) == 0
+    assert main(["--data-dir", str(target), "--scale", "0.01", "--seed", "3"]) == 2
+    assert "already present" in capsys.readouterr().err

@@ -168,8 +168,9 @@ def test_python_api_addresses(fleet: Fleet, fleet_env: dict[str, str]) -> None:
         fleet.url("inventory")
 
 
-def test_make_fleet_factory(make_fleet: Callable[..., Fleet], fleet: Fleet) -> None:
-    extra = make_fleet(data_dir=fleet.data_dir)
+def test_a_fleet_can_run_a_subset(make_fleet: Callable[..., Fleet], fleet: Fleet) -> None:
+    extra = make_fleet(data_dir=fleet.data_dir, services=("events",))
     assert extra.port_base != fleet.port_base
-    assert all(st.healthy for st in extra.status().values())
+    assert set(extra.status()) == {"events"}
+    assert extra.healthy("events") and not extra.healthy("customers")
     assert extra.env()["SHOP_ADMIN_TOKEN"] != fleet.env()["SHOP_ADMIN_TOKEN"]

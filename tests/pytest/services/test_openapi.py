@@ -34,6 +34,8 @@ def test_responses_match_the_spec(fleet: Fleet, service: str) -> None:
         @given(case=operation.as_strategy())
         @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case) -> None:
+            if case.query and "wait" in case.query:  # long-polls past the newest event would wait up to 30 s
+                case.query["wait"] = min(float(case.query["wait"]), 0.1)
             case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
 
         check()

@@ -228,7 +228,9 @@ def test_stats_count_by_path_and_status(fleet: Fleet) -> None:
 def test_faults_from_environment_at_start(fleet: Fleet, make_fleet: Any) -> None:
     """SHOP_FAULTS reaches the service through the launcher; only the named service is affected."""
     faulty = make_fleet(
-        data_dir=fleet.data_dir, faults={"catalog": {"rate_limit_every": 1, "retry_after": 2}}
+        data_dir=fleet.data_dir,
+        faults={"catalog": {"rate_limit_every": 1, "retry_after": 2}},
+        services=("customers", "catalog"),
     )
     resp = _session(faulty, "catalog").get(faulty.url("catalog") + "/v1/products")
     assert resp.status_code == 429
