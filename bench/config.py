@@ -33,6 +33,7 @@ class BenchConfig:
     timeout: float
     notes: tuple[str, ...] = ()
     skip: tuple[str, ...] = ()
+    merge: bool = False
 
     @property
     def repo(self) -> Path:
@@ -73,6 +74,11 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         default=[],
         help="leave out a subject by name (repeatable); the report lists it as skipped",
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the groups run now in the existing latest.json (keep the others)",
+    )
     parser.add_argument("--note", action="append", default=[], help="a line for the report (repeatable)")
     a = parser.parse_args(argv)
     only = tuple(g.strip() for g in a.only.split(",") if g.strip()) or GROUPS
@@ -99,4 +105,5 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         timeout=a.timeout,
         notes=tuple(a.note),
         skip=tuple(a.skip),
+        merge=a.merge,
     )

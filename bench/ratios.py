@@ -155,3 +155,16 @@ def scale_ratios(stats: dict[str, dict], small: float, big: float) -> list[Ratio
             )
         )
     return out
+
+
+def stream_ratios(latency: dict[str, list[float]]) -> list[Ratio]:
+    """p95 end-to-end latency (median over valid runs) against 5 s; p50 for information."""
+    import statistics
+
+    p95 = statistics.median(latency["p95"]) if latency.get("p95") else None
+    p50 = statistics.median(latency["p50"]) if latency.get("p50") else None
+    basis = "seconds, event occurred_at → visible in published real-time marts"
+    return [
+        ratio("stream p95", "≤ 5 s", p95, 1.0, lambda v: v <= 5, basis, "extract stream"),
+        ratio("stream p50", "info", p50, 1.0, lambda v: True, basis),
+    ]

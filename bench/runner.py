@@ -7,6 +7,7 @@ neighbour's job) over every subject instead of penalising whichever ran last.
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -102,6 +103,7 @@ def _profile_misses(ratios: list[R.Ratio], group: Group, cfg: BenchConfig, resul
         except Exception as exc:
             prof = {"subject": subject, "error": str(exc)}
         prof["ratio"] = "; ".join(names)
+        prof["group"] = group.name
         results["profiles"].append(prof)
 
 
@@ -186,25 +188,36 @@ def main(argv: list[str] | None = None) -> int:
         _unavailable_everywhere(cfg, why, results)
     else:
         _run_with_fleets(cfg, avail, singer, singer_note, results)
-    if "stream" in cfg.only:
-        g = S.stream_group(avail)
-        results["groups"]["stream"] = {
-            "title": g.title,
-            "subjects": {},
-            "unavailable": g.unavailable,
-            "notes": g.notes,
-            "runs": [],
-            "ratios": [
-                R.Ratio(
-                    "stream p95", "≤ 5 s", None, None, "latency", None, next(iter(g.unavailable.values()))
-                ).as_dict()
-            ],
-        }
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
     results["complete"] = True
+    if cfg.merge:
+        results = _merge(results, cfg)
     md, js = write_reports(results, cfg.out_dir)
     log(f"results → {md} and {js} ({results['elapsed_s']}s)")
     return 0
+
+
+def _merge(results: dict, cfg: BenchConfig) -> dict:
+    """Put this run's groups into the existing latest.json; the earlier groups keep their own machine line."""
+    path = cfg.out_dir / "latest.json"
+    try:
+        base = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return results
+    ran = list(results["groups"])
+    base["groups"].update(results["groups"])
+    base["profiles"] = [p for p in base.get("profiles", []) if p.get("group") not in ran] + results[
+        "profiles"
+    ]
+    base.setdefault("fleets", {}).update({f"{k} (merged run)": v for k, v in results["fleets"].items()})
+    base.setdefault("notes", []).append(
+        f"group(s) {', '.join(ran)} re-run and merged at {results['machine']['date_utc']} (git "
+        f"{results['machine']['git_rev']}, load average at start {results['machine']['load_avg_at_start']}, "
+        f"settings {results['config']})"
+    )
+    base.setdefault("merged", []).append({"machine": results["machine"], "config": results["config"]})
+    base["availability"] = results["availability"]
+    return base
 
 
 def _prepare_singer(singer: SingerEnv, cfg: BenchConfig) -> str:
@@ -243,6 +256,9 @@ def _run_with_fleets(
         ctx = S.Context(cfg, fleet, f"s{cfg.scale:g}")
         if "pull" in main_groups:
             _measure(S.pull_group(ctx, avail), R.pull_ratios, cfg, results, pids=fleet.pids())
+            elt_runs = [r for r in results["groups"]["pull"]["runs"] if r["subject"] == "elt run"]
+            if elt_runs and all(r["ok"] for r in elt_runs):
+                ctx.reusable.add("elt-run")  # its last run's warehouse and exports are this fleet's
         if "singer" in main_groups:
             _measure(
                 S.singer_group(ctx, avail, singer, singer_note),
@@ -256,6 +272,15 @@ def _run_with_fleets(
         if "scale" in cfg.only:
             _scale_group(cfg, avail, ctx, results)
         # last: the simulator mutates this fleet's data
+        if "stream" in cfg.only:
+            latency: dict[str, list[float]] = {}
+            _measure(
+                S.stream_group(ctx, avail, latency),
+                lambda st: R.stream_ratios(latency),
+                cfg,
+                results,
+                pids=fleet.pids(),
+            )
         if "incremental" in cfg.only:
             _measure(S.incremental_group(ctx, avail), R.incremental_ratios, cfg, results, pids=fleet.pids())
 

@@ -37,6 +37,9 @@ class Context:
         self.fleet = fleet
         self.tag = tag
         self.base = cfg.work / "runs" / tag
+        # warehouses built by an earlier group of this same run against this same fleet data, which
+        # later groups may copy instead of rebuilding (never one left over from an earlier run)
+        self.reusable: set[str] = set()
 
     def warehouse(self, name: str) -> Path:
         return self.base / "wh" / f"{name}.duckdb"
@@ -356,7 +359,7 @@ def publish_group(ctx: Context, avail: dict[str, str | None]) -> Group:
         # The pull group's last `elt run` already built and published this fleet's marts: reuse them
         # (a copy, so that group's files stay as they were) instead of paying for another whole flow.
         pulled, pulled_exports = ctx.warehouse("elt-run"), ctx.exports("elt-run")
-        if pulled.exists() and (pulled_exports / "current" / "manifest.json").exists():
+        if "elt-run" in ctx.reusable and (pulled_exports / "current" / "manifest.json").exists():
             shutil.copyfile(pulled, wh)
             shutil.copytree(pulled_exports, exports_setup, symlinks=True)
             print(f"  set-up: reused the warehouse of the pull group's `elt run` ({pulled})", file=sys.stderr)
@@ -528,12 +531,74 @@ def change_records(ctx: Context, fraction: float) -> str:
     )
 
 
-def stream_group(avail: dict[str, str | None]) -> Group:
-    g = Group("stream", "Stream latency (event created → visible in the warehouse), p50/p95")
-    if avail["stream"]:
-        g.unavailable["stream latency"] = "stream mode not built yet (" + avail["stream"] + ")"
-    else:
-        g.unavailable["stream latency"] = (
-            "`python -m extract stream` exists, but the harness has no latency probe for it yet"
+def stream_group(ctx: Context, avail: dict[str, str | None], latency: dict[str, list[float]]) -> Group:
+    """`extract stream` following steady simulated traffic; its own p50/p95 end-to-end latency."""
+    rate, duration = (20.0, 20.0) if ctx.cfg.quick else (50.0, 60.0)
+    g = Group(
+        "stream",
+        f"Stream latency: event occurred_at → visible in the published real-time marts, "
+        f"{rate:g} events/s for {duration:g} s, scale {ctx.fleet.scale:g}",
+    )
+    why = avail["stream"] or avail["elt run"] or avail["simulator"]
+    if why:
+        g.unavailable["extract stream"] = why
+        return g
+    wh = ctx.warehouse("stream")
+    env = ctx.env("stream", wh)
+    stats_file = ctx.base / "stream-stats.json"
+
+    def setup() -> None:
+        fresh(wh, Path(env["DLT_DATA_DIR"]), Path(env["SHOP_EXPORTS_DIR"]))
+        pulled = ctx.warehouse("elt-run")
+        if "elt-run" in ctx.reusable:
+            shutil.copyfile(pulled, wh)  # marts built by the pull group's `elt run`
+        else:
+            ctx.run_unmeasured([PY, "-m", "elt", "run"], env, "elt run (raw events and marts to follow)")
+
+    def check(m: Measurement) -> Check:
+        try:
+            stats = json.loads(Path(m.stdout_path).read_text().strip().splitlines()[-1])
+        except (OSError, ValueError, IndexError) as exc:
+            return Check(False, 0, [f"no stream statistics on stdout: {exc}"])
+        result = raw_check(ctx, wh, ["events"])
+        if int(stats.get("committed_event_id") or 0) < int(stats.get("driver_last_event_id") or 0):
+            result.ok = False
+            result.problems.append(
+                f"stream committed up to {stats.get('committed_event_id')}, "
+                f"newest event {stats.get('driver_last_event_id')}"
+            )
+        if stats.get("latency_p95_s") is None:
+            result.ok = False
+            result.problems.append("the stream reported no latency samples")
+        if result.ok:
+            latency.setdefault("p50", []).append(float(stats["latency_p50_s"]))
+            latency.setdefault("p95", []).append(float(stats["latency_p95_s"]))
+        result.rows = int(stats.get("driver_emitted") or 0)
+        return result
+
+    g.setup = setup
+    g.subjects.append(
+        Subject(
+            "extract stream",
+            [
+                PY,
+                "-m",
+                "bench.stream_probe",
+                "--data-dir",
+                str(ctx.fleet.data_dir),
+                "--stats-file",
+                str(stats_file),
+                "--rate",
+                f"{rate:g}",
+                "--duration",
+                f"{duration:g}",
+                "--seed",
+                str(ctx.cfg.seed),
+            ],
+            check,
+            env=env,
+            label="this project: `extract stream` under steady traffic (driver: bench/stream_probe.py)",
+            profile=False,
         )
+    )
     return g

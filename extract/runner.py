@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -238,8 +239,20 @@ def run(names: list[str], full_refresh: bool = False, wait: float | None = None)
             con.close()
         cutoff = datetime.now(UTC)
         progress = RunProgress()
-        for service in services:
-            run_service(service, full_refresh, progress, result, cutoff)
+        workers = max(1, min(len(services), int(dlt.config.get("sources.extract.parallel_services") or 1)))
+        if workers == 1:
+            for service in services:
+                run_service(service, full_refresh, progress, result, cutoff)
+        else:
+            # dlt pipelines are thread-affine: one thread per service lets one service load into DuckDB
+            # while another is still walking its pages (different schemas, one process, one lock)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as pool:
+                futures = [
+                    pool.submit(run_service, service, full_refresh, progress, result, cutoff)
+                    for service in services
+                ]
+                for future in futures:
+                    future.result()
         result.seconds = time.monotonic() - started
         con = duckdb.connect(str(settings.warehouse_path()))
         try:

@@ -1,12 +1,25 @@
-{#- Keyed hash of personal data for published marts: sha256(key || normalised value). The key is the
-    DuckDB session variable `pii_key`, set by profiles.yml from DBT_ENV_SECRET_PII_KEY, so it is never
-    written into compiled SQL or logs. Without a key the hash would be a dictionary-reversible digest,
-    so the query fails instead (fail closed). NULL stays NULL. -#}
+{#- Keyed hash of personal data for published marts: sha256(key || normalised value).
+    The key comes from the DuckDB session variable `pii_key` (set by profiles.yml from
+    DBT_ENV_SECRET_PII_KEY, which `python -m elt` exports), or else from the key file the ELT runner
+    generates once (`<SHOP_RUN_DIR or run>/pii.key`), so a plain `dbt build` from the repo root hashes
+    with the same key as `make elt`. The key is read inside DuckDB, never written into compiled SQL or
+    logs. Without any key the hash would be a dictionary-reversible digest, so the query fails instead
+    (fail closed). NULL stays NULL. -#}
+{% macro pii_key() -%}
+    coalesce(
+        nullif(getvariable('pii_key'), ''),
+        (
+            select nullif(trim(content, e' \t\r\n'), '')
+            from read_text('{{ env_var("SHOP_RUN_DIR", "run") }}/pii.ke[y]')
+        )
+    )
+{%- endmacro %}
+
 {% macro pii_hash(value_expression) -%}
     case
         when {{ value_expression }} is null then null
-        when coalesce(getvariable('pii_key'), '') = ''
-            then error('PII key missing: set DBT_ENV_SECRET_PII_KEY (the ELT runner derives it from SHOP_PII_KEY)')
-        else sha256(getvariable('pii_key') || lower(trim(cast({{ value_expression }} as varchar))))
+        when {{ pii_key() }} is null
+            then error('PII key missing: set SHOP_PII_KEY / DBT_ENV_SECRET_PII_KEY, or run `make elt` once')
+        else sha256({{ pii_key() }} || lower(trim(cast({{ value_expression }} as varchar))))
     end
 {%- endmacro %}

@@ -66,8 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--dbt-command",
         choices=("build", "run"),
-        default="build",
-        help="'build' runs the real-time models' tests before publishing (default), 'run' skips them",
+        default="run",
+        help="'run' (default: fastest) or 'build' (also runs the real-time models' tests before publishing)",
     )
     p.add_argument(
         "--stats-file",

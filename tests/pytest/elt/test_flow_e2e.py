@@ -114,12 +114,20 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoRuns]:
     if _wait_for_holder(lock_file, "dbt build", second_proc):
         busy_export = subprocess.run(
             [sys.executable, "-m", "elt", "export", "--wait", "0"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         busy_extract = subprocess.run(
             [sys.executable, "-m", "extract", "--wait", "0"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     out, err = second_proc.communicate(timeout=600)
     second = subprocess.CompletedProcess(second_proc.args, second_proc.returncode, out, err)
     print(_summary(first), _summary(second), sep="\n")  # shown by pytest -s or on failure

@@ -102,6 +102,7 @@ def walk(
     session = requests.Session()
     session.headers.update(auth_headers(fleet, service, session))
     base = fleet.url(service) + path
+    page_size = min(page_size, 5000)  # the contract's maximum, whatever the scale
     query: dict[str, Any] = {PAGE_PARAM.get(service, "limit"): page_size, **(params or {})}
     records: list[dict[str, Any]] = []
     url: str | None = base

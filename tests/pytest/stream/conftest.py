@@ -1,0 +1,23 @@
+"""Fixtures for the stream suite: one private world (fleet + warehouse) per session, so the events
+a test appends never disturb the shared read-only fleet of other suites."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.pytest.conftest import free_port_base
+from tests.pytest.stream.helpers import StreamWorld, make_world
+
+
+@pytest.fixture(scope="session")
+def stream_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StreamWorld]:
+    """Fleet at scale SHOP_STREAM_TEST_SCALE (default 0.02) with events and orders loaded once."""
+    scale = float(os.environ.get("SHOP_STREAM_TEST_SCALE", "0.02"))
+    world = make_world(tmp_path_factory.mktemp("stream-world"), free_port_base(), scale)
+    try:
+        yield world
+    finally:
+        world.fleet.stop()

@@ -1,0 +1,259 @@
+"""The stream suite's world: a private fleet whose events a simulator keeps appending, a private
+warehouse/exports/run folder, and helpers to start, signal and kill ``python -m extract.stream`` as a
+real child process and to check the result against the events service's own SQLite file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from elt import dbt_runner, lock
+from services.launcher import Fleet
+from services.simulator import Simulator
+
+REPO = Path(__file__).resolve().parents[3]
+LOCK_ERROR_MARKERS = ("Could not set lock", "WarehouseBusy", "warehouse is locked", "Traceback")
+
+
+@dataclass
+class StreamWorld:
+    root: Path
+    fleet: Fleet
+    data_dir: Path
+    warehouse: Path
+    exports: Path
+    run_dir: Path
+    env: dict[str, str]
+    logs: list[Path] = field(default_factory=list)
+
+    # -- processes ----------------------------------------------------------------------------------
+    def run(self, args: list[str], timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+        """Run ``python <args>`` to completion in the world's environment."""
+        proc = subprocess.run(
+            [sys.executable, *args], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            out, err = proc.stdout[-4000:], proc.stderr[-6000:]
+            raise AssertionError(f"{args} exited {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}")
+        return proc
+
+    def start_stream(self, *args: str) -> tuple[subprocess.Popen, Path]:
+        """Start ``python -m extract.stream`` in the background; output goes to a log file."""
+        log = self.root / f"stream-{len(self.logs) + 1}.log"
+        self.logs.append(log)
+        handle = log.open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "extract.stream", "--batch-max-seconds", "0.5", *args],
+            cwd=REPO,
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        handle.close()
+        return proc, log
+
+    def stop_stream(self, proc: subprocess.Popen, log: Path, timeout: float = 120) -> int:
+        """SIGTERM and wait: the stream finishes its batch in flight and exits."""
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(
+                f"stream ignored SIGTERM for {timeout}s; log:\n{log.read_text()[-4000:]}"
+            ) from None
+
+    # -- observations -------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        import json
+
+        path = self.run_dir / "stream-stats.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def wait_batches(self, proc: subprocess.Popen, log: Path, count: int, timeout: float = 240) -> None:
+        """Wait until the log shows ``count`` more committed batches ("batch N ok")."""
+        start = log.read_text().count(" ok: ")
+        deadline = time.monotonic() + timeout
+        while log.read_text().count(" ok: ") < start + count:
+            if proc.poll() is not None:
+                raise AssertionError(f"stream exited {proc.returncode}:\n{log.read_text()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {count} batches in {timeout}s:\n{log.read_text()[-4000:]}")
+            time.sleep(0.2)
+
+    def wait_caught_up(self, proc: subprocess.Popen, log: Path, timeout: float = 300) -> int:
+        """With the producer stopped: wait until the stream has committed the service's newest event."""
+        newest = self.service_event_ids()[-1]
+        deadline = time.monotonic() + timeout
+        while self.stats().get("committed_event_id", 0) < newest:
+            if proc.poll() is not None:
+                raise AssertionError(f"stream exited {proc.returncode}:\n{log.read_text()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"stream did not reach event {newest} in {timeout}s:\n{log.read_text()[-4000:]}"
+                )
+            time.sleep(0.2)
+        return newest
+
+    def service_event_ids(self) -> list[int]:
+        """Every event id the events service holds (its SQLite file, read-only)."""
+        con = sqlite3.connect(f"file:{self.data_dir / 'events.sqlite'}?mode=ro", uri=True)
+        try:
+            return [r[0] for r in con.execute("select event_id from events order by event_id")]
+        finally:
+            con.close()
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        """A read-only query on the warehouse, under the lock (waits for any writer)."""
+        with (
+            lock.warehouse_lock("stream test: read", wait=300),
+            duckdb.connect(str(self.warehouse), read_only=True) as con,
+        ):
+            return con.execute(sql, params or []).fetchall()
+
+    def raw_event_ids(self) -> tuple[list[int], list[int]]:
+        """(all raw ids, ids of committed loads only), both sorted, duplicates kept."""
+        all_ids = [r[0] for r in self.query("select event_id from raw_events.events order by 1")]
+        committed = [
+            r[0]
+            for r in self.query(
+                "select event_id from raw_events.events where _dlt_load_id in "
+                "(select load_id from raw_events._dlt_loads where status = 0) order by 1"
+            )
+        ]
+        return all_ids, committed
+
+    def assert_exactly_once(self) -> int:
+        """Raw events equal the service's events: same ids, none twice, all committed."""
+        service = self.service_event_ids()
+        all_ids, committed = self.raw_event_ids()
+        dupes = len(all_ids) - len(set(all_ids))
+        assert dupes == 0, f"{dupes} duplicate event ids in raw_events.events"
+        missing = sorted(set(service) - set(committed))
+        extra = sorted(set(all_ids) - set(service))
+        assert not missing, f"{len(missing)} service events missing from raw (first {missing[:10]})"
+        assert not extra, f"{len(extra)} raw events unknown to the service (first {extra[:10]})"
+        assert all_ids == committed == service
+        return len(service)
+
+    def assert_marts_equal_full_rebuild(self) -> dict[str, int]:
+        """The stream's incrementally maintained real-time marts equal a ``--full-refresh`` rebuild
+        of a copy of the warehouse; returns the row count per mart."""
+        copy = self.root / "rebuild" / "shop.duckdb"
+        copy.parent.mkdir(exist_ok=True)
+        with lock.warehouse_lock("stream test: copy", wait=300):
+            shutil.copyfile(self.warehouse, copy)
+        env = dbt_runner.dbt_env({**self.env, "SHOP_WAREHOUSE": str(copy)})
+        env["SHOP_WAREHOUSE"] = str(copy)
+        target = self.root / "rebuild" / "target"
+        proc = subprocess.run(
+            [
+                *dbt_runner.dbt_command(["run", "--full-refresh", "-s", "tag:realtime"]),
+                "--target-path",
+                str(target),
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        counts: dict[str, int] = {}
+        with (
+            lock.warehouse_lock("stream test: compare", wait=300),
+            duckdb.connect(str(self.warehouse), read_only=True) as con,
+        ):
+            con.execute(f"attach '{copy}' as rebuilt (read_only)")
+            (db,) = con.execute("select current_database()").fetchone()
+            tables = con.execute(
+                "select table_schema, table_name from information_schema.tables "
+                "where table_catalog = ? and table_name like 'rt\\_%' escape '\\' order by 2",
+                [db],
+            ).fetchall()
+            assert {t for _, t in tables} >= {"rt_events_per_minute", "rt_funnel_live", "rt_orders_today"}
+            for schema, table in tables:
+                ours = f'"{db}"."{schema}"."{table}"'
+                theirs = f'rebuilt."{schema}"."{table}"'
+                (only_ours,) = con.execute(
+                    f"select count(*) from (select * from {ours} except all select * from {theirs})"
+                ).fetchone()
+                (only_theirs,) = con.execute(
+                    f"select count(*) from (select * from {theirs} except all select * from {ours})"
+                ).fetchone()
+                assert (only_ours, only_theirs) == (0, 0), (
+                    f"{table}: {only_ours} rows only in the stream's mart, {only_theirs} only in the rebuild"
+                )
+                counts[table] = con.execute(f"select count(*) from {ours}").fetchone()[0]
+        return counts
+
+    def assert_no_lock_errors(self, *texts: str) -> None:
+        for text in [*texts, *(p.read_text() for p in self.logs)]:
+            for marker in LOCK_ERROR_MARKERS:
+                assert marker not in text, f"{marker!r} reached the user:\n{text[-3000:]}"
+
+
+@contextlib.contextmanager
+def simulating(world: StreamWorld, rate: float, seed: int) -> Iterator[threading.Event]:
+    """A steady events producer (``Simulator.run_events``) in a thread for the ``with`` block."""
+    stop = threading.Event()
+    sim = Simulator(world.data_dir, seed)
+    thread = threading.Thread(target=sim.run_events, args=(rate,), kwargs={"stop_event": stop}, daemon=True)
+    thread.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def make_world(root: Path, port_base: int, scale: float) -> StreamWorld:
+    """Start a private fleet and load the raw tables the real-time marts read (events, orders)."""
+    fleet = Fleet(run_dir=root / "run", data_dir=root / "data", port_base=port_base, scale=scale, seed=7)
+    fleet.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    env.pop(lock.INHERITED_FD_ENV, None)
+    env.update(fleet.env())
+    env.update(
+        {
+            "SHOP_WAREHOUSE": str(root / "warehouse" / "shop.duckdb"),
+            "SHOP_EXPORTS_DIR": str(root / "exports"),
+            "SHOP_RUN_DIR": str(root / "run"),
+            "SHOP_SERVICES_DATA": str(root / "data"),
+            "SHOP_PORT_BASE": str(port_base),
+            "DBT_TARGET_PATH": str(root / "target"),
+            "SHOP_PII_KEY": "stream-test-pii-key-0123456789",
+            "SHOP_LOCK_WAIT": "600",
+            "RUNTIME__DLTHUB_TELEMETRY": "false",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+    )
+    (root / "warehouse").mkdir(parents=True, exist_ok=True)
+    world = StreamWorld(
+        root=root,
+        fleet=fleet,
+        data_dir=root / "data",
+        warehouse=root / "warehouse" / "shop.duckdb",
+        exports=root / "exports",
+        run_dir=root / "run",
+        env=env,
+    )
+    world.run(["-m", "extract", "events", "orders", "--wait", "300"])
+    return world
