@@ -26,26 +26,36 @@ from services.common.errors import ApiError, error_body
 
 log = logging.getLogger("services.faults")
 
-_POSITIVE_INT = ("rate_limit_every", "error_burst", "drop_every", "truncate_every", "error_envelope_every")
+
+def _int(low: int, high: float = float("inf")) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _number(low: float, high: float = float("inf")) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str) and bool(v)
+
+
 _SPEC: dict[str, Callable[[Any], bool]] = {
-    "rate_limit_every": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-    "retry_after": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
-    "error_ratio": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1,
-    "error_status": lambda v: isinstance(v, int) and not isinstance(v, bool) and 500 <= v <= 599,
-    "error_burst": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-    "seed": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "latency_ms": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 60000,
-    "drop_every": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-    "truncate_every": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-    "error_envelope_every": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-    "token_expire_after": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+    "rate_limit_every": _int(1),
+    "retry_after": _number(0),
+    "error_ratio": _number(0, 1),
+    "error_status": _int(500, 599),
+    "error_burst": _int(0),
+    "seed": _int(-(2**63), 2**63),
+    "latency_ms": _number(0, 60_000),
+    "drop_every": _int(1),
+    "truncate_every": _int(1),
+    "error_envelope_every": _int(1),
+    "token_expire_after": _int(1),
     "foreign_next_link": lambda v: isinstance(v, str) and v.startswith(("http://", "https://")),
     "repeat_cursor": lambda v: isinstance(v, bool),
-    "drift_add": lambda v: isinstance(v, str) and bool(v),
-    "drift_remove": lambda v: isinstance(v, str) and bool(v),
-    "drift_rename": lambda v: (
-        isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
-    ),
+    "drift_add": _text,
+    "drift_remove": _text,
+    "drift_rename": lambda v: isinstance(v, dict) and all(_text(k) and _text(x) for k, x in v.items()),
 }
 DRIFT_VALUE = "drifted"
 

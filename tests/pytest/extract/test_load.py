@@ -93,7 +93,7 @@ def _snapshot(env: LoaderEnv, service: str, tables: tuple[str, ...]) -> dict[str
 
 
 def test_full_refresh_twice_is_identical(fleet: Fleet, loader: Callable[..., LoaderEnv]) -> None:
-    env = loader(fleet)
+    env = loader(fleet, SOURCES__EXTRACT__PARALLEL_SERVICES="2")  # and the threaded path is exact too
     services = ["customers", "catalog"]
     tables = {"customers": ("customers", "customers__addresses"), "catalog": ("products", "categories")}
     first = run(services, full_refresh=True)
