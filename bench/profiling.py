@@ -103,4 +103,5 @@ def summarise_speedscope(path: Path, top: int = 6) -> dict[str, Any]:
     pkgs = [(p, round(100 * w / total, 1)) for p, w in by_pkg.most_common(top)]
     where = "self time by package: " + ", ".join(f"{p} {s}%" for p, s in pkgs)
     where += "; hottest frames: " + ", ".join(f"{n} {s}%" for n, s in hot[:3])
-    return {"where": where, "hot_frames": hot, "packages": pkgs, "samples": int(total)}
+    # py-spy's speedscope weights are seconds (1/rate per sample), so the total is seconds sampled
+    return {"where": where, "hot_frames": hot, "packages": pkgs, "sampled_s": round(total, 1)}

@@ -109,8 +109,9 @@ def render_markdown(results: dict[str, Any]) -> str:
             if "error" in p:
                 lines.append(f"- {p.get('ratio', '')}: {p['subject']}: profile failed: {p['error']}")
             else:
+                sampled = p.get("sampled_s", p.get("samples"))  # older JSON: "samples" held seconds too
                 lines.append(
-                    f"- {p['ratio']}: `{p['subject']}` ({p['samples']} samples, {p['file']}): {p['where']}"
+                    f"- {p['ratio']}: `{p['subject']}` ({sampled} s sampled, {p['file']}): {p['where']}"
                 )
     lines += ["", "## Availability of the measured parts", ""]
     lines += [f"- {k}: {v}" for k, v in results.get("availability", {}).items()]

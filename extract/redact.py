@@ -58,9 +58,11 @@ class RedactingFilter(logging.Filter):
 
 
 def install(*loggers: logging.Logger) -> None:
-    """Attach the filter to the handlers of the root logger and of the given loggers."""
-    targets = [logging.getLogger(), *loggers]
-    for logger in targets:
-        for handler in logger.handlers:
-            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-                handler.addFilter(RedactingFilter())
+    """Attach the filter to the root logger's handlers, and to the given loggers themselves (dlt adds its
+    own handler later, when a pipeline starts; a logger-level filter covers it anyway)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+    for logger in loggers:
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())

@@ -136,6 +136,7 @@ def endpoint_resource(
 
     def gen() -> Iterator[Any]:
         prog = progress.start(service.name, ep.name)
+        prog.every_pages = max(1, tuning.progress_every_pages)
         hinted: set[str] = set()
 
         def emit_parent(parent: pa.Table) -> Iterator[Any]:

@@ -225,6 +225,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _run_services(services: list[Service], full_refresh: bool, result: RunResult) -> None:
+    """Run every service's pipeline, one after another or ``parallel_services`` at a time."""
+    cutoff = datetime.now(UTC)
+    progress = RunProgress()
+    workers = max(1, min(len(services), int(dlt.config.get("sources.extract.parallel_services") or 1)))
+    if workers == 1:
+        for service in services:
+            run_service(service, full_refresh, progress, result, cutoff)
+        return
+    # dlt pipelines are thread-affine: one thread per service lets one service load into DuckDB while
+    # another is still walking its pages (different schemas, one process, one lock)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as pool:
+        futures = [pool.submit(run_service, s, full_refresh, progress, result, cutoff) for s in services]
+        for future in futures:
+            future.result()
+
+
 def run(names: list[str], full_refresh: bool = False, wait: float | None = None) -> RunResult:
     """Load ``names`` (all when empty) under the warehouse lock, logging the run to ``ops``."""
     services = [SERVICES[n] for n in (names or list(SERVICES))]
@@ -237,22 +254,15 @@ def run(names: list[str], full_refresh: bool = False, wait: float | None = None)
             run_id = ops_log.start_run(con, f"python -m extract {label}", "extract")
         finally:
             con.close()
-        cutoff = datetime.now(UTC)
-        progress = RunProgress()
-        workers = max(1, min(len(services), int(dlt.config.get("sources.extract.parallel_services") or 1)))
-        if workers == 1:
-            for service in services:
-                run_service(service, full_refresh, progress, result, cutoff)
-        else:
-            # dlt pipelines are thread-affine: one thread per service lets one service load into DuckDB
-            # while another is still walking its pages (different schemas, one process, one lock)
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as pool:
-                futures = [
-                    pool.submit(run_service, service, full_refresh, progress, result, cutoff)
-                    for service in services
-                ]
-                for future in futures:
-                    future.result()
+        try:
+            _run_services(services, full_refresh, result)
+        except BaseException as exc:  # Ctrl-C / SIGTERM: the run row must not stay "running"
+            con = duckdb.connect(str(settings.warehouse_path()))
+            try:
+                ops_log.finish_run(con, run_id, "failed", result.rows, f"interrupted: {type(exc).__name__}")
+            finally:
+                con.close()
+            raise
         result.seconds = time.monotonic() - started
         con = duckdb.connect(str(settings.warehouse_path()))
         try:

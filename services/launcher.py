@@ -25,6 +25,7 @@ import orjson
 import psutil
 import requests
 
+from services.common import tls
 from services.common.settings import REPO_ROOT, read_env_file
 
 log = logging.getLogger("services.launcher")
@@ -83,6 +84,7 @@ class AdminClient:
             headers=self._headers,
             data=orjson.dumps(body) if body is not None else None,
             timeout=10,
+            verify=tls.client_verify(),
         )
         resp.raise_for_status()
         return orjson.loads(resp.content)
@@ -130,6 +132,7 @@ class Fleet:
         self.port_base = self._pick_port_base(port_base)
         self.services = tuple(_check(name) for name in services)  # a subset runs only those (tests)
         self._procs: dict[str, subprocess.Popen] = {}
+        self.tls = tls.ServerTLS.from_env()  # HTTPS only when SHOP_TLS_CERTFILE/KEYFILE are set
 
     # --- addresses and credentials ----------------------------------------------------------------
     @property
@@ -151,7 +154,7 @@ class Fleet:
         return self.port_base + PORT_OFFSET[_check(service)]
 
     def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.port(service)}"
+        return f"{tls.scheme(self.tls)}://127.0.0.1:{self.port(service)}"
 
     def env(self) -> dict[str, str]:
         """The contents of fleet.env (created with fresh random credentials if absent)."""
@@ -271,7 +274,7 @@ class Fleet:
 
     def healthy(self, service: str, timeout: float = 1.0) -> bool:
         try:
-            resp = requests.get(f"{self.url(service)}/health", timeout=timeout)
+            resp = requests.get(f"{self.url(service)}/health", timeout=timeout, verify=tls.client_verify())
             return resp.status_code == 200 and resp.json().get("service") == service
         except (requests.RequestException, ValueError):
             return False
@@ -330,6 +333,7 @@ class Fleet:
             "warning",
             "--timeout-graceful-shutdown",
             "3",
+            *(self.tls.uvicorn_args() if self.tls else []),
         ]
         with self.log_file(service).open("ab") as log_fh:
             log_fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {service} ---\n".encode())

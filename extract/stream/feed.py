@@ -87,6 +87,9 @@ class EventFeed(threading.Thread):
                     self.cond.wait(0.5)  # back-pressure: the runner has not taken the buffer yet
                 if self._halt.is_set():
                     return
+                if self.once and self.caught_up:  # --once: nothing more to read ahead for
+                    self.cond.wait(0.5)
+                    continue
                 after, generation = self.position, self.generation
                 limit = min(PAGE_LIMIT, self.cap - self.buffered)
                 wait = 0.0 if (self.once or not self.caught_up) else MAX_POLL_SECONDS

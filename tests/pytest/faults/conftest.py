@@ -68,9 +68,7 @@ def reference(source_fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture
-def workspace(
-    tmp_path: Path, source_fleet: Fleet, reference: Reference
-) -> Callable[..., Workspace]:
+def workspace(tmp_path: Path, source_fleet: Fleet, reference: Reference) -> Callable[..., Workspace]:
     """Factory: a fresh workspace on the shared fleet (or on ``fleet_env``), dbt parse cache pre-seeded."""
 
     def factory(name: str = "ws", fleet_env: dict[str, str] | None = None) -> Workspace:

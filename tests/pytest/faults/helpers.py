@@ -60,7 +60,9 @@ class Workspace:
         return os.readlink(link) if link.is_symlink() else None
 
 
-def make_workspace(root: Path, fleet_env: dict[str, str], pii_key: str, seed_target: Path | None = None) -> Workspace:
+def make_workspace(
+    root: Path, fleet_env: dict[str, str], pii_key: str, seed_target: Path | None = None
+) -> Workspace:
     """Paths under ``root`` and an environment pointing the flow at ``fleet_env``'s services.
 
     Credentials go in as ``SOURCES__*`` variables (so the per-case run dir needs no fleet.env). When
@@ -229,9 +231,12 @@ class TablePrint:
     content: str = ""
 
 
-def _table_print(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str]) -> TablePrint:
-    stable = [c for c in columns if not VOLATILE.match(c)]
-    money = [c for c in stable if MONEY.search(c)]
+NUMERIC = re.compile(r"^(DECIMAL|BIGINT|INTEGER|HUGEINT|SMALLINT|DOUBLE|FLOAT|UBIGINT)")
+
+
+def _table_print(con: duckdb.DuckDBPyConnection, relation: str, columns: list[tuple[str, str]]) -> TablePrint:
+    stable = [c for c, _ in columns if not VOLATILE.match(c)]
+    money = [c for c, t in columns if c in stable and MONEY.search(c) and NUMERIC.match(t.upper())]
     keys = [c for c in stable if KEYS.match(c)]
     parts = ["count(*)"]
     parts += [f"coalesce(sum({quote_ident(c)}), 0)::varchar" for c in money]
@@ -262,15 +267,15 @@ def warehouse_print(warehouse: Path, schemas: tuple[str, ...] = FINGERPRINT_SCHE
         ).fetchall()
         for schema, table in tables:
             cols = [
-                r[0]
+                (r[0], r[1])
                 for r in con.execute(
-                    "select column_name from information_schema.columns where table_schema = ? and "
-                    "table_name = ? order by ordinal_position",
+                    "select column_name, data_type from information_schema.columns "
+                    "where table_schema = ? and table_name = ? order by ordinal_position",
                     [schema, table],
                 ).fetchall()
             ]
             relation = f"{quote_ident(schema)}.{quote_ident(table)}"
-            if schema.startswith("raw_") and "_dlt_load_id" in cols:
+            if schema.startswith("raw_") and any(c == "_dlt_load_id" for c, _ in cols):
                 relation = (
                     f"(select * from {relation} where _dlt_load_id in (select load_id from "
                     f"{quote_ident(schema)}._dlt_loads where status = 0))"
@@ -288,7 +293,7 @@ def exports_print(exports: Path) -> dict[str, TablePrint]:
     for name, mart in sorted(manifest["marts"].items()):
         files = [str(version / f["path"]) for f in mart["files"]]
         relation = f"read_parquet([{', '.join(quote_literal(f) for f in files)}], hive_partitioning = false)"
-        cols = [r[0] for r in con.execute(f"describe select * from {relation}").fetchall()]
+        cols = [(r[0], r[1]) for r in con.execute(f"describe select * from {relation}").fetchall()]
         out[f"parquet.{name}"] = _table_print(con, relation, cols)
     con.close()
     return out
@@ -346,3 +351,70 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: flo
             return True
         time.sleep(interval)
     return predicate()
+
+
+def flow_with_action(
+    ws: Workspace, pattern: str, action: Callable[[], None], timeout: float = 300.0
+) -> tuple[Outcome, bool]:
+    """Run the flow and call ``action`` (once, in a thread) when a line matches ``pattern``.
+
+    Returns the outcome and whether the action ran (it is how a case brings a service back mid-run).
+    """
+    marker = re.compile(pattern)
+    args = ["-m", "elt", "run", "--no-services"]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=REPO,
+        env=ws.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    worker: threading.Thread | None = None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if worker is None and marker.search(line):
+            worker = threading.Thread(target=action, daemon=True)
+            worker.start()
+    code = proc.wait(timeout=timeout)
+    if worker is not None:
+        worker.join(timeout=60)
+    out = Outcome(args, code, "".join(lines), seconds=time.monotonic() - t0)
+    _save_log(ws, out)
+    return out, worker is not None
+
+
+def stop_service(fleet_obj: object, name: str) -> None:
+    """Stop one service of a ``Fleet`` (SIGTERM, then SIGKILL) through its pid file."""
+    import psutil
+
+    pid_file = fleet_obj.pid_file(name)  # type: ignore[attr-defined]
+    pid = int(pid_file.read_text().strip())
+    proc = psutil.Process(pid)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except psutil.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    pid_file.unlink(missing_ok=True)
+
+
+def mount_tmpfs(path: Path, size: str) -> bool:
+    """Mount a small tmpfs at ``path`` (root only); False when this machine does not allow it."""
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    return proc.returncode == 0
+
+
+def remount(path: Path, options: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True, capture_output=True)
+
+
+def umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
