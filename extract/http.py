@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import orjson
 import requests
 
+from extract import tls
 from extract.auth import Auth
 from extract.errors import BadPage, FetchError, UnsafePagination
 from extract.pages import Page, parse_page
@@ -78,7 +79,7 @@ class ServiceClient:
         self.origin = origin(self.base_url)
         self.auth = auth
         self.policy = policy
-        self.session = session
+        self.session = tls.configure_session(session)  # verify against SHOP_TLS_CA_BUNDLE / system store
         self.requests_sent = 0
         self.retries = 0
 
@@ -115,6 +116,14 @@ class ServiceClient:
                 resp = self.session.get(
                     url, params=params, headers=self.auth.headers(), timeout=timeout, allow_redirects=False
                 )
+            except requests.exceptions.SSLError as exc:  # a wrong certificate does not fix itself: no retry
+                raise FetchError(
+                    self.service,
+                    endpoint,
+                    "TLS error",
+                    attempts,
+                    tls.describe_ssl_error(self.service, endpoint, exc),
+                ) from None
             except requests.Timeout as exc:
                 last_status, detail = (
                     "timeout",

@@ -26,7 +26,7 @@ def main(name: str) -> int:
     pipeline = make_pipeline(service.name)
     source, _ = build_source(service, cfg, datetime.now(UTC), RunProgress(), DriftTracker())
     pipeline.extract(source, loader_file_format="parquet")
-    pipeline.normalize(loader_file_format="parquet")
+    pipeline.normalize()
     root = Path(pipelines_dir()) / f"extract_{name}" / "load" / "normalized"
     poisoned = 0
     for job in root.glob("*/new_jobs/*.parquet"):

@@ -21,3 +21,14 @@ def stream_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StreamWor
         yield world
     finally:
         world.fleet.stop()
+
+
+@pytest.fixture(scope="session")
+def stream_world_full(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StreamWorld]:
+    """A world for cases that also run the whole batch flow: scale 0.05 (at 0.02 the generator erases
+    no customer, raw_customers.deletions is never created and the batch `dbt build` fails)."""
+    world = make_world(tmp_path_factory.mktemp("stream-world-full"), free_port_base(), 0.05)
+    try:
+        yield world
+    finally:
+        world.fleet.stop()
