@@ -94,7 +94,7 @@ def _profile_misses(ratios: list[R.Ratio], group: Group, cfg: BenchConfig, resul
     by_name = {s.name: s for c in group.ordered_chains() for s in c}
     missed: dict[str, list[str]] = {}  # subject → the ratios it missed (profile each subject once)
     for r in ratios:
-        if r.met is False and r.profile_subject in by_name:
+        if r.met is False and r.profile_subject in by_name and by_name[r.profile_subject].profile:
             missed.setdefault(r.profile_subject, []).append(f"{r.name} {r.target}")
     for subject, names in missed.items():
         log(f"profiling {subject} (missed {'; '.join(names)})")

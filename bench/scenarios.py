@@ -598,7 +598,7 @@ def stream_group(ctx: Context, avail: dict[str, str | None], latency: dict[str, 
             check,
             env=env,
             label="this project: `extract stream` under steady traffic (driver: bench/stream_probe.py)",
-            profile=False,
+            profile=True,
         )
     )
     return g

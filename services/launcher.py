@@ -297,6 +297,15 @@ class Fleet:
                 "fleet already up on ports %d-%d", self.port(self.services[0]), self.port(self.services[-1])
             )
             return self.status()
+        # A port that answers /health without a pid file of ours belongs to another fleet (another run
+        # dir): reporting it as "up" would point the loaders at services holding other credentials.
+        foreign = [name for name in self.services if name not in running and self.healthy(name)]
+        if foreign:
+            raise FleetError(
+                "port(s) already serve another fleet, not the one in "
+                f"{self.run_dir}: {', '.join(f'{n} on {self.url(n)}' for n in foreign)}; "
+                "stop that fleet or choose another --port-base"
+            )
         self.ensure_data()
         self._ensure_env()
         started: list[str] = []

@@ -116,6 +116,7 @@ class StreamRunner:
         )
         self.feed = EventFeed(position, self.cfg.batch_cap, once=self.cfg.once)
         self.feed.start()
+        self.write_stats("running")  # the file's appearance tells a driver the stream is ready
 
     def run(self) -> int:
         """Loop until stopped (or one batch with ``--once``); returns the exit code."""

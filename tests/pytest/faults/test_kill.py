@@ -2,9 +2,9 @@
 then a plain re-run: the warehouse and the published Parquet must equal a clean run, and no kill may
 ever move ``exports/current``.
 
-Short form (in ``make test``): one chain — killed during extract, during dbt's mart models, during
-publish — then the recovery run. Slow form: each step on its own (extract, normalize, load, dbt models,
-dbt tests, snapshots, publish), and a chain of kills at random moments.
+Short form (in ``make test``): one chain on one workspace — killed during load, then during dbt's mart
+models — then the recovery run. Slow form: each step on its own (extract, normalize, load, dbt models,
+dbt tests, snapshots, publish), and chains of kills at random moments.
 """
 
 from __future__ import annotations

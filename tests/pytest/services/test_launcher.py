@@ -108,6 +108,17 @@ def test_failed_service_is_named_and_the_others_are_stopped(fleet: Fleet, tmp_pa
         fl.stop()
 
 
+def test_ports_of_another_fleet_are_not_reported_as_up(fleet: Fleet, tmp_path: Path) -> None:
+    """Same ports, another run dir: the second launcher must refuse, not adopt the other fleet."""
+    other = Fleet(run_dir=tmp_path / "run", data_dir=fleet.data_dir, port_base=fleet.port_base)
+    with pytest.raises(FleetError) as info:
+        other.start()
+    assert "another fleet" in str(info.value)
+    assert fleet.url("customers") in str(info.value)
+    assert not list((tmp_path / "run").glob("*.pid")), "nothing was spawned"
+    assert all(fleet.healthy(name) for name in SERVICES), "the running fleet was left alone"
+
+
 def test_stop_kills_a_service_that_ignores_sigterm(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     fl = Fleet(run_dir=tmp_path / "run", data_dir=tmp_path / "data", port_base=free_port_base())
     fl.run_dir.mkdir(parents=True)
