@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -150,7 +151,14 @@ def _unavailable_everywhere(cfg: BenchConfig, why: str, results: dict) -> None:
         }
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the fleets' `finally` stops the service processes (they run in
+    their own session and would otherwise outlive the harness)."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     cfg = parse_args(argv)
     cfg.work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {

@@ -1,7 +1,10 @@
 with
 
 source as (
-    select * from {{ source('customers', 'deletions') }}
+    select *
+    from {{ source_or_empty('customers', 'deletions', {
+        'customer_id': 'bigint', 'deleted_at': 'timestamptz', '_dlt_load_id': 'varchar',
+    }) }}
     where {{ committed_loads('customers') }}
 ),
 

@@ -2,7 +2,12 @@
 with
 
 source as (
-    select * from {{ raw }}
+    select *
+    from {{ source_or_empty('payments', 'refunds', {
+        'refund_id': 'bigint', 'order_id': 'bigint', 'payment_id': 'bigint', 'currency': 'varchar',
+        'amount_minor': 'bigint', 'reason': 'varchar', 'status': 'varchar', 'created_at': 'timestamptz',
+        'updated_at': 'timestamptz', '_dlt_load_id': 'varchar',
+    }) }}
     where {{ committed_loads('payments') }}
 ),
 

@@ -17,36 +17,28 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 # The default smoke run leaves out `elt run` (dbt dominates it: minutes on a busy 2-core machine); the
-# slow case below covers it through the publish/scale/incremental groups.
+# slow case below covers it through the publish/scale/stream/incremental groups.
 GROUPS = "pull,singer"
+
+
+def run_bench(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run the harness; on timeout stop it with SIGTERM (not SIGKILL) so it stops its service fleet."""
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        out, err = proc.communicate(timeout=120)
+        pytest.fail(f"python -m bench did not finish in {timeout}s: {err[-2000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("bench-work")
     out = work / "results"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--only",
-            GROUPS,
-            "--skip",
-            "elt run",
-            "--no-profile",
-            "--work",
-            str(work),
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=540,
-        check=False,
-    )
+    cmd = [sys.executable, "-m", "bench", "--quick", "--only", GROUPS, "--skip", "elt run", "--no-profile"]
+    proc = run_bench([*cmd, "--work", str(work), "--out", str(out)], timeout=540)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "latest.md").exists()
     return json.loads((out / "latest.json").read_text())
@@ -100,26 +92,16 @@ def test_meltano_is_skipped_with_a_reason_in_quick_mode(quick_results: dict) -> 
 def test_quick_publish_scale_incremental_groups_are_correct(tmp_path: Path) -> None:
     """The remaining groups of `--quick`, `elt run` included (many minutes on a busy machine: slow)."""
     out = tmp_path / "results"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--only",
-            "publish,scale,stream,incremental",
-            "--no-profile",
-            "--work",
-            str(tmp_path / "work"),
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        check=False,
-    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--quick",
+        "--only",
+        "publish,scale,stream,incremental",
+        "--no-profile",
+    ]
+    proc = run_bench([*cmd, "--work", str(tmp_path / "work"), "--out", str(out)], timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "latest.json").read_text())
     for name in ("publish", "scale", "stream", "incremental"):
