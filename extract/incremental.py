@@ -87,6 +87,8 @@ class CursorWindow:
                         mask[i] = False
                         self.skipped_known += 1
                 keep = pa.array(mask, pa.bool_())
+        if pc.all(keep).as_py():  # the usual page: nothing to drop, and a filter would copy every column
+            return table
         return table.filter(keep)
 
     def observe(self, table: pa.Table) -> None:
@@ -134,7 +136,9 @@ class IdCursor:
         if table.num_rows == 0:
             return table
         ids = table.column(key)
-        table = table.filter(pc.greater(ids, self.last))
+        low = pc.min(ids).as_py()
+        if low is None or low <= self.last:  # a replayed page: keep the new ids only (a filter copies)
+            table = table.filter(pc.greater(ids, self.last))
         if table.num_rows:
             self.last = max(self.last, pc.max(table.column(key)).as_py())
         return table

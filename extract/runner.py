@@ -238,6 +238,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def start_order(services: list[Service], first: list[str]) -> list[Service]:
+    """``services`` with the ones named in ``first`` moved to the front, in that order.
+
+    Why: with ``parallel_services`` threads the run lasts at least as long as its longest service, so
+    that one must start at once (longest-first scheduling). At scale 1 events is 82 % of the rows: with
+    two threads its page walk, which mostly waits on the events service, overlaps the four other
+    services' whole extract and load.
+    """
+    rank = {name: i for i, name in enumerate(first)}
+    return sorted(services, key=lambda s: rank.get(s.name, len(rank)))
+
+
 def _run_services(
     services: list[Service], full_refresh: bool, result: RunResult, connection: duckdb.DuckDBPyConnection
 ) -> None:
@@ -245,18 +257,28 @@ def _run_services(
     cutoff = datetime.now(UTC)
     progress = RunProgress()
     workers = max(1, min(len(services), int(dlt.config.get("sources.extract.parallel_services") or 1)))
-    if workers == 1:
-        for service in services:
-            run_service(service, full_refresh, progress, result, cutoff, connection)
-        return
-    # dlt pipelines are thread-affine: one thread per service lets one service load into DuckDB while
-    # another is still walking its pages (different schemas, one process, one lock)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as pool:
-        futures = [
-            pool.submit(run_service, s, full_refresh, progress, result, cutoff, connection) for s in services
-        ]
-        for future in futures:
-            future.result()
+    if workers > 1:
+        services = start_order(services, dlt.config.get("sources.extract.start_first", list) or [])
+    # a DuckDB connection refuses a second concurrent call, so each service gets its own cursor on the
+    # run's database instance (made here, in one thread)
+    cursors = {s.name: connection.cursor() for s in services}
+    try:
+        if workers == 1:
+            for service in services:
+                run_service(service, full_refresh, progress, result, cutoff, cursors[service.name])
+            return
+        # dlt pipelines are thread-affine: one thread per service lets one service load into DuckDB while
+        # another is still walking its pages (different schemas, one process, one lock)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as pool:
+            futures = [
+                pool.submit(run_service, s, full_refresh, progress, result, cutoff, cursors[s.name])
+                for s in services
+            ]
+            for future in futures:
+                future.result()
+    finally:
+        for cursor in cursors.values():
+            cursor.close()
 
 
 def run(names: list[str], full_refresh: bool = False, wait: float | None = None) -> RunResult:

@@ -9,6 +9,7 @@ permission; skipped with the reason otherwise).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -66,10 +67,13 @@ def test_disk_full_during_load(workspace, reference: Reference, fleet_clean, mou
 
 def test_disk_full_during_publish(workspace, reference: Reference, fleet_clean, mounts) -> None:
     ws = workspace("disk-full-publish")
-    _tmpfs(mounts, ws.exports, "1800k")  # room for one version (~1.2 MB), not two
+    _tmpfs(mounts, ws.exports, "64m")
     first = flow(ws)
     assert first.returncode == 0, first.describe()
     before = ws.current_version()
+    st = os.statvfs(ws.exports)
+    used = (st.f_blocks - st.f_bfree) * st.f_frsize  # one version, as tmpfs counts it
+    remount(ws.exports, f"size={(used + used // 2) // 1024 + 1}k")  # room for half of a second one
     second = flow(ws)
     assert second.returncode == 1, second.describe()
     assert "elt run FAILED at step 'publish'" in second.output, second.describe()
