@@ -9,6 +9,8 @@ them is masked. ``OAuth2ClientCredentials`` fetches a token lazily, refreshes it
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 from typing import Protocol
@@ -17,6 +19,8 @@ import requests
 
 from extract import redact
 from extract.errors import FetchError
+
+log = logging.getLogger("extract.auth")
 
 
 class Auth(Protocol):
@@ -71,6 +75,10 @@ class OAuth2ClientCredentials:
         client_secret: str,
         session: requests.Session,
         timeout: tuple[float, float],
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+        max_retry_after: float = 30.0,
     ) -> None:
         self._service = service
         self._url = token_url
@@ -78,34 +86,66 @@ class OAuth2ClientCredentials:
         self._secret = redact.register(client_secret)
         self._session = session
         self._timeout = timeout
+        self._max_attempts = max(1, max_attempts)
+        self._backoff = (backoff_base, backoff_max)
+        self._max_retry_after = max_retry_after
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = threading.Lock()
         self.refreshes = 0
 
     def _fetch(self) -> None:
-        try:
-            resp = self._session.post(
-                self._url,
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": self._client_id,
-                    "client_secret": self._secret,
-                },
-                timeout=self._timeout,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise FetchError(
-                self._service, "POST /oauth/token", type(exc).__name__, 1, "token request failed"
-            ) from None
-        if resp.status_code != 200:
-            raise FetchError(self._service, "POST /oauth/token", resp.status_code, 1, "token request refused")
-        doc = resp.json()
-        self._token = redact.register(doc["access_token"])
-        ttl = float(doc.get("expires_in") or 300)
-        self._expires_at = time.monotonic() + max(1.0, ttl * 0.9)
-        self.refreshes += 1
+        """Get a token, riding over the same transient failures as page requests (connection errors,
+        timeouts, 429 with ``Retry-After``, 5xx) within the same bounded budget: a token endpoint that
+        blips when the run starts must not fail the run when a data endpoint's blip would not."""
+        last: int | str = "none"
+        for attempt in range(1, self._max_attempts + 1):
+            wait = min(self._backoff[1], self._backoff[0] * 2 ** (attempt - 1))
+            try:
+                resp = self._session.post(
+                    self._url,
+                    data={
+                        "grant_type": "client_credentials",
+                        "client_id": self._client_id,
+                        "client_secret": self._secret,
+                    },
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                )
+            except requests.exceptions.SSLError:
+                raise FetchError(
+                    self._service, "POST /oauth/token", "TLS error", attempt, "token request failed"
+                ) from None
+            except requests.RequestException as exc:
+                last = type(exc).__name__
+            else:
+                if resp.status_code == 200:
+                    doc = resp.json()
+                    self._token = redact.register(doc["access_token"])
+                    ttl = float(doc.get("expires_in") or 300)
+                    self._expires_at = time.monotonic() + max(1.0, ttl * 0.9)
+                    self.refreshes += 1
+                    return
+                last = resp.status_code
+                if resp.status_code == 429:
+                    with contextlib.suppress(ValueError):
+                        retry_after = float(resp.headers.get("Retry-After", wait))
+                        wait = min(max(retry_after, 0.0), self._max_retry_after)
+                elif resp.status_code < 500:
+                    raise FetchError(
+                        self._service, "POST /oauth/token", resp.status_code, attempt, "token request refused"
+                    )
+            if attempt < self._max_attempts:
+                log.warning(
+                    "%s /oauth/token: attempt %d/%d failed (%s); retrying in %.1fs",
+                    self._service,
+                    attempt,
+                    self._max_attempts,
+                    last,
+                    wait,
+                )
+                time.sleep(wait)
+        raise FetchError(self._service, "POST /oauth/token", last, self._max_attempts, "token request failed")
 
     def headers(self) -> dict[str, str]:
         with self._lock:

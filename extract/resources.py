@@ -47,14 +47,18 @@ def make_auth(service: Service, cfg: ServiceConfig, session: requests.Session) -
         return ApiKeyAuth(creds["api_key"])
     if service.auth == "bearer":
         return BearerAuth(creds["token"])
-    timeout = (cfg.tuning.http.connect_timeout, cfg.tuning.http.read_timeout)
+    policy = cfg.tuning.http
     return OAuth2ClientCredentials(
         service.name,
         cfg.base_url.rstrip("/") + "/oauth/token",
         creds["client_id"],
         creds["client_secret"],
         session,
-        timeout,
+        (policy.connect_timeout, policy.read_timeout),
+        max_attempts=policy.max_attempts,
+        backoff_base=policy.backoff_base,
+        backoff_max=policy.backoff_max,
+        max_retry_after=policy.max_retry_after,
     )
 
 

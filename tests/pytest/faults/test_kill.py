@@ -39,6 +39,7 @@ def _recover(ws: Workspace, reference: Reference, context: str) -> None:
     assert_matches_clean(reference.prints, ws, context)
 
 
+@pytest.mark.slow
 def test_kill_chain_load_then_dbt(workspace, reference: Reference, fleet_clean) -> None:
     ws = workspace("chain")
     for point in ("load", "dbt models"):

@@ -49,6 +49,7 @@ def own_fleet(data_copy: Path, tmp_path: Path) -> Iterator[Fleet]:
     fl.stop()
 
 
+@pytest.mark.slow
 def test_poison_package_reported_not_blocking_and_recoverable(workspace, own_fleet: Fleet, data_copy: Path):
     ws = workspace("poison", fleet_env=own_fleet.env())
     first = run(ws, ["-m", "extract"])
@@ -79,8 +80,10 @@ def test_poison_package_reported_not_blocking_and_recoverable(workspace, own_fle
 
 @pytest.mark.parametrize(
     "fault",
-    [{"drift_remove": "method"}, {"drift_rename": {"method": "payment_method"}}],
-    ids=["remove", "rename"],
+    [
+        pytest.param({"drift_remove": "method"}, id="remove", marks=pytest.mark.slow),
+        pytest.param({"drift_rename": {"method": "payment_method"}}, id="rename"),
+    ],
 )
 def test_drift_remove_or_rename_fails_clearly_then_recovers(fault, workspace, reference, fleet_clean):
     ws = workspace("drift")

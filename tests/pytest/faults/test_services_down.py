@@ -36,14 +36,7 @@ def test_service_down_for_the_whole_run(workspace, reference: Reference, fleet_c
     "service",
     [
         "payments",
-        pytest.param(
-            "orders",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the OAuth2 token request (POST /oauth/token, extract/auth.py) is tried once: a "
-                "service down when its loader starts fails at once, not retried like page requests",
-            ),
-        ),
+        "orders",
     ],
 )
 def test_service_comes_back_mid_run(service: str, workspace, reference: Reference, fleet_clean) -> None:

@@ -63,13 +63,15 @@ def _scan_warehouse(path: Path, secrets: dict[str, str]) -> list[str]:
     hits = []
     with duckdb.connect(str(path), read_only=True) as con:
         columns = con.execute(
-            "select table_schema, table_name, column_name from information_schema.columns "
+            "select table_catalog, table_schema, table_name, column_name from information_schema.columns "
             "where data_type = 'VARCHAR'"
         ).fetchall()
-        for schema, table, column in columns:
+        for catalog, schema, table, column in columns:
             for name, value in secrets.items():
+                # fully qualified: a warehouse file named ops.duckdb makes a bare "ops" ambiguous
                 (n,) = con.execute(
-                    f'select count(*) from "{schema}"."{table}" where contains("{column}", ?)', [value]
+                    f'select count(*) from "{catalog}"."{schema}"."{table}" where contains("{column}", ?)',
+                    [value],
                 ).fetchone()
                 if n:
                     hits.append(f"{name} in {schema}.{table}.{column} ({n} rows)")
