@@ -72,6 +72,7 @@ def run_extract(command: str, full_refresh: bool, wait: float) -> tuple[float, l
         if code != 0:
             raise StepFailed("extract", f"`python -m extract` exited {code} (see its output above)")
         rec.tables = steps.rows_loaded_since(before)
+        rec.inputs = [("raw_load_before", schema, load_id) for schema, load_id in sorted(before.items())]
         rec.rows = sum(r for _, _, r in rec.tables)
     return rec.seconds, rec.tables
 
@@ -80,6 +81,9 @@ def run_dbt_build(command: str, full_refresh: bool, wait: float) -> dbt_runner.D
     """``dbt build`` (seeds, snapshots, models, tests) under the lock, logged as step ``dbt``."""
     args = ["build", *(["--full-refresh"] if full_refresh else [])]
     with lock.warehouse_lock(f"{command}: dbt build", wait=wait), steps.logged_step(command, "dbt") as rec:
+        rec.inputs = [
+            ("raw_load", schema, load_id) for schema, load_id in sorted(steps.committed_loads().items())
+        ]
         outcome = dbt_runner.run_dbt(args, wait=wait)
         if outcome.summary:
             rec.rows = outcome.summary.models_built
@@ -128,6 +132,10 @@ def run_publish(
     with lock.warehouse_lock(f"{command}: export", wait=wait), steps.logged_step(command, "export") as rec:
         if invocation is None:
             invocation = build_invocation(force)
+        rec.inputs = [
+            ("dbt_invocation", str(invocation.get("invocation_id")), str(invocation.get("command") or "")),
+            ("warehouse", str(settings.warehouse_path()), None),
+        ]
         specs = dbt_artifacts.publish_specs()
         result = publish(
             specs,

@@ -45,6 +45,12 @@ create table if not exists {ops}.run_tables (
     table_name varchar not null,
     rows bigint not null
 );
+create table if not exists {ops}.run_inputs (
+    run_id varchar not null,
+    kind varchar not null,
+    name varchar not null,
+    detail varchar
+);
 """
 
 
@@ -128,4 +134,18 @@ def record_table(con: duckdb.DuckDBPyConnection, run_id: str, source: str, table
     con.execute(
         f"insert into {ops}.run_tables (run_id, source, table_name, rows) values (?, ?, ?, ?)",
         [run_id, source, table, rows],
+    )
+
+
+def record_input(
+    con: duckdb.DuckDBPyConnection, run_id: str, kind: str, name: str, detail: str | None
+) -> None:
+    """Record what a run read: a source service (``kind='source'``, its base URL and where its cursors
+    started), a raw load a dbt build read (``kind='raw_load'``), the dbt invocation an export published
+    (``kind='dbt_invocation'``). With ``run_tables`` (what it wrote) this answers "where did this come
+    from" for every run; ``detail`` is scrubbed like errors, so a URL with a credential in it is masked."""
+    ops = ensure_tables(con)
+    con.execute(
+        f"insert into {ops}.run_inputs (run_id, kind, name, detail) values (?, ?, ?, ?)",
+        [run_id, kind, name, scrub(detail)],
     )

@@ -30,6 +30,7 @@ class StepLog:
     step: str
     rows: int | None = None
     tables: list[tuple[str, str, int]] = field(default_factory=list)
+    inputs: list[tuple[str, str, str | None]] = field(default_factory=list)
     status: str = "success"
     seconds: float = 0.0
     error: str | None = None
@@ -59,6 +60,8 @@ def logged_step(command: str, step: str) -> Iterator[StepLog]:
         with _connect() as con:
             for source, table, rows in record.tables:
                 ops_log.record_table(con, run_id, source, table, rows)
+            for kind, name, detail in record.inputs:
+                ops_log.record_input(con, run_id, kind, name, detail)
             ops_log.finish_run(con, run_id, record.status, record.rows, record.error)
 
 

@@ -47,6 +47,7 @@ class RunResult:
     """What one invocation did, for the summary, the ops log and tests."""
 
     table_rows: dict[tuple[str, str], int] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     hard_deleted: int = 0
     seconds: float = 0.0
@@ -104,6 +105,18 @@ def _describe_failure(service: str, exc: BaseException) -> str:
     else:
         text += " (incremental state not advanced)"
     return redact.mask(text)
+
+
+def cursor_positions(pipeline: dlt.Pipeline) -> str:
+    """Where each resource's incremental cursor stands before a run (``orders=2026-11-28T…``,
+    ``events=536940``), for the run log's record of what the run read."""
+    positions = []
+    for source_state in (pipeline.state.get("sources") or {}).values():
+        for resource, state in sorted((source_state.get("resources") or {}).items()):
+            value = state.get("last_value", state.get("last_id"))
+            if value is not None:
+                positions.append(f"{resource}={value}")
+    return ", ".join(positions)
 
 
 def apply_hard_deletes(pipeline: dlt.Pipeline, service: Service) -> int:
@@ -164,6 +177,9 @@ def run_service(
             log.warning("%s: finishing a pending load package from an earlier run first", service.name)
             pipeline.run()
             _add_counts(counts, pipeline)
+        result.inputs[service.name] = (
+            f"{cfg.base_url}; cursors: {cursor_positions(pipeline) or 'none (first load)'}"
+        )
         drift = DriftTracker()
         source, client = build_source(service, cfg, cutoff, progress, drift)
         pipeline.run(
@@ -301,6 +317,8 @@ def run(names: list[str], full_refresh: bool = False, wait: float | None = None)
             result.seconds = time.monotonic() - started
             for (source, table), rows in sorted(result.table_rows.items()):
                 ops_log.record_table(con, run_id, source, table, rows)
+            for name, detail in sorted(result.inputs.items()):
+                ops_log.record_input(con, run_id, "source", name, detail)
             error = "; ".join(f"{k}: {v}" for k, v in result.failures.items()) or None
             ops_log.finish_run(con, run_id, "failed" if result.failures else "success", result.rows, error)
         finally:

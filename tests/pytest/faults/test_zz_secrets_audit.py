@@ -127,17 +127,26 @@ def test_ops_log_records_what_each_run_wrote(reference: Reference) -> None:
     assert ("extract", "raw_orders", "orders", 1000) in [(s, src, t, n) for s, src, t, n in wrote]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ops.runs/ops.run_tables record what a run wrote but not what it read (source base URLs and "
-    "cursors for extract, dbt sources/load ids for dbt, the dbt invocation for export)",
-)
 def test_ops_log_records_what_each_run_read(reference: Reference) -> None:
+    """Each run says what it read: the loader its services' base URLs and cursor positions, the dbt
+    build the committed raw loads it built from, the export the dbt invocation it published."""
     with duckdb.connect(str(reference.workspace.warehouse), read_only=True) as con:
-        cols = {
-            r[0]
-            for r in con.execute(
-                "select column_name from information_schema.columns where table_schema = 'ops'"
+        read = con.execute(
+            "select r.command, r.step, i.kind, i.name, i.detail "
+            "from ops.run_inputs i join ops.runs r using (run_id)"
+        ).fetchall()
+        committed = {
+            (schema, load_id)
+            for schema in ("raw_customers", "raw_catalog", "raw_orders", "raw_payments", "raw_events")
+            for (load_id,) in con.execute(
+                f"select load_id from {schema}._dlt_loads where status = 0"
             ).fetchall()
         }
-    assert cols & {"inputs", "read_from", "direction", "sources"}, f"ops columns: {sorted(cols)}"
+    sources = {n: d for c, _, k, n, d in read if c.startswith("python -m extract") and k == "source"}
+    assert set(sources) == {"customers", "catalog", "orders", "payments", "events"}, read
+    assert all(d.startswith("http://127.0.0.1:") and "; cursors: " in d for d in sources.values()), sources
+    raw_loads = {(n, d) for c, s, k, n, d in read if s == "dbt" and k == "raw_load"}
+    assert {n for n, _ in raw_loads} == {s for s, _ in committed}, read
+    assert raw_loads <= committed, "dbt read loads that are not committed"
+    invocations = [n for _, s, k, n, _ in read if s == "export" and k == "dbt_invocation"]
+    assert invocations and all(n and n != "None" for n in invocations), read
