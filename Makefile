@@ -24,7 +24,7 @@ $(VENV)/.synced: pyproject.toml uv.lock
 
 setup: $(VENV)/.synced ## build .venv from uv.lock (installs uv with pip when missing)
 
-services: setup ## start the five shop services (generates scale-$${SHOP_SCALE:-1} data on first start)
+services: setup ## start the five shop services (generates scale-1 data on first start; SHOP_SCALE to change)
 	$(PY) -m services start $(ARGS)
 
 services-stop: setup ## stop the fleet started by `make services`

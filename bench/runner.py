@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         "notes": list(cfg.notes),
     }
     started = time.perf_counter()
+    # read the results to merge into now: the per-group partial writes below replace latest.json
+    merge_base = _read_latest(cfg) if cfg.merge else None
     avail = S.availability(cfg)
     results["availability"] = {k: v or "available" for k, v in avail.items()}
     for k, v in avail.items():
@@ -198,20 +200,25 @@ def main(argv: list[str] | None = None) -> int:
         _run_with_fleets(cfg, avail, singer, singer_note, results)
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
     results["complete"] = True
-    if cfg.merge:
-        results = _merge(results, cfg)
+    elapsed = results["elapsed_s"]
+    if merge_base is not None:
+        results = _merge(results, merge_base)
     md, js = write_reports(results, cfg.out_dir)
-    log(f"results → {md} and {js} ({results['elapsed_s']}s)")
+    log(f"results → {md} and {js} ({elapsed}s)")
     return 0
 
 
-def _merge(results: dict, cfg: BenchConfig) -> dict:
-    """Put this run's groups into the existing latest.json; the earlier groups keep their own machine line."""
-    path = cfg.out_dir / "latest.json"
+def _read_latest(cfg: BenchConfig) -> dict | None:
+    """The committed latest.json, or None when there is none (then a merge run simply writes its own)."""
     try:
-        base = json.loads(path.read_text())
+        return json.loads((cfg.out_dir / "latest.json").read_text())
     except (OSError, ValueError):
-        return results
+        return None
+
+
+def _merge(results: dict, base: dict) -> dict:
+    """Put this run's groups into ``base`` (latest.json as it was when the run started); the earlier
+    groups keep their own machine line."""
     ran = list(results["groups"])
     base["groups"].update(results["groups"])
     base["profiles"] = [p for p in base.get("profiles", []) if p.get("group") not in ran] + results[
