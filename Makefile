@@ -62,7 +62,7 @@ lint: setup ## ruff and sqlfluff
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m elt lint-sql
 
-test: setup lint ## lint, then the pytest suites against real services on loopback (well under 10 min)
+test: setup lint ## lint, then the pytest suites against real services on loopback (about 9 min on 2 cores)
 	$(VENV)/bin/pytest -m "not slow" $(ARGS)
 
 test-faults: setup ## the whole fault suite over the full flow (long)
