@@ -404,7 +404,7 @@ def publish_group(ctx: Context, avail: dict[str, str | None]) -> Group:
             lambda m: check_parquet_dir(out_copy, marts),
             env=ctx.env("copy", wh, out_copy),
             prepare=lambda: fresh(out_copy),
-            label="peer: one COPY … TO (zstd) per published mart",
+            label="peer: one COPY … TO (zstd) per published mart, same partitioning",
             profile=False,
         )
     )

@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import requests
-
 from elt import settings
 
 log = logging.getLogger("elt.fleet")
@@ -60,6 +58,8 @@ def is_local(urls: dict[str, str]) -> bool:
 
 def unhealthy(urls: dict[str, str], timeout: float = 2.0) -> list[str]:
     """Services whose ``GET /health`` does not answer ``{"status": "ok"}``."""
+    import requests  # here, not at the top: `elt export`/`elt dbt` import this module but never probe
+
     bad = []
     for name, url in urls.items():
         try:

@@ -19,6 +19,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +85,28 @@ def _relation_sql(con: duckdb.DuckDBPyConnection, spec: MartSpec) -> str:
             "(was `dbt build` run against this warehouse?)"
         )
     return ".".join(quote_ident(p) for p in (database, spec.schema, spec.alias))
+
+
+def _workers(con: duckdb.DuckDBPyConnection, marts: int) -> int:
+    """Marts written (and verified) at once: one per DuckDB thread.
+
+    Why threads: most marts are small, and a small COPY or read-back runs on one DuckDB thread whatever
+    ``threads`` says, so one mart after another left a core idle. DuckDB releases the GIL while a query
+    runs, so Python threads with a cursor each keep every core busy.
+    """
+    (threads,) = con.execute("select current_setting('threads')").fetchone()
+    return max(1, min(int(threads), marts))
+
+
+def _largest_first(con: duckdb.DuckDBPyConnection, specs: list[MartSpec]) -> list[MartSpec]:
+    """Specs ordered by estimated size, so the longest COPY starts first and the threads finish together."""
+    sizes = {
+        (db, schema, name): size or 0
+        for db, schema, name, size in con.execute(
+            "select database_name, schema_name, table_name, estimated_size from duckdb_tables()"
+        ).fetchall()
+    }
+    return sorted(specs, key=lambda s: -sizes.get((s.database, s.schema, s.alias), 0))
 
 
 def _columns(con: duckdb.DuckDBPyConnection, relation_sql: str) -> list[tuple[str, str]]:
@@ -252,25 +275,43 @@ def publish(
     results: list[MartResult] = []
     try:
         with duckdb.connect(str(warehouse), read_only=True) as con:
-            written: dict[str, tuple[MartSpec, str, Path, float]] = {}
-            for spec in specs:
-                t0 = time.monotonic()
-                relation = _relation_sql(con, spec)
-                path = _write_mart(con, spec, relation, staging)
-                written[spec.name] = (spec, relation, path, time.monotonic() - t0)
-            if after_write is not None:
-                after_write(staging)
+            workers = _workers(con, len(specs))
+            with ThreadPoolExecutor(workers, thread_name_prefix="publish") as pool:
+
+                def write(spec: MartSpec) -> tuple[MartSpec, str, Path, float]:
+                    t0 = time.monotonic()
+                    cur = con.cursor()  # one cursor per thread: a connection runs one query at a time
+                    try:
+                        relation = _relation_sql(cur, spec)
+                        path = _write_mart(cur, spec, relation, staging)
+                        return spec, relation, path, time.monotonic() - t0
+                    finally:
+                        cur.close()
+
+                written = list(pool.map(write, _largest_first(con, specs)))
+                if after_write is not None:
+                    after_write(staging)
+
+                def verify(item: tuple[MartSpec, str, Path, float]) -> tuple[dict[str, Any], float]:
+                    spec, relation, path, write_seconds = item
+                    t0 = time.monotonic()
+                    cur = con.cursor()
+                    try:
+                        entry = _verify_mart(cur, spec, relation, path, staging)
+                        return entry, write_seconds + time.monotonic() - t0
+                    finally:
+                        cur.close()
+
+                verified = dict(zip([w[0].name for w in written], pool.map(verify, written), strict=True))
             marts: dict[str, Any] = {}
-            for name, (spec, relation, path, write_seconds) in written.items():
-                t0 = time.monotonic()
-                entry = _verify_mart(con, spec, relation, path, staging)
-                marts[name] = entry
-                took = write_seconds + time.monotonic() - t0
+            for spec in specs:  # manifest and log in the dbt manifest's order, whatever order the threads ran
+                entry, took = verified[spec.name]
+                marts[spec.name] = entry
                 size = sum(f["bytes"] for f in entry["files"])
-                results.append(MartResult(name, entry["rows"], len(entry["files"]), size, took))
+                results.append(MartResult(spec.name, entry["rows"], len(entry["files"]), size, took))
                 log.info(
                     "published %s: %d rows, %d file(s), %.1f MiB, %.2fs",
-                    name,
+                    spec.name,
                     entry["rows"],
                     len(entry["files"]),
                     size / 2**20,
