@@ -154,6 +154,18 @@ def scale_ratios(stats: dict[str, dict], small: float, big: float) -> list[Ratio
                 "median wall time",
             )
         )
+    for scale in (small, big):
+        out.append(
+            ratio(
+                f"incremental ÷ full extract @ scale {scale:g}",
+                "≤ 5%",
+                _get(stats, f"incremental extract @ scale {scale:g}", "wall_median_s"),
+                _get(stats, f"extract @ scale {scale:g}", "wall_median_s"),
+                lambda v: v <= 0.05,
+                "median wall time: `extract` after the change ÷ the full extract on the same fleet",
+                f"incremental extract @ scale {scale:g}",
+            )
+        )
     return out
 
 

@@ -303,7 +303,9 @@ def _run_with_fleets(
 def _scale_group(cfg: BenchConfig, avail: dict, main_ctx: S.Context, results: dict) -> None:
     """Both scales' fleets up at once, so their chains can be interleaved; the main fleet is reused."""
     small, big = cfg.scales
-    group = Group("scale", f"Scale {small:g} vs scale {big:g}: extract, dbt build, publish")
+    group = Group(
+        "scale", f"Scale {small:g} vs scale {big:g}: extract, dbt build, publish, incremental extract"
+    )
     with contextlib.ExitStack() as stack:
         contexts = []
         for s in (small, big):
@@ -319,7 +321,7 @@ def _scale_group(cfg: BenchConfig, avail: dict, main_ctx: S.Context, results: di
             log(f"fleet at scale {s:g} up in {fleet.start_s:.1f}s on port base {fleet.port_base}")
             contexts.append(S.Context(cfg, fleet, f"scale-{s:g}"))
         for ctx in contexts:
-            chain, missing = S.scale_chain(ctx, avail)
+            chain, missing = S.scale_chain(ctx, avail, group.notes)
             for s in chain:
                 s.server_pids = ctx.fleet.pids()
             group.unavailable.update(missing)
