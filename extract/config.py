@@ -40,6 +40,7 @@ class Tuning:
     max_pages: int
     progress_every_pages: int
     prefetch_pages: int
+    batch_rows: int
     http: HttpPolicy
 
 
@@ -97,6 +98,7 @@ def tuning(service: str) -> Tuning:
         max_pages=_get(service, "max_pages", 100_000),
         progress_every_pages=_get(service, "progress_every_pages", 20),
         prefetch_pages=_get(service, "prefetch_pages", 2),
+        batch_rows=_get(service, "batch_rows", 50_000),
         http=policy,
     )
 

@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,21 +26,25 @@ if (settings.repo_root() / ".dlt").is_dir():
 
 import dlt
 import duckdb
+import pyarrow as pa
 
 from elt import ops_log
 from elt.lock import WarehouseBusy, warehouse_lock
-from extract import redact
+from extract import forked, hints, redact
 from extract.config import service_config
+from extract.destination import warehouse_destination
 from extract.errors import ExtractError
 from extract.progress import RunProgress, summary_lines
 from extract.resources import build_source
 from extract.shape import DriftTracker
 from extract.sources import SERVICES
 from extract.spec import Service
+from extract.statesync import skip_sync_if_current
 
 log = logging.getLogger("extract")
 EXIT_FAILED = 1
 EXIT_BUSY = 3
+DUCKDB_MEMORY_LIMIT = "384MB"  # default of [sources.extract] duckdb_memory_limit ("none": DuckDB's own)
 
 
 @dataclass
@@ -71,10 +76,11 @@ def make_pipeline(name: str, connection: duckdb.DuckDBPyConnection | None = None
     close checkpoints the WAL into the file and every re-open reads the catalog again. Holding one
     connection for the whole run made that a single checkpoint (py-spy: ~1.6 s of close/open at scale 1).
     """
+    hints.install()  # cheaper config resolution for every dlt step (see extract/hints.py)
     target = connection if connection is not None else str(settings.warehouse_path())
     return dlt.pipeline(
         pipeline_name=f"extract_{name}",
-        destination=dlt.destinations.duckdb(target),
+        destination=warehouse_destination(target),
         dataset_name=f"raw_{name}",
         pipelines_dir=pipelines_dir(),
     )
@@ -91,7 +97,7 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _describe_failure(service: str, exc: BaseException) -> str:
+def describe_failure(service: str, exc: BaseException) -> str:
     """A one-paragraph error: what failed and how to recover, with secrets masked."""
     cause = _root_cause(exc)
     step = getattr(exc, "step", None)
@@ -158,6 +164,62 @@ def _add_counts(counts: dict[str, int], pipeline: dlt.Pipeline) -> None:
             counts[table] = counts.get(table, 0) + rows
 
 
+def step_times(pipeline: dlt.Pipeline) -> str:
+    """``extract 1.20s, normalize 0.10s, load 0.30s`` from the pipeline's last trace."""
+    trace = pipeline.last_trace
+    return ", ".join(
+        f"{st.step} {(st.finished_at - st.started_at).total_seconds():.2f}s"
+        for st in (trace.steps if trace else [])
+        if st.finished_at and st.step != "run"
+    )
+
+
+def prepare_pipeline(
+    service: Service,
+    result: RunResult,
+    counts: dict[str, int],
+    connection: duckdb.DuckDBPyConnection | None = None,
+    sync: bool = False,
+) -> dlt.Pipeline:
+    """The service's pipeline, in step with the warehouse and with no pending package left.
+
+    With ``sync`` the destination sync that ``pipeline.run`` would do is done here, for a pipeline whose
+    extract runs elsewhere (a forked child, extract/forked.py) and which is only loaded in this process.
+    Rows of a finished pending package are added to ``counts``; what the run read goes to ``result.inputs``.
+    """
+    cfg = service_config(service.name, service.auth)
+    pipeline = make_pipeline(service.name, connection)
+    if connection is not None:
+        skip_sync_if_current(pipeline, connection)
+    if sync and not pipeline._state_restored:
+        pipeline.sync_destination()
+        pipeline._state_restored = True  # what run() sets after its own sync
+    if pipeline.has_pending_data:
+        # dlt's run() with pending packages only finishes them and extracts nothing: do it explicitly
+        log.warning("%s: finishing a pending load package from an earlier run first", service.name)
+        pipeline.run()
+        _add_counts(counts, pipeline)
+    positions = cursor_positions(pipeline) or "none (first load)"
+    result.inputs[service.name] = f"{cfg.base_url}; cursors: {positions}"
+    return pipeline
+
+
+def _log_loaded(
+    service: Service, rows: int, seconds: float, steps: str, requests: int, retries: int, full_refresh: bool
+) -> None:
+    log.info(
+        "%s: loaded %d rows into raw_%s in %.2fs (%s; %d requests, %d retries)%s",
+        service.name,
+        rows,
+        service.name,
+        seconds,
+        steps,
+        requests,
+        retries,
+        " [full refresh]" if full_refresh else "",
+    )
+
+
 def run_service(
     service: Service,
     full_refresh: bool,
@@ -169,19 +231,10 @@ def run_service(
     """Extract, normalize and load one service; record its row counts or its failure."""
     started = time.monotonic()
     try:
-        cfg = service_config(service.name, service.auth)
-        pipeline = make_pipeline(service.name, connection)
         counts: dict[str, int] = {}
-        if pipeline.has_pending_data:
-            # dlt's run() with pending packages only finishes them and extracts nothing: do it explicitly
-            log.warning("%s: finishing a pending load package from an earlier run first", service.name)
-            pipeline.run()
-            _add_counts(counts, pipeline)
-        result.inputs[service.name] = (
-            f"{cfg.base_url}; cursors: {cursor_positions(pipeline) or 'none (first load)'}"
-        )
-        drift = DriftTracker()
-        source, client = build_source(service, cfg, cutoff, progress, drift)
+        pipeline = prepare_pipeline(service, result, counts, connection)
+        cfg = service_config(service.name, service.auth)
+        source, client = build_source(service, cfg, cutoff, progress, DriftTracker())
         pipeline.run(
             source,
             loader_file_format="parquet",
@@ -191,27 +244,60 @@ def run_service(
         for table, rows in counts.items():
             result.table_rows[(service.name, table)] = rows
         result.hard_deleted += apply_hard_deletes(pipeline, service)
-        trace = pipeline.last_trace
-        steps = ", ".join(
-            f"{st.step} {(st.finished_at - st.started_at).total_seconds():.2f}s"
-            for st in (trace.steps if trace else [])
-            if st.finished_at and st.step != "run"
-        )
-        log.info(
-            "%s: loaded %d rows into raw_%s in %.2fs (%s; %d requests, %d retries)%s",
-            service.name,
+        _log_loaded(
+            service,
             sum(counts.values()),
-            service.name,
             time.monotonic() - started,
-            steps,
+            step_times(pipeline),
             client.requests_sent,
             client.retries,
-            " [full refresh]" if full_refresh else "",
+            full_refresh,
         )
     except Exception as exc:  # one service's failure is recorded and the others still load
-        message = _describe_failure(service.name, exc)
+        message = describe_failure(service.name, exc)
         result.failures[service.name] = message
         log.error("%s: FAILED: %s", service.name, message)
+
+
+def load_child(
+    child: forked.Child,
+    services: list[Service],
+    full_refresh: bool,
+    result: RunResult,
+    counts: dict[str, dict[str, int]],
+    cursors: dict[str, duckdb.DuckDBPyConnection],
+) -> None:
+    """Load what a forked child normalized, each service as soon as the child reports it done."""
+    by_name = {s.name: s for s in services}
+    for name, outcome in child.outcomes():
+        service = by_name[name]
+        if outcome.error is not None:
+            result.failures[name] = outcome.error
+            log.error("%s: FAILED: %s", name, outcome.error)
+            continue
+        started = time.monotonic()
+        try:
+            pipeline = make_pipeline(name, cursors[name])
+            pipeline.load()
+            rows = counts[name]
+            for table, n in outcome.counts.items():
+                rows[table] = rows.get(table, 0) + n
+            for table, n in rows.items():
+                result.table_rows[(name, table)] = n
+            result.hard_deleted += apply_hard_deletes(pipeline, service)
+            _log_loaded(
+                service,
+                sum(rows.values()),
+                outcome.seconds + time.monotonic() - started,
+                f"{outcome.steps} in a child process, {step_times(pipeline)}",
+                outcome.requests,
+                outcome.retries,
+                full_refresh,
+            )
+        except Exception as exc:
+            message = describe_failure(name, exc)
+            result.failures[name] = message
+            log.error("%s: FAILED: %s", name, message)
 
 
 def recover_service(service: Service) -> str:
@@ -275,6 +361,11 @@ def _run_services(
     workers = max(1, min(len(services), int(dlt.config.get("sources.extract.parallel_services") or 1)))
     if workers > 1:
         services = start_order(services, dlt.config.get("sources.extract.start_first", list) or [])
+        # pyarrow imports pandas lazily on its first conversion from Python objects; two service threads
+        # doing that at once made one of them see a half-imported pandas ("partially initialized module",
+        # seen in-process in the test suite). Trigger it here, in one thread (a no-op after the CLI's
+        # skip_pandas_in_arrow).
+        pa.array([0])
     # a DuckDB connection refuses a second concurrent call, so each service gets its own cursor on the
     # run's database instance (made here, in one thread)
     cursors = {s.name: connection.cursor() for s in services}
@@ -282,6 +373,9 @@ def _run_services(
         if workers == 1:
             for service in services:
                 run_service(service, full_refresh, progress, result, cutoff, cursors[service.name])
+            return
+        if use_processes():
+            _run_forked(services, workers, full_refresh, progress, result, cutoff, cursors)
             return
         # dlt pipelines are thread-affine: one thread per service lets one service load into DuckDB while
         # another is still walking its pages (different schemas, one process, one lock)
@@ -297,6 +391,73 @@ def _run_services(
             cursor.close()
 
 
+def use_processes() -> bool:
+    """Whether parallel services extract in forked children (``[sources.extract] processes``, default
+    true). Only from a single-threaded process with ``os.fork``: a fork copies just the calling thread,
+    so a lock another thread held at that moment (a log handler, a buffered stream) would stay held in
+    the child for ever. A host that runs threads of its own (a pytest-xdist worker, an application
+    calling ``run()``) gets the threaded path instead."""
+    value = dlt.config.get("sources.extract.processes")
+    enabled = True if value is None else str(value).strip().lower() not in ("0", "false", "no", "off")
+    if enabled and (not hasattr(os, "fork") or threading.active_count() > 1):
+        log.debug("services run in threads: this process has other threads, forking is unsafe")
+        return False
+    return enabled
+
+
+def _run_forked(
+    services: list[Service],
+    workers: int,
+    full_refresh: bool,
+    progress: RunProgress,
+    result: RunResult,
+    cutoff: datetime,
+    cursors: dict[str, duckdb.DuckDBPyConnection],
+) -> None:
+    """The first service runs here; the others extract in ``workers - 1`` forked children and load here.
+
+    Why this split: the first service (events, by ``start_first``) is the longest; its walk and the other
+    services' extract then run Python on different cores. Every load stays in this process, the only
+    one holding the warehouse open (see extract/forked.py).
+    """
+    local, remote = services[0], services[1:]
+    counts: dict[str, dict[str, int]] = {s.name: {} for s in remote}
+    ready: list[Service] = []
+    for service in remote:  # in the main thread, before any other thread exists: see start_child
+        try:
+            prepare_pipeline(service, result, counts[service.name], cursors[service.name], sync=True)
+            ready.append(service)
+        except Exception as exc:
+            message = describe_failure(service.name, exc)
+            result.failures[service.name] = message
+            log.error("%s: FAILED: %s", service.name, message)
+    groups = [ready[i :: workers - 1] for i in range(workers - 1)]
+    children = [(forked.start_child(group, full_refresh, cutoff), group) for group in groups if group]
+    with ThreadPoolExecutor(max_workers=1 + len(children), thread_name_prefix="extract") as pool:
+        futures = [
+            pool.submit(run_service, local, full_refresh, progress, result, cutoff, cursors[local.name])
+        ]
+        futures += [
+            pool.submit(load_child, child, group, full_refresh, result, counts, cursors)
+            for child, group in children
+        ]
+        for future in futures:
+            future.result()
+
+
+def connect_warehouse() -> duckdb.DuckDBPyConnection:
+    """The run's connection to the warehouse, with DuckDB's memory capped (``duckdb_memory_limit``).
+
+    Why the cap: DuckDB keeps the blocks it writes in its buffer pool up to its default limit (80 % of
+    RAM), so without one the loader's peak memory grew with the data: 500 MB at scale 1, 1.2 GB at
+    scale 10, all of the growth in the load and final checkpoint (the page walk itself stayed flat).
+    With a cap DuckDB evicts written blocks (and spills, if a merge ever needs more).
+    """
+    limit = str(dlt.config.get("sources.extract.duckdb_memory_limit") or DUCKDB_MEMORY_LIMIT)
+    config = {} if limit.lower() in ("", "0", "none") else {"memory_limit": limit}
+    return duckdb.connect(str(settings.warehouse_path()), config=config)
+
+
 def run(names: list[str], full_refresh: bool = False, wait: float | None = None) -> RunResult:
     """Load ``names`` (all when empty) under the warehouse lock, logging the run to ``ops``."""
     services = [SERVICES[n] for n in (names or list(SERVICES))]
@@ -306,7 +467,7 @@ def run(names: list[str], full_refresh: bool = False, wait: float | None = None)
     with warehouse_lock(f"extract {label}", wait=wait):
         # one connection for the whole run (ops log and every service's load; see make_pipeline),
         # opened and closed inside the lock
-        con = duckdb.connect(str(settings.warehouse_path()))
+        con = connect_warehouse()
         try:
             run_id = ops_log.start_run(con, f"python -m extract {label}", "extract")
             try:

@@ -4,6 +4,12 @@ The fleet runs on a random free port base, with its data and run folders in pyte
 never touch `run/`, `data/` or ports 8101-8105 (someone's `make services` may be using them).
 Scale comes from SHOP_TEST_SCALE (default 0.05). Area suites add their own fixtures in their own
 conftest.py files.
+
+Scheduling (`make test` runs two pytest-xdist workers, `--dist loadgroup`, scheduler below): tests
+that share an expensive fixture run in one worker — the areas whose session fixtures build a whole
+world (dbt + faults share one, stream has its own) are one group each, every other file is its own
+group (module fixtures stay single). Groups are ordered heaviest first so the two workers finish
+together; inside a group the collection order is kept (the fault suite's `test_zz_*` runs last).
 """
 
 from __future__ import annotations
@@ -17,6 +23,51 @@ from pathlib import Path
 import pytest
 
 from services.launcher import SERVICES, Fleet
+from tests.pytest.world import Reference, build_reference, start_source_fleet
+
+# Areas whose session-scoped fixtures build a loaded world, and the xdist group each runs in: the dbt
+# and fault suites share `reference` (tests/pytest/world.py), the stream suite has its own world.
+SESSION_WORLD_AREAS = {"dbt": "world", "faults": "world", "stream": "stream"}
+TESTS_PREFIX = "tests/pytest/"  # where these suites sit in the repo (nodeids are relative to the root)
+# Heaviest first (measured wall time of each group with --durations); unlisted groups keep their order.
+HEAVY_FIRST = ("stream", "world", "elt/test_flow_e2e.py", "bench/test_bench_quick.py")
+
+
+def xdist_group_of(path: str) -> str:
+    """The scheduling group of a test file (a path relative to this folder, or a nodeid relative to the
+    repo): its world for the world-sharing areas, else the file itself."""
+    rel = path.split("::", 1)[0].removeprefix(TESTS_PREFIX)
+    return SESSION_WORLD_AREAS.get(rel.split("/", 1)[0], rel)
+
+
+def _rel(item: pytest.Item) -> str:
+    return Path(str(item.path)).resolve().relative_to(Path(__file__).resolve().parent).as_posix()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Heaviest groups first (a stable sort: inside a group the collection order stays)."""
+
+    def rank(item: pytest.Item) -> int:
+        group = xdist_group_of(_rel(item))
+        return HEAVY_FIRST.index(group) if group in HEAVY_FIRST else len(HEAVY_FIRST)
+
+    items.sort(key=rank)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """With ``--dist loadgroup``: schedule by ``xdist_group_of`` (whole groups to one worker, in
+    collection order). Why not xdist's own loadgroup: it tags groups by rewriting ``item._nodeid``,
+    which pytest 9 no longer reads (``nodeid`` comes from ``item._id``), so its groups are ignored."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class AreaScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    return AreaScheduling(config, log)
 
 
 def free_port_base(attempts: int = 50) -> int:
@@ -67,6 +118,23 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 def fleet_env(fleet: Fleet) -> dict[str, str]:
     """The fleet's fleet.env as a dict (base URLs, credentials, admin token), ready for a loader's env."""
     return fleet.env()
+
+
+@pytest.fixture(scope="session")
+def source_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """The dbt and fault suites' fleet (scale 0.02, seed 42); its data is never changed by a test."""
+    fl = start_source_fleet(tmp_path_factory.mktemp("faults-fleet"), free_port_base())
+    try:
+        yield fl
+    finally:
+        fl.stop()
+
+
+@pytest.fixture(scope="session")
+def reference(source_fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    """A clean ``elt run`` on the source fleet's data: the state every recovered fault case must equal,
+    and the build the dbt suite copies (tests/pytest/world.py)."""
+    return build_reference(tmp_path_factory.mktemp("faults-reference"), source_fleet)
 
 
 def clear_fleet_faults(fl: Fleet) -> None:

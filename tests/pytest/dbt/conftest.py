@@ -1,32 +1,34 @@
-"""The dbt suite's world: one private fleet (scale SHOP_TEST_SCALE, default 0.05), loaded once with
-`python -m extract` and built once with `dbt build`. dbt costs ~10-20 s per invocation here, so the
-suite shares this build and batches its further calls (see test_incremental.py).
+"""The dbt suite's world: a copy of the shared clean run (tests/pytest/world.py: scale 0.02, extracted and
+built once per session by `python -m elt run`) with a fleet of its own on a copy of the source data. dbt
+costs ~10-20 s per invocation here, so the suite starts from that build and batches its further calls
+(see test_dbt_incremental.py).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.pytest.dbt.dbt_world import DbtWorld, start_world
+from services.launcher import Fleet
+from tests.pytest.dbt.dbt_world import DbtWorld, reference_build, world_from_reference
+from tests.pytest.world import Reference
 
 
 @pytest.fixture(scope="session")
-def dbt_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DbtWorld]:
-    """A fleet + warehouse, extracted once; the fleet is stopped at the end of the session."""
-    scale = float(os.environ.get("SHOP_TEST_SCALE", "0.05"))
-    world = start_world(tmp_path_factory.mktemp("dbt-world"), scale)
+def dbt_world(
+    reference: Reference, source_fleet: Fleet, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DbtWorld]:
+    """Fleet + warehouse + dbt target copied from the clean run; the fleet stops at the end of the session."""
+    world = world_from_reference(tmp_path_factory.mktemp("dbt-world"), reference, source_fleet.data_dir)
     try:
-        world.extract()
         yield world
     finally:
         world.fleet.stop()
 
 
 @pytest.fixture(scope="session")
-def first_build(dbt_world: DbtWorld) -> dict[str, Any]:
-    """`dbt build` of everything on the freshly loaded data (run_results.json)."""
-    return dbt_world.dbt("build")
+def first_build(reference: Reference) -> dict[str, Any]:
+    """The `dbt build` of everything on the freshly loaded data (run_results.json of the clean run)."""
+    return reference_build(reference)

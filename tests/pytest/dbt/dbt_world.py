@@ -1,12 +1,17 @@
 """A private world for the dbt suite: its own fleet, warehouse and dbt target folder, and the calls
 that move data through it (extract, simulate, dbt). Real processes throughout: the services on
 loopback, `python -m extract` and `dbt` as subprocesses, exactly as `make elt` runs them.
+
+The world starts as a copy of the shared clean run (tests/pytest/world.py: services data, warehouse,
+dlt working folder and dbt target after `python -m elt run`), served by a fleet of its own, so the
+suite may change data without disturbing the fault suite that compares against the original.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,9 +23,10 @@ from typing import Any
 import duckdb
 
 from services.launcher import Fleet
+from tests.pytest.world import PII_KEY, SCALE, Reference
 
 REPO = Path(__file__).resolve().parents[3]
-PII_KEY = "dbt-suite-test-key-0123456789"
+__all__ = ["PII_KEY"]  # the suite's cases import the key the shared build used from here
 INCREMENTAL_MODELS = (
     "fct_orders",
     "fct_order_items",
@@ -135,10 +141,35 @@ def failures(results: dict[str, Any]) -> list[str]:
     ]
 
 
-def start_world(root: Path, scale: float) -> DbtWorld:
-    """Start a fleet on free ports with fresh generated data, load it, and return the world."""
+def world_from_reference(root: Path, reference: Reference, source_data: Path) -> DbtWorld:
+    """A world holding a copy of the shared clean run: its services data (served by a fleet of its own),
+    its warehouse, its dlt working folder (incremental state) and its dbt target folder.
+
+    Copied with no writer open: the reference workspace is only written by its own finished flow.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source_data, root / "data")
+    ws = reference.workspace
     fleet = Fleet(
-        run_dir=root / "fleet-run", data_dir=root / "data", port_base=free_port_base(), scale=scale, seed=42
+        run_dir=root / "fleet-run", data_dir=root / "data", port_base=free_port_base(), scale=SCALE, seed=42
     )
+    world = DbtWorld(root=root, fleet=fleet)
+    shutil.copyfile(ws.warehouse, world.warehouse)
+    shutil.copytree(ws.root / "target", world.target)
+    if (ws.run_dir / "dlt").is_dir():
+        shutil.copytree(ws.run_dir / "dlt", root / "run" / "dlt")
     fleet.start()
-    return DbtWorld(root=root, fleet=fleet)
+    return world
+
+
+def reference_build(reference: Reference) -> dict[str, Any]:
+    """The shared clean run's ``dbt build`` in the shape ``DbtWorld.dbt`` returns: its run_results.json,
+    the wrapper's exit code for it, the flow's output, and whether run_results.json is that build's."""
+    ws = reference.workspace
+    results_file = ws.root / "target" / "run_results.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    record = json.loads((ws.run_dir / "dbt_last_build.json").read_text())
+    results["_exit_code"] = record["exit_code"] if record["args"] == ["build"] else -1
+    results["_stdout"] = reference.outcome.output
+    results["_fresh"] = bool(results) and results["metadata"]["invocation_id"] == record["invocation_id"]
+    return results

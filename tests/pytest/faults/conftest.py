@@ -1,5 +1,7 @@
-"""Fixtures for the fault suite: one fleet of the five real services (scale 0.02, its own data and ports),
-one clean reference run of the whole flow against it, and a factory of isolated workspaces.
+"""Fixtures for the fault suite: the shared fleet of the five real services (``source_fleet``, scale 0.02,
+its own data and ports) and the clean reference run of the whole flow against it (``reference``) — both
+session fixtures in tests/pytest/conftest.py, shared with the dbt suite (see tests/pytest/world.py) —
+plus a factory of isolated workspaces.
 
 The fleet's data is never changed by a test (faults are switched on and off through the admin API and
 cleared after each test); cases that need different source data start their own fleet on a copy.
@@ -9,36 +11,15 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from services.launcher import SERVICES, Fleet
-from tests.pytest.conftest import free_port_base
-from tests.pytest.faults.helpers import TablePrint, Workspace, fingerprint, flow, make_workspace
+from tests.pytest.faults.helpers import Workspace, make_workspace
+from tests.pytest.world import PII_KEY, SCALE, Reference
 
-SCALE = 0.02
-PII_KEY = "faults-suite-pii-key-6f1c2d"
-
-
-@dataclass
-class Reference:
-    """The clean run every case is compared with."""
-
-    workspace: Workspace
-    prints: dict[str, TablePrint]
-
-
-@pytest.fixture(scope="session")
-def source_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    root = tmp_path_factory.mktemp("faults-fleet")
-    fl = Fleet(run_dir=root / "run", data_dir=root / "data", port_base=free_port_base(), scale=SCALE, seed=42)
-    fl.start()
-    try:
-        yield fl
-    finally:
-        fl.stop()
+__all__ = ["PII_KEY", "SCALE", "Reference"]  # the fault cases import these from here
 
 
 @pytest.fixture
@@ -56,15 +37,6 @@ def _clear(fl: Fleet) -> None:
     for name in SERVICES:
         if fl.healthy(name):
             fl.admin(name).clear_faults()
-
-
-@pytest.fixture(scope="session")
-def reference(source_fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Reference:
-    """A clean ``elt run`` on the fleet's data: the state every recovered case must equal."""
-    ws = make_workspace(tmp_path_factory.mktemp("faults-reference"), source_fleet.env(), PII_KEY)
-    out = flow(ws)
-    assert out.returncode == 0, f"the clean reference run failed: {out.describe()}"
-    return Reference(ws, fingerprint(ws))
 
 
 @pytest.fixture

@@ -60,19 +60,25 @@ def _scan_files(root: Path, secrets: dict[str, str]) -> list[str]:
 
 
 def _scan_warehouse(path: Path, secrets: dict[str, str]) -> list[str]:
+    """Every text column of every table and view, searched for every secret: one scan per relation
+    (one count per column and secret in a single SELECT), not one query per column and secret."""
     hits = []
     with duckdb.connect(str(path), read_only=True) as con:
         columns = con.execute(
             "select table_catalog, table_schema, table_name, column_name from information_schema.columns "
-            "where data_type = 'VARCHAR'"
+            "where data_type = 'VARCHAR' order by all"
         ).fetchall()
+        by_relation: dict[tuple[str, str, str], list[str]] = {}
         for catalog, schema, table, column in columns:
-            for name, value in secrets.items():
-                # fully qualified: a warehouse file named ops.duckdb makes a bare "ops" ambiguous
-                (n,) = con.execute(
-                    f'select count(*) from "{catalog}"."{schema}"."{table}" where contains("{column}", ?)',
-                    [value],
-                ).fetchone()
+            by_relation.setdefault((catalog, schema, table), []).append(column)
+        for (catalog, schema, table), names in by_relation.items():
+            checks = [(column, name, value) for column in names for name, value in secrets.items()]
+            counts = ", ".join(f'count(*) filter (where contains("{column}", ?))' for column, _, _ in checks)
+            # fully qualified: a warehouse file named ops.duckdb makes a bare "ops" ambiguous
+            found = con.execute(
+                f'select {counts} from "{catalog}"."{schema}"."{table}"', [v for _, _, v in checks]
+            ).fetchone()
+            for (column, name, _), n in zip(checks, found, strict=True):
                 if n:
                     hits.append(f"{name} in {schema}.{table}.{column} ({n} rows)")
     return hits
