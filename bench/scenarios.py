@@ -53,7 +53,9 @@ class Context:
             {
                 "SHOP_WAREHOUSE": str(warehouse),
                 "SHOP_EXPORTS_DIR": str(exports or self.exports(name)),
-                "DLT_DATA_DIR": str(self.base / "dlt" / name),  # dlt pipeline state, private per subject
+                # the loaders' dlt working folder (pipeline state), private per subject and warehouse
+                "SHOP_DLT_DIR": str(self.base / "dlt" / name),
+                "DLT_DATA_DIR": str(self.base / "dlt" / name),
                 "BENCH_PAGE_SIZE": str(self.cfg.page_size),
             }
         )
@@ -459,6 +461,38 @@ def scale_chain(
                 lambda m: check_publish(out, wh),
                 env=env,
                 prepare=lambda: fresh(out),
+            )
+        )
+        # the same peer as the publish group, on this scale's marts: shows how publish's fixed costs
+        # (process start, lock, ops log, manifest, read-back) weigh as the data grows
+        out_copy = ctx.exports("scale-copy")
+        marts: dict[str, int] = {}
+
+        def copy_prepare() -> None:
+            fresh(out_copy)
+            counts = mart_counts(wh)
+            marts.clear()
+            marts.update({n: counts[n] for n in published_marts(out)})
+
+        chain.append(
+            Subject(
+                f"COPY @ scale {s}",
+                [
+                    PY,
+                    "-m",
+                    "bench.peers.copy_marts",
+                    "--database",
+                    str(wh),
+                    "--out",
+                    str(out_copy),
+                    "--manifest",
+                    str(out / "current" / "manifest.json"),
+                ],
+                lambda m: check_parquet_dir(out_copy, marts),
+                env=env,
+                prepare=copy_prepare,
+                label="peer: DuckDB COPY of the same published marts",
+                profile=False,
             )
         )
     if not avail["simulator"]:

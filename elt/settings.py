@@ -40,6 +40,13 @@ def run_dir() -> Path:
     return _path_from_env("SHOP_RUN_DIR", "run")
 
 
+def dlt_dir() -> Path:
+    """The loaders' dlt working folder: pipeline state, schemas, pending load packages (``SHOP_DLT_DIR``,
+    default ``<run dir>/dlt``). One per warehouse: a state that belongs to another warehouse is detected
+    and dropped (extract/statesync.py), but each switch then costs a restore from the warehouse."""
+    return _path_from_env("SHOP_DLT_DIR", str(run_dir() / "dlt"))
+
+
 def services_data_dir() -> Path:
     """The services' SQLite files (``SHOP_SERVICES_DATA``, default ``data/services``)."""
     return _path_from_env("SHOP_SERVICES_DATA", "data/services")

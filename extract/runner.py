@@ -39,7 +39,7 @@ from extract.resources import build_source
 from extract.shape import DriftTracker
 from extract.sources import SERVICES
 from extract.spec import Service
-from extract.statesync import skip_sync_if_current
+from extract.statesync import align_with_warehouse
 
 log = logging.getLogger("extract")
 EXIT_FAILED = 1
@@ -64,7 +64,7 @@ class RunResult:
 
 def pipelines_dir() -> str:
     """dlt's working folder: under the run folder, next to the fleet and the lock's other users."""
-    return str(settings.run_dir() / "dlt")
+    return str(settings.dlt_dir())
 
 
 def make_pipeline(name: str, connection: duckdb.DuckDBPyConnection | None = None) -> dlt.Pipeline:
@@ -190,7 +190,7 @@ def prepare_pipeline(
     cfg = service_config(service.name, service.auth)
     pipeline = make_pipeline(service.name, connection)
     if connection is not None:
-        skip_sync_if_current(pipeline, connection)
+        pipeline = align_with_warehouse(pipeline, connection)
     if sync and not pipeline._state_restored:
         pipeline.sync_destination()
         pipeline._state_restored = True  # what run() sets after its own sync

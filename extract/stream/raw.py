@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from extract.incremental import IdCursor
 from extract.resources import SCHEMA_CONTRACT
 from extract.runner import make_pipeline
+from extract.statesync import align_with_warehouse
 from extract.stream.feed import ENDPOINT, EVENTS, KEY
 
 log = logging.getLogger("extract.stream.raw")
@@ -111,6 +112,10 @@ class RawLoader:
         """
         self._reattach_if_changed()
         if not self._synced:
+            # a local state ahead of this warehouse (a swapped or restored warehouse file, a shared run
+            # folder) would resume after ids this warehouse never got: drop it first (statesync.py)
+            with self.pipeline.sql_client() as client:
+                self.pipeline = align_with_warehouse(self.pipeline, client.native_connection)
             self.pipeline.sync_destination()
             self._synced = True
         if self.pipeline.has_pending_data:

@@ -24,7 +24,8 @@ def _raw_tables(env: LoaderEnv) -> dict[str, list[tuple]]:
     try:
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
-            "where table_schema like 'raw\\_%' escape '\\' and table_schema not like '%\\_staging' escape '\\'"
+            "where table_schema like 'raw\\_%' escape '\\'"
+            " and table_schema not like '%\\_staging' escape '\\'"
             " and table_name not like '\\_dlt%' escape '\\' order by 1, 2"
         ).fetchall()
         out = {}
@@ -55,11 +56,9 @@ def test_forked_and_threaded_loads_are_identical(
     assert_matches_source(env, fleet.data_dir, ALL)
     by_fork = _raw_tables(env)
 
+    wh, run_dir = tmp_path / "threaded.duckdb", tmp_path / "threaded-run"
     threaded_env = LoaderEnv(
-        env.root,
-        tmp_path / "threaded.duckdb",
-        tmp_path / "threaded-run",
-        {**env.env, "SHOP_WAREHOUSE": str(tmp_path / "threaded.duckdb"), "SHOP_RUN_DIR": str(tmp_path / "tr")},
+        env.root, wh, run_dir, {**env.env, "SHOP_WAREHOUSE": str(wh), "SHOP_RUN_DIR": str(run_dir)}
     )
     threaded = run_cli(threaded_env, extra={"SOURCES__EXTRACT__PROCESSES": "false"})
     assert threaded.returncode == 0, threaded.stderr[-3000:]
