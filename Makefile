@@ -24,7 +24,15 @@ $(VENV)/.synced: pyproject.toml uv.lock
 	@$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
-setup: $(VENV)/.synced ## build .venv from uv.lock (installs uv with pip when missing)
+# The same for the project's own modules: every `python -m extract` / `elt` / `services` process otherwise
+# compiled them again (~0.15 s of each loader start, a tenth of an incremental run's fixed cost). Rebuilt
+# when a source changes; a stale .pyc is only ever recompiled in memory, never used.
+PROJECT_PY := $(shell find extract elt services bench -path bench/work -prune -o -name '*.py' -print 2>/dev/null)
+$(VENV)/.compiled: $(VENV)/.synced $(PROJECT_PY)
+	@$(PY) -m compileall -q -x 'bench/work' extract elt services bench >/dev/null
+	@touch $@
+
+setup: $(VENV)/.synced $(VENV)/.compiled ## build .venv from uv.lock (installs uv with pip when missing)
 
 services: setup ## start the five shop services (generates scale-1 data on first start; SHOP_SCALE to change)
 	$(PY) -m services start $(ARGS)
@@ -64,7 +72,7 @@ lint: setup ## ruff and sqlfluff
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m elt lint-sql
 
-test: setup lint ## lint, then the pytest suites in 2 workers against real services on loopback (~5 min)
+test: setup lint ## lint, then the pytest suites in 2 workers against real services on loopback (~8 min on 2 cores)
 	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 test-faults: setup ## the whole fault suite over the full flow (long)

@@ -27,7 +27,7 @@ from typing import Any
 
 import duckdb
 
-from elt import checksums, versions
+from elt import checksums, settings, versions
 from elt.checksums import quote_ident, quote_literal
 from elt.dbt_artifacts import MartSpec
 from elt.secrets import scrub
@@ -274,7 +274,9 @@ def publish(
     staging.mkdir()
     results: list[MartResult] = []
     try:
-        with duckdb.connect(str(warehouse), read_only=True) as con:
+        limit = settings.publish_memory_limit()  # bounded memory whatever the marts' size
+        config = {"memory_limit": limit} if limit else {}
+        with duckdb.connect(str(warehouse), read_only=True, config=config) as con:
             workers = _workers(con, len(specs))
             with ThreadPoolExecutor(workers, thread_name_prefix="publish") as pool:
 
