@@ -34,6 +34,7 @@ from extract import forked, hints, redact
 from extract.config import service_config
 from extract.destination import warehouse_destination
 from extract.errors import ExtractError
+from extract.pending import drop_normalized_duplicates
 from extract.progress import RunProgress, summary_lines
 from extract.resources import build_source
 from extract.shape import DriftTracker
@@ -194,6 +195,7 @@ def prepare_pipeline(
     if sync and not pipeline._state_restored:
         pipeline.sync_destination()
         pipeline._state_restored = True  # what run() sets after its own sync
+    drop_normalized_duplicates(pipeline)  # a kill inside normalize's commit (see extract/pending.py)
     if pipeline.has_pending_data:
         # dlt's run() with pending packages only finishes them and extracts nothing: do it explicitly
         log.warning("%s: finishing a pending load package from an earlier run first", service.name)

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from extract.incremental import IdCursor
+from extract.pending import drop_normalized_duplicates
 from extract.resources import SCHEMA_CONTRACT
 from extract.runner import make_pipeline
 from extract.statesync import align_with_warehouse
@@ -118,6 +119,7 @@ class RawLoader:
                 self.pipeline = align_with_warehouse(self.pipeline, client.native_connection)
             self.pipeline.sync_destination()
             self._synced = True
+        drop_normalized_duplicates(self.pipeline)  # a kill inside normalize's commit (extract/pending.py)
         if self.pipeline.has_pending_data:
             log.warning("raw: finishing a pending load package left by an interrupted run")
             self.pipeline.run()
