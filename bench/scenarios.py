@@ -344,6 +344,21 @@ def check_publish(exports: Path, warehouse: Path, expected: dict[str, int] | Non
     return result
 
 
+def copy_peer_cmd(warehouse: Path, out: Path, manifest: Path) -> list[str]:
+    """The COPY peer on ``warehouse``'s marts, into ``out``, laid out as publish ``manifest`` says."""
+    return [
+        PY,
+        "-m",
+        "bench.peers.copy_marts",
+        "--database",
+        str(warehouse),
+        "--out",
+        str(out),
+        "--manifest",
+        str(manifest),
+    ]
+
+
 def publish_group(ctx: Context, avail: dict[str, str | None]) -> Group:
     g = Group("publish", f"Publish the marts to Parquet at scale {ctx.fleet.scale:g}")
     why = avail["elt export"] or avail["elt run"]
@@ -392,17 +407,7 @@ def publish_group(ctx: Context, avail: dict[str, str | None]) -> Group:
     g.subjects.append(
         Subject(
             "DuckDB COPY of the marts",
-            [
-                PY,
-                "-m",
-                "bench.peers.copy_marts",
-                "--database",
-                str(wh),
-                "--out",
-                str(out_copy),
-                "--manifest",
-                env_setup["SHOP_EXPORTS_DIR"] + "/current/manifest.json",
-            ],
+            copy_peer_cmd(wh, out_copy, Path(env_setup["SHOP_EXPORTS_DIR"]) / "current" / "manifest.json"),
             lambda m: check_parquet_dir(out_copy, marts),
             env=ctx.env("copy", wh, out_copy),
             prepare=lambda: fresh(out_copy),
@@ -477,17 +482,7 @@ def scale_chain(
         chain.append(
             Subject(
                 f"COPY @ scale {s}",
-                [
-                    PY,
-                    "-m",
-                    "bench.peers.copy_marts",
-                    "--database",
-                    str(wh),
-                    "--out",
-                    str(out_copy),
-                    "--manifest",
-                    str(out / "current" / "manifest.json"),
-                ],
+                copy_peer_cmd(wh, out_copy, out / "current" / "manifest.json"),
                 lambda m: check_parquet_dir(out_copy, marts),
                 env=env,
                 prepare=copy_prepare,

@@ -31,7 +31,7 @@ import pyarrow as pa
 from elt import ops_log
 from elt.lock import WarehouseBusy, warehouse_lock
 from extract import forked, hints, redact
-from extract.config import service_config
+from extract.config import ServiceConfig, service_config
 from extract.destination import warehouse_destination
 from extract.errors import ExtractError
 from extract.pending import drop_normalized_duplicates
@@ -181,8 +181,9 @@ def prepare_pipeline(
     counts: dict[str, int],
     connection: duckdb.DuckDBPyConnection | None = None,
     sync: bool = False,
-) -> dlt.Pipeline:
-    """The service's pipeline, in step with the warehouse and with no pending package left.
+) -> tuple[dlt.Pipeline, ServiceConfig]:
+    """The service's pipeline, in step with the warehouse and with no pending package left, and its
+    resolved configuration (base URL, credentials, knobs).
 
     With ``sync`` the destination sync that ``pipeline.run`` would do is done here, for a pipeline whose
     extract runs elsewhere (a forked child, extract/forked.py) and which is only loaded in this process.
@@ -203,7 +204,7 @@ def prepare_pipeline(
         _add_counts(counts, pipeline)
     positions = cursor_positions(pipeline) or "none (first load)"
     result.inputs[service.name] = f"{cfg.base_url}; cursors: {positions}"
-    return pipeline
+    return pipeline, cfg
 
 
 def _log_loaded(
@@ -234,8 +235,7 @@ def run_service(
     started = time.monotonic()
     try:
         counts: dict[str, int] = {}
-        pipeline = prepare_pipeline(service, result, counts, connection)
-        cfg = service_config(service.name, service.auth)
+        pipeline, cfg = prepare_pipeline(service, result, counts, connection)
         source, client = build_source(service, cfg, cutoff, progress, DriftTracker())
         pipeline.run(
             source,
