@@ -56,7 +56,6 @@ class Child:
     pid: int
     services: list[str]
     reports: Any  # the read end of the pipe, one JSON line per finished service
-    started: float = field(default_factory=time.monotonic)
 
     def outcomes(self) -> Iterator[tuple[str, ServiceOutcome]]:
         """Each service's outcome as the child finishes it (blocking), then an error for any service the
