@@ -1,6 +1,6 @@
 """Keep each pipeline's local dlt state in step with *this* warehouse, cheaply and without silent loss.
 
-Two jobs, one query each on the run's own connection:
+Two jobs, answered by a query or two on the run's own connection:
 
 * **Skip dlt's sync when the local state is provably the warehouse's.** Before every run dlt "syncs"
   the pipeline with its destination - a job client (a full configuration resolution), a dataset check,
@@ -33,8 +33,8 @@ log = logging.getLogger("extract.statesync")
 
 
 def _newest_committed_state(pipeline: dlt.Pipeline, cursor: duckdb.DuckDBPyConnection) -> tuple | None:
-    """(version, version_hash) of the warehouse's newest committed state of ``pipeline``; None when it
-    has none (or the dataset has no dlt tables yet: ``duckdb.Error``, re-raised as None)."""
+    """(version, version_hash) of the warehouse's newest committed state of ``pipeline``, or None when it
+    has none. Raises ``duckdb.Error`` while the dataset has no dlt tables yet (the callers decide)."""
     dataset = pipeline.dataset_name.replace('"', '""')
     return cursor.execute(
         f'select s.version, s.version_hash from "{dataset}"."_dlt_pipeline_state" as s'
