@@ -1,8 +1,9 @@
 """``python -m elt``: the project's orchestration commands (what ``make elt``/``export``/``dbt``/
 ``shell``/``lint`` run).
 
-    python -m elt run [--no-services] [--full-refresh] [--keep N]
-    python -m elt export [--keep N] [--wait S] [--force] [--list] [--verify] [--rollback VERSION]
+    python -m elt run [--no-services] [--full-refresh] [--keep N] [--rotate-pii-key]
+    python -m elt export [--keep N] [--wait S] [--force] [--rotate-pii-key] [--list] [--verify]
+                         [--rollback VERSION]
     python -m elt dbt <dbt args...>
     python -m elt shell [--exports] [-c SQL]
     python -m elt lint-sql [paths...]
@@ -14,7 +15,7 @@ import argparse
 import logging
 import sys
 
-from elt import dbt_artifacts, dbt_runner, flow, lock, settings, versions
+from elt import dbt_artifacts, dbt_runner, flow, lock, pii_key, settings, versions
 from elt.publish import PublishError
 
 log = logging.getLogger("elt")
@@ -30,7 +31,12 @@ def _setup_logging() -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    result = flow.run_flow(services=not args.no_services, full_refresh=args.full_refresh, keep=args.keep)
+    result = flow.run_flow(
+        services=not args.no_services,
+        full_refresh=args.full_refresh,
+        keep=args.keep,
+        rotate_pii_key=args.rotate_pii_key,
+    )
     print(flow.format_summary(result), flush=True)
     return 0 if result.ok else 1
 
@@ -59,7 +65,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
             versions.switch_current(exports, args.rollback)
         print(f"current -> versions/{args.rollback}")
         return 0
-    result = flow.run_publish("python -m elt export", args.wait, args.keep, force=args.force)
+    result = flow.run_publish(
+        "python -m elt export", args.wait, args.keep, force=args.force, rotate_pii_key=args.rotate_pii_key
+    )
     print(
         f"published version {result.version_id}: {len(result.marts)} marts, {result.rows:,} rows "
         f"in {result.seconds:.1f}s -> {exports / 'current'}"
@@ -88,6 +96,12 @@ def _cmd_lint_sql(args: argparse.Namespace) -> int:
     return lint_sql.run(args.paths or None, wait=args.wait)
 
 
+ROTATE_HELP = (
+    "use a new PII key: the configured one if it differs from the published one, else a newly generated "
+    "run/pii.key; every email_hash changes, and the manifest records the rotation"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m elt", description="the project's orchestration commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-services", action="store_true", help="do not start/stop the local fleet")
     p.add_argument("--full-refresh", action="store_true", help="reload sources and rebuild incrementals")
     p.add_argument("--keep", type=int, default=versions.default_keep(), help="old export versions to keep")
+    p.add_argument(pii_key.ROTATE_FLAG, action="store_true", help=ROTATE_HELP)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("export", help="publish the marts tagged 'publish' to exports/ as Parquet")
@@ -107,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--wait", type=float, default=flow.lock_wait(), help="seconds to wait for the lock")
     p.add_argument("--force", action="store_true", help="publish even if the last dbt build failed")
+    p.add_argument(
+        pii_key.ROTATE_FLAG,
+        action="store_true",
+        help="publish marts built with a new PII key (every email_hash changes; the manifest records it)",
+    )
     p.add_argument("--list", action="store_true", help="list published versions (* = current)")
     p.add_argument("--verify", action="store_true", help="check the current version against its manifest")
     p.add_argument("--rollback", metavar="VERSION", help="point current at an older kept version")

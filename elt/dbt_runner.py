@@ -38,16 +38,25 @@ class DbtOutcome:
     seconds: float
     invocation_id: str | None
     summary: dbt_artifacts.RunSummary | None
+    pii_key_fingerprint: str | None = None  # of the key dbt hashed with (checked again at publish)
 
     @property
     def ok(self) -> bool:
         return self.exit_code == 0
 
 
-def dbt_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment dbt runs with (the PII key set, paths absolute, no usage stats)."""
+def dbt_env(base: dict[str, str] | None = None, *, need_key: bool = True) -> dict[str, str]:
+    """The environment dbt runs with (the PII key set, paths absolute, no usage stats).
+
+    ``need_key``: the key is resolved (and on a first run created) by ``pii_key.pii_key()``, which
+    raises when it is missing after a publish. Commands that never query the warehouse pass False and
+    get the key only if one is configured: a lost key must not block ``dbt parse``.
+    """
     env = dict(os.environ if base is None else base)
-    env[pii_key.DBT_ENV_VAR] = pii_key.pii_key()
+    if need_key:
+        env[pii_key.DBT_ENV_VAR] = pii_key.pii_key()
+    elif (found := pii_key.configured()) is not None:
+        env[pii_key.DBT_ENV_VAR] = found[0]
     env["SHOP_WAREHOUSE"] = str(settings.warehouse_path())
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("DBT_PROFILES_DIR", str(settings.repo_root()))
@@ -79,6 +88,7 @@ def record_build(outcome: DbtOutcome) -> None:
         "target_dir": str(dbt_artifacts.target_dir()),
         "warehouse": str(settings.warehouse_path()),
         "summary": asdict(outcome.summary) if outcome.summary else None,
+        "pii_key_fingerprint": outcome.pii_key_fingerprint,
     }
     path = last_build_file()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,15 +115,18 @@ def run_dbt(args: list[str], *, wait: float | None = None, owner: str | None = N
     before = run_results.stat().st_mtime_ns if run_results.exists() else None
     started = time.monotonic()
     log.info("dbt %s", " ".join(args))
+    fingerprint = None
     if sub in NO_WAREHOUSE:
-        code = subprocess.run(cmd, cwd=settings.repo_root(), env=dbt_env()).returncode
+        code = subprocess.run(cmd, cwd=settings.repo_root(), env=dbt_env(need_key=False)).returncode
     else:
         with lock.warehouse_lock(owner or f"dbt {' '.join(args)}", wait=wait):
             fd = lock.held_fd()
+            env = dbt_env(lock.child_env())  # raises before dbt starts when the key is lost
+            fingerprint = pii_key.check_build_key(env[pii_key.DBT_ENV_VAR])
             code = subprocess.run(
                 cmd,
                 cwd=settings.repo_root(),
-                env=dbt_env(lock.child_env()),
+                env=env,
                 pass_fds=(fd,) if fd is not None else (),
             ).returncode
     seconds = time.monotonic() - started
@@ -123,7 +136,8 @@ def run_dbt(args: list[str], *, wait: float | None = None, owner: str | None = N
             summary = dbt_artifacts.run_summary(run_results)
         except dbt_artifacts.ArtifactError as exc:
             log.warning("could not read %s: %s", run_results, exc)
-    outcome = DbtOutcome(list(args), code, seconds, summary.invocation_id if summary else None, summary)
+    invocation_id = summary.invocation_id if summary else None
+    outcome = DbtOutcome(list(args), code, seconds, invocation_id, summary, fingerprint)
     if sub in BUILD_COMMANDS:
         record_build(outcome)
     log.info("dbt %s exited %d after %.1fs", sub, code, seconds)

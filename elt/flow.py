@@ -4,6 +4,9 @@ Each step takes the warehouse lock on its own (waiting a bounded time for other 
 stream mode or a manual ``make dbt`` can interleave between steps without corrupting anything, and
 each step is recorded in ``ops.runs``. Any failure stops the flow with a message naming the step and
 a non-zero exit; nothing is published unless ``dbt build`` exited 0.
+
+The first step, ``pii key``, checks the PII key against the published one before anything runs: a
+lost or changed key fails the run before dbt could hash with it (``elt.pii_key.prepare``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from elt import dbt_artifacts, dbt_runner, fleet, lock, settings, steps, versions
+from elt import dbt_artifacts, dbt_runner, fleet, lock, pii_key, settings, steps, versions
 from elt.publish import PublishError, PublishResult, publish
 from elt.secrets import scrub
 
@@ -107,7 +110,11 @@ def build_invocation(force: bool) -> dict[str, object]:
                 f"{record.get('finished_at')}): not publishing marts from a failed build. "
                 "Fix it and re-run `make dbt ARGS=build`, or pass --force."
             )
-        return {"invocation_id": record.get("invocation_id"), "command": " ".join(record.get("args", []))}
+        command = " ".join(record.get("args", []))
+        invocation: dict[str, object] = {"invocation_id": record.get("invocation_id"), "command": command}
+        if record.get("pii_key_fingerprint"):  # publish checks the marts were hashed with today's key
+            invocation["pii_key_fingerprint"] = record["pii_key_fingerprint"]
+        return invocation
     summary = dbt_artifacts.run_summary()
     if not summary.ok and not force:
         raise PublishError(
@@ -123,6 +130,7 @@ def run_publish(
     keep: int,
     invocation: dict[str, object] | None = None,
     force: bool = False,
+    rotate_pii_key: bool = False,
 ) -> PublishResult:
     """Publish the ``publish``-tagged marts as a new current version, logged as step ``export``.
 
@@ -143,14 +151,21 @@ def run_publish(
             exports=settings.exports_dir(),
             dbt_invocation=invocation,
             keep=keep,
+            rotate_pii_key=rotate_pii_key,
         )
+        key = result.pii_key
+        rec.inputs.append(("pii_key", str(key.get("fingerprint")), key.get("rotated_at")))
         rec.rows = result.rows
         rec.tables = [("marts", m.name, m.rows) for m in result.marts]
     return result
 
 
 def run_flow(
-    *, services: bool = True, full_refresh: bool = False, keep: int = versions.DEFAULT_KEEP
+    *,
+    services: bool = True,
+    full_refresh: bool = False,
+    keep: int = versions.DEFAULT_KEEP,
+    rotate_pii_key: bool = False,
 ) -> FlowResult:
     """Run the whole flow; never raises for a step failure (the result says which step failed)."""
     command = (
@@ -165,6 +180,10 @@ def run_flow(
     try:
         with lock.warehouse_lock(f"{command}: start", wait=wait):
             flow_run_id = steps.open_run(command, "run")
+            step = "pii key"  # under the lock: only a publisher changes exports/current
+            t0 = time.monotonic()
+            key = pii_key.prepare(settings.exports_dir(), rotate=rotate_pii_key)
+        result.steps.append(StepResult("pii key", key.status, time.monotonic() - t0, key.detail))
         if services:
             step = "services"
             t0 = time.monotonic()
@@ -194,9 +213,11 @@ def run_flow(
         step = "publish"
         t0 = time.monotonic()
         invocation = {"invocation_id": outcome.invocation_id, "command": "build"}
+        if outcome.pii_key_fingerprint:
+            invocation["pii_key_fingerprint"] = outcome.pii_key_fingerprint
         if outcome.summary:
             invocation["generated_at"] = outcome.summary.generated_at
-        result.published = run_publish(command, wait, keep, invocation)
+        result.published = run_publish(command, wait, keep, invocation, rotate_pii_key=rotate_pii_key)
         result.steps.append(
             StepResult("publish", "ok", time.monotonic() - t0, f"version {result.published.version_id}")
         )

@@ -27,7 +27,7 @@ from typing import Any
 
 import duckdb
 
-from elt import checksums, settings, versions
+from elt import checksums, pii_key, settings, versions
 from elt.checksums import quote_ident, quote_literal
 from elt.dbt_artifacts import MartSpec
 from elt.secrets import scrub
@@ -59,6 +59,7 @@ class PublishResult:
     marts: list[MartResult]
     seconds: float
     pruned: list[str] = field(default_factory=list)
+    pii_key: dict[str, Any] = field(default_factory=dict)  # the manifest's key record (fingerprint, rotation)
 
     @property
     def rows(self) -> int:
@@ -250,17 +251,22 @@ def publish(
     dbt_invocation: dict[str, Any] | None = None,
     keep: int = versions.DEFAULT_KEEP,
     after_write: Callable[[Path], None] | None = None,
+    rotate_pii_key: bool = False,
 ) -> PublishResult:
     """Export ``specs`` from ``warehouse`` as a new version under ``exports`` and make it current.
 
     ``dbt_invocation`` ({"invocation_id", ...}) is recorded in the manifest. ``after_write`` is called
     with the staging folder after the COPYs and before verification (fault-injection hook for tests).
+    The manifest records the PII key's fingerprint; a key other than the current version's raises
+    ``pii_key.PiiKeyError`` before anything is written, unless ``rotate_pii_key`` (see elt/pii_key.py).
     Raises ``PublishError`` (current version untouched, staging removed) when anything does not check out.
     """
     if not specs:
         raise PublishError("no models tagged 'publish' in the dbt manifest: nothing to publish")
     if not warehouse.exists():
         raise PublishError(f"warehouse {warehouse} does not exist: run the loaders and dbt first")
+    built_with = (dbt_invocation or {}).get("pii_key_fingerprint")
+    key_record = pii_key.manifest_entry(exports, rotate=rotate_pii_key, built_with=built_with)
     started = time.monotonic()
     exports.mkdir(parents=True, exist_ok=True)
     versions.versions_dir(exports).mkdir(exist_ok=True)
@@ -328,6 +334,7 @@ def publish(
             "dbt": dbt_invocation or {},
             "sources": loads,
             "publisher": {"duckdb": duckdb_version, "warehouse": warehouse.name},
+            "pii_key": key_record,
             "marts": marts,
         }
         text = json.dumps(manifest, indent=2, sort_keys=False, default=str)
@@ -352,4 +359,4 @@ def publish(
         seconds,
         final,
     )
-    return PublishResult(version_id, final, results, seconds, pruned)
+    return PublishResult(version_id, final, results, seconds, pruned, key_record)
