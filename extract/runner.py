@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from elt import ops_log
 from elt.lock import WarehouseBusy, warehouse_lock
-from extract import forked, hints, redact
+from extract import forked, hints, horizon, redact
 from extract.config import ServiceConfig, service_config
 from extract.destination import warehouse_destination
 from extract.errors import ExtractError
@@ -57,6 +57,7 @@ class RunResult:
     failures: dict[str, str] = field(default_factory=dict)
     hard_deleted: int = 0
     seconds: float = 0.0
+    cutoff: datetime | None = None  # one for every service of the run (extract/incremental.py)
 
     @property
     def rows(self) -> int:
@@ -358,7 +359,7 @@ def _run_services(
     services: list[Service], full_refresh: bool, result: RunResult, connection: duckdb.DuckDBPyConnection
 ) -> None:
     """Run every service's pipeline, one after another or ``parallel_services`` at a time."""
-    cutoff = datetime.now(UTC)
+    cutoff = result.cutoff = datetime.now(UTC)
     progress = RunProgress()
     workers = max(1, min(len(services), int(dlt.config.get("sources.extract.parallel_services") or 1)))
     if workers > 1:
@@ -474,6 +475,8 @@ def run(names: list[str], full_refresh: bool = False, wait: float | None = None)
             run_id = ops_log.start_run(con, f"python -m extract {label}", "extract")
             try:
                 _run_services(services, full_refresh, result, con)
+                # after the loads committed, for the services that did not fail (dbt's consistent cut)
+                horizon.record_loaded(con, (s.name for s in services), result.failures, result.cutoff, run_id)
             except BaseException as exc:  # Ctrl-C / SIGTERM: the run row must not stay "running"
                 ops_log.finish_run(con, run_id, "failed", result.rows, f"interrupted: {type(exc).__name__}")
                 raise
