@@ -120,7 +120,9 @@ def test_explicit_rotation_publishes_and_records_it(
         pii_key.prepare(fake_project.exports, rotate=True)
 
 
-def test_a_lost_key_is_an_error_not_a_new_key(fake_project: EltPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lost_key_is_an_error_not_a_new_key(
+    fake_project: EltPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SHOP_PII_KEY")
     check = pii_key.prepare(fake_project.exports)  # first run: a key is generated
     key_file = fake_project.run / "pii.key"
