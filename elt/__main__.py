@@ -15,8 +15,11 @@ import argparse
 import logging
 import sys
 
+import duckdb
+
 from elt import dbt_artifacts, dbt_runner, flow, lock, pii_key, settings, versions
 from elt.publish import PublishError
+from elt.secrets import scrub
 
 log = logging.getLogger("elt")
 
@@ -162,8 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     except lock.WarehouseBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again later
-    except (PublishError, dbt_artifacts.ArtifactError, FileNotFoundError, RuntimeError) as exc:
+    except (PublishError, dbt_artifacts.ArtifactError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, duckdb.Error) as exc:  # a missing file, a read-only or full warehouse folder
+        print(f"error: {type(exc).__name__}: {scrub(str(exc))}", file=sys.stderr)
         return 1
 
 

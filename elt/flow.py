@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
+
 from elt import dbt_artifacts, dbt_runner, fleet, lock, pii_key, settings, steps, versions
 from elt.publish import PublishError, PublishResult, publish
 from elt.secrets import scrub
@@ -175,11 +177,11 @@ def run_flow(
     started = time.monotonic()
     result = FlowResult(ok=False, seconds=0.0)
     handle: fleet.FleetHandle | None = None
-    flow_run_id: str | None = None
+    flow_run = steps.new_run(command, "run")  # before the lock: a lock that cannot be had is logged too
     step = "start"
     try:
         with lock.warehouse_lock(f"{command}: start", wait=wait):
-            flow_run_id = steps.open_run(command, "run")
+            steps.open_run(flow_run)
             step = "pii key"  # under the lock: only a publisher changes exports/current
             t0 = time.monotonic()
             key = pii_key.prepare(settings.exports_dir(), rotate=rotate_pii_key)
@@ -224,7 +226,7 @@ def run_flow(
         result.ok = True
     except StepFailed as exc:
         result.failed_step, result.error = exc.step, str(exc)
-    except (lock.WarehouseBusy, dbt_artifacts.ArtifactError, RuntimeError, OSError) as exc:
+    except (lock.WarehouseBusy, dbt_artifacts.ArtifactError, RuntimeError, OSError, duckdb.Error) as exc:
         result.failed_step, result.error = step, f"step '{step}' failed: {type(exc).__name__}: {exc}"
     except Exception as exc:  # an unexpected bug: still name the step, keep the traceback in the log
         log.exception("unexpected error in step %s", step)
@@ -236,19 +238,21 @@ def run_flow(
             if handle.started:
                 result.steps.append(StepResult("services stop", "ok", time.monotonic() - t0))
         result.seconds = time.monotonic() - started
-        if flow_run_id is not None:
-            _close_flow_run(flow_run_id, result, wait)
+        _close_flow_run(flow_run, result, wait)
     return result
 
 
-def _close_flow_run(run_id: str, result: FlowResult, wait: float) -> None:
-    """Finish the flow's own ``ops.runs`` row (step ``run``); a busy warehouse only costs a warning."""
+def _close_flow_run(run: steps.RunRecord, result: FlowResult, wait: float) -> None:
+    """Finish the flow's own ``ops.runs`` row (step ``run``). Never raises: when the lock cannot be had
+    (busy, read-only folder) the row is kept in the fallback file for the next run (elt/ops_fallback.py).
+    A flow that did not get the lock at its start does not wait for it a second time."""
     rows = result.published.rows if result.published else None
+    status = "success" if result.ok else "failed"
     try:
-        with lock.warehouse_lock("elt run: finish", wait=wait):
-            steps.close_run(run_id, "success" if result.ok else "failed", rows, result.error)
-    except lock.WarehouseBusy as exc:
-        log.warning("could not record the end of the run in ops.runs: %s", exc)
+        with lock.warehouse_lock("elt run: finish", wait=0.0 if result.failed_step == "start" else wait):
+            steps.close_run(run, status, rows, result.error)
+    except (lock.WarehouseBusy, OSError) as exc:
+        steps.keep_run(run, exc, status, rows, result.error)
 
 
 def format_summary(result: FlowResult, exports: Path | None = None) -> str:

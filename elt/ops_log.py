@@ -6,16 +6,27 @@ Error text is scrubbed of secrets before it is stored.
 
 Callers pass an open read-write DuckDB connection and hold the warehouse lock (``elt.lock``) while
 they do; the tables are created on first use.
+
+A writer keeps its run as a ``RunRecord`` in memory and writes it whole (``save_run``: the run row,
+its tables and its inputs, replacing what an earlier write of the same run left). Why whole rows and
+not "insert at start, update at the end": the warehouse the log lives in is the thing that fails on a
+full disk or a read-only mount, so any one write may be lost; a record that is complete on its own can
+be kept in the fallback file instead (``elt.ops_fallback``) and written later without depending on
+which of the earlier writes arrived.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
 import os
 import socket
 import subprocess
 import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 
@@ -99,16 +110,141 @@ def _user() -> str | None:
         return os.environ.get("USER")
 
 
+@dataclass
+class RunRecord:
+    """One ``ops.runs`` row with its ``run_tables`` and ``run_inputs`` rows, as its writer holds it.
+
+    Text that could carry a secret (command, error, input details) is scrubbed when it enters the
+    record, so the fallback file never holds more than the warehouse would. Times are ISO 8601 with
+    offset (the fallback file is JSON).
+    """
+
+    run_id: str
+    command: str
+    step: str
+    user: str | None
+    host: str | None
+    git_rev: str | None
+    started_at: str
+    status: str = "running"
+    finished_at: str | None = None
+    rows: int | None = None
+    error: str | None = None
+    tables: list[tuple[str, str, int]] = field(default_factory=list)
+    inputs: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        """The record ``to_json`` wrote; raises ``KeyError``/``TypeError``/``ValueError`` on anything else."""
+        record = cls(
+            **{k: data[k] for k in ("run_id", "command", "step", "user", "host", "git_rev", "started_at")},
+            status=data["status"],
+            finished_at=data.get("finished_at"),
+            rows=data.get("rows"),
+            error=data.get("error"),
+            tables=[(str(s), str(t), int(n)) for s, t, n in data.get("tables") or []],
+            inputs=[(str(k), str(n), d) for k, n, d in data.get("inputs") or []],
+        )
+        if record.status not in STATUSES or not record.run_id:
+            raise ValueError(f"not a run record: status {record.status!r}")
+        return record
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def new_run(command: str, step: str) -> RunRecord:
+    """A ``running`` record for ``step`` of ``command`` (not written anywhere yet; see ``save_run``)."""
+    return RunRecord(
+        run_id=uuid.uuid4().hex,
+        command=scrub(command) or command,
+        step=step,
+        user=_user(),
+        host=socket.gethostname(),
+        git_rev=git_revision(),
+        started_at=_now(),
+    )
+
+
+def finish(
+    record: RunRecord,
+    status: str,
+    rows: int | None = None,
+    error: str | None = None,
+    tables: list[tuple[str, str, int]] | None = None,
+    inputs: list[tuple[str, str, str | None]] | None = None,
+) -> RunRecord:
+    """Give ``record`` its final status, end time, rows and scrubbed error (and what it wrote/read)."""
+    if status not in STATUSES or status == "running":
+        raise ValueError(f"unknown final run status {status!r}; expected one of {STATUSES[1:]}")
+    record.status, record.finished_at, record.rows, record.error = status, _now(), rows, scrub(error)
+    if tables is not None:
+        record.tables = list(tables)
+    if inputs is not None:
+        record.inputs = [(kind, name, scrub(detail)) for kind, name, detail in inputs]
+    return record
+
+
+def save_run(con: duckdb.DuckDBPyConnection, record: RunRecord) -> bool:
+    """Write ``record`` whole, in one transaction: its run row, and its tables and inputs replacing any
+    this run had. Idempotent (writing it twice leaves one row each), and a ``running`` record never
+    overwrites a run that already has its final status, so rows written late, in any order, converge
+    on the final state. Returns False when the record was older than what ``ops`` holds."""
+    ops = ensure_tables(con)
+    con.begin()
+    try:
+        existing = con.execute(f"select status from {ops}.runs where run_id = ?", [record.run_id]).fetchone()
+        if existing is not None and existing[0] != "running" and record.status == "running":
+            con.rollback()
+            return False
+        con.execute(
+            f"""insert or replace into {ops}.runs (run_id, command, step, "user", host, git_rev, started_at,
+               finished_at, status, rows, error)
+               values (?, ?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?, ?, ?)""",
+            [
+                record.run_id,
+                record.command,
+                record.step,
+                record.user,
+                record.host,
+                record.git_rev,
+                record.started_at,
+                record.finished_at,
+                record.status,
+                record.rows,
+                scrub(record.error),
+            ],
+        )
+        con.execute(f"delete from {ops}.run_tables where run_id = ?", [record.run_id])
+        for source, table, rows in record.tables:
+            con.execute(
+                f"insert into {ops}.run_tables (run_id, source, table_name, rows) values (?, ?, ?, ?)",
+                [record.run_id, source, table, rows],
+            )
+        con.execute(f"delete from {ops}.run_inputs where run_id = ?", [record.run_id])
+        for kind, name, detail in record.inputs:
+            con.execute(
+                f"insert into {ops}.run_inputs (run_id, kind, name, detail) values (?, ?, ?, ?)",
+                [record.run_id, kind, name, scrub(detail)],
+            )
+        con.commit()
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.rollback()
+        raise
+    return True
+
+
 def start_run(con: duckdb.DuckDBPyConnection, command: str, step: str) -> str:
     """Record a run as ``running`` and return its id (a uuid4 hex string)."""
-    ops = ensure_tables(con)
-    run_id = uuid.uuid4().hex
-    con.execute(
-        f"""insert into {ops}.runs (run_id, command, step, "user", host, git_rev, started_at, status)
-           values (?, ?, ?, ?, ?, ?, now(), 'running')""",
-        [run_id, scrub(command), step, _user(), socket.gethostname(), git_revision()],
-    )
-    return run_id
+    record = new_run(command, step)
+    save_run(con, record)
+    return record.run_id
 
 
 def finish_run(

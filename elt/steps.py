@@ -4,6 +4,10 @@ failures included, with per-table row counts in ``ops.run_tables``.
 The warehouse connection is opened only to write those rows and closed in between, because the step
 itself usually runs a child process (a loader, dbt) that needs DuckDB's single write connection.
 The caller holds the warehouse lock around the whole step.
+
+Writing the log never fails a step and never replaces the step's own error: a warehouse that cannot
+take a row (full disk, read-only, damaged) gets it kept in the fallback file instead
+(``elt.ops_fallback``), written by the next run that can.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from elt import ops_log, settings
+from elt import ops_fallback, ops_log, settings
 from elt.checksums import quote_ident
+from elt.ops_log import RunRecord
 
 log = logging.getLogger("elt.steps")
 
@@ -42,12 +47,29 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path))
 
 
+def write(run: RunRecord) -> bool:
+    """Write ``run`` to ``ops`` (after the rows earlier runs kept), or keep it in the fallback file when
+    the warehouse cannot be opened or written; never raises for that. Lock held by the caller."""
+    try:
+        con = _connect()
+    except ops_fallback.STORAGE_ERRORS as exc:
+        ops_fallback.keep(run, exc)
+        return False
+    try:
+        return ops_fallback.save(con, run)
+    finally:
+        try:
+            con.close()
+        except ops_fallback.STORAGE_ERRORS as exc:  # the checkpoint on close; the WAL still holds the rows
+            log.warning("closing the warehouse after writing ops.runs: %s", ops_fallback.reason(exc))
+
+
 @contextlib.contextmanager
 def logged_step(command: str, step: str) -> Iterator[StepLog]:
     """Record ``step`` of ``command`` in the ops tables around the ``with`` block."""
-    with _connect() as con:
-        run_id = ops_log.start_run(con, command, step)
-    record = StepLog(run_id, step)
+    run = ops_log.new_run(command, step)
+    write(run)
+    record = StepLog(run.run_id, step)
     started = time.monotonic()
     try:
         yield record
@@ -57,24 +79,32 @@ def logged_step(command: str, step: str) -> Iterator[StepLog]:
         raise
     finally:
         record.seconds = time.monotonic() - started
-        with _connect() as con:
-            for source, table, rows in record.tables:
-                ops_log.record_table(con, run_id, source, table, rows)
-            for kind, name, detail in record.inputs:
-                ops_log.record_input(con, run_id, kind, name, detail)
-            ops_log.finish_run(con, run_id, record.status, record.rows, record.error)
+        ops_log.finish(run, record.status, record.rows, record.error, record.tables, record.inputs)
+        write(run)
 
 
-def open_run(command: str, step: str) -> str:
-    """Start a long-lived ``ops.runs`` row (e.g. the whole flow) and return its id; lock held by caller."""
-    with _connect() as con:
-        return ops_log.start_run(con, command, step)
+def new_run(command: str, step: str) -> RunRecord:
+    """A long-lived run (e.g. the whole flow), made before the lock is taken so that a run whose lock
+    cannot be had (read-only folder, busy) is still recorded; write it with ``open_run``."""
+    return ops_log.new_run(command, step)
 
 
-def close_run(run_id: str, status: str, rows: int | None = None, error: str | None = None) -> None:
-    """Finish a row opened with ``open_run``; lock held by caller."""
-    with _connect() as con:
-        ops_log.finish_run(con, run_id, status, rows, error)
+def open_run(run: RunRecord) -> None:
+    """Write the start of a ``new_run`` record (``running``); lock held by caller."""
+    write(run)
+
+
+def close_run(run: RunRecord, status: str, rows: int | None = None, error: str | None = None) -> None:
+    """Finish a row opened with ``open_run``; lock held by caller (see ``keep_run`` without it)."""
+    write(ops_log.finish(run, status, rows, error))
+
+
+def keep_run(
+    run: RunRecord, why: BaseException, status: str, rows: int | None = None, error: str | None = None
+) -> None:
+    """Finish a row opened with ``open_run`` when the warehouse lock cannot be had (read-only, busy):
+    the record goes to the fallback file, written to ``ops`` by the next run that gets the lock."""
+    ops_fallback.keep(ops_log.finish(run, status, rows, error), why)
 
 
 def committed_loads() -> dict[str, str]:

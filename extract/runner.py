@@ -28,9 +28,9 @@ import dlt
 import duckdb
 import pyarrow as pa
 
-from elt import ops_log
+from elt import ops_fallback, ops_log
 from elt.lock import WarehouseBusy, warehouse_lock
-from extract import forked, hints, horizon, redact
+from extract import forked, hints, horizon, redact, tracebacks
 from extract.config import ServiceConfig, service_config
 from extract.destination import warehouse_destination
 from extract.errors import ExtractError
@@ -467,28 +467,33 @@ def run(names: list[str], full_refresh: bool = False, wait: float | None = None)
     label = " ".join(s.name for s in services)
     result = RunResult()
     started = time.monotonic()
-    with warehouse_lock(f"extract {label}", wait=wait):
+    run_log = ops_log.new_run(f"python -m extract {label}", "extract")
+    # a warehouse that cannot be locked, opened or written fails the run; its row is kept, not lost
+    with ops_fallback.kept_on_failure(run_log), warehouse_lock(f"extract {label}", wait=wait):
         # one connection for the whole run (ops log and every service's load; see make_pipeline),
         # opened and closed inside the lock
         con = connect_warehouse()
         try:
-            run_id = ops_log.start_run(con, f"python -m extract {label}", "extract")
+            run_id = run_log.run_id
+            ops_fallback.save(con, run_log)  # `running`, after any rows earlier runs could not write
             try:
                 _run_services(services, full_refresh, result, con)
                 # after the loads committed, for the services that did not fail (dbt's consistent cut)
                 horizon.record_loaded(con, (s.name for s in services), result.failures, result.cutoff, run_id)
-            except BaseException as exc:  # Ctrl-C / SIGTERM: the run row must not stay "running"
-                ops_log.finish_run(con, run_id, "failed", result.rows, f"interrupted: {type(exc).__name__}")
+            except BaseException as exc:  # Ctrl-C / SIGTERM, a failed write: the row must not stay "running"
+                interrupted = not isinstance(exc, Exception)
+                why = f"interrupted: {type(exc).__name__}" if interrupted else ops_fallback.reason(exc)
+                ops_fallback.save(con, ops_log.finish(run_log, "failed", result.rows, why))
                 raise
             result.seconds = time.monotonic() - started
-            for (source, table), rows in sorted(result.table_rows.items()):
-                ops_log.record_table(con, run_id, source, table, rows)
-            for name, detail in sorted(result.inputs.items()):
-                ops_log.record_input(con, run_id, "source", name, detail)
+            run_log.tables = [(src, table, n) for (src, table), n in sorted(result.table_rows.items())]
+            run_log.inputs = [("source", name, detail) for name, detail in sorted(result.inputs.items())]
             error = "; ".join(f"{k}: {v}" for k, v in result.failures.items()) or None
-            ops_log.finish_run(con, run_id, "failed" if result.failures else "success", result.rows, error)
+            ops_log.finish(run_log, "failed" if result.failures else "success", result.rows, error)
+            ops_fallback.save(con, run_log)
         finally:
             con.close()
+    tracebacks.install(logging.getLogger("dlt"))  # one line per retried job, not a traceback each
     for line in summary_lines(result.table_rows, result.seconds, result.failures):
         log.info("summary: %s", line)
     return result
@@ -538,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     except WarehouseBusy as exc:
         log.error("%s", exc)
         return EXIT_BUSY
-    except duckdb.Error as exc:  # e.g. the file is open in another process (a read-only shell)
+    except (duckdb.Error, OSError) as exc:  # open in another process, read-only, out of space
         log.error("warehouse %s: %s", settings.warehouse_path(), redact.mask(str(exc)))
         return EXIT_FAILED
     return EXIT_FAILED if result.failures else 0
