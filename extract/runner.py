@@ -322,6 +322,7 @@ def setup_logging(level: str) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(level.upper())
+    tracebacks.install(logging.getLogger("dlt"))  # one line per retried job, not a traceback each
     redact.install(logging.getLogger("dlt"))
 
 
@@ -493,7 +494,6 @@ def run(names: list[str], full_refresh: bool = False, wait: float | None = None)
             ops_fallback.save(con, run_log)
         finally:
             con.close()
-    tracebacks.install(logging.getLogger("dlt"))  # one line per retried job, not a traceback each
     for line in summary_lines(result.table_rows, result.seconds, result.failures):
         log.info("summary: %s", line)
     return result
