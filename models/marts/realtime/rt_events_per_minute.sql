@@ -7,17 +7,18 @@
     )
 }}
 -- Events per minute and type, for the stream mode's live dashboards. Each run re-aggregates only the
--- minutes from the newest stored one (minus 5 minutes for stragglers) onwards; delete+insert on
--- (event_minute, event_type) replaces those buckets whole.
+-- minutes from the newest stored one minus the look-back (var realtime_lookback_seconds, for events
+-- committed late) onwards, from a whole minute; delete+insert on (event_minute, event_type) replaces
+-- those buckets whole.
 with
 
 events as (
     select * from {{ ref('stg_events__events') }}
-    {% if is_incremental() -%}
-        where occurred_at >= (
-            select max(existing.event_minute) - to_minutes(5) from {{ this }} as existing
+    where {{
+        incremental_since(
+            'occurred_at', var('realtime_lookback_seconds'), high_water='event_minute', grain='minute'
         )
-    {%- endif %}
+    }}
 ),
 
 final as (

@@ -9,19 +9,16 @@
 }}
 -- Orders placed today (UTC) with their current status and USD value. Reads the orders staging view
 -- (raw_orders, committed loads) so `dbt build --select tag:realtime` refreshes it without rebuilding the
--- order pipeline. Each run merges the orders changed since the newest stored change; the post-hook
--- drops yesterday's rows after midnight.
+-- order pipeline. Each run merges the orders changed since the newest stored change minus the
+-- look-back (var realtime_lookback_seconds): a late commit lands in raw with an updated_at behind that
+-- change and would otherwise never be merged. The post-hook drops yesterday's rows after midnight.
 with
 
 orders as (
     select * from {{ ref('stg_orders__orders') }}
     where
         cast(placed_at as date) = {{ utc_today() }}
-        {% if is_incremental() -%}
-            and updated_at >= (
-                select coalesce(max(existing.updated_at), timestamp '1970-01-01') from {{ this }} as existing
-            )
-        {%- endif %}
+        and {{ incremental_since('updated_at', var('realtime_lookback_seconds')) }}
 ),
 
 fx_rates as (

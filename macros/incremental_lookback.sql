@@ -1,0 +1,41 @@
+{#- The filter of an incremental model's new rows: `column` at or after the model's high-water mark
+    minus a look-back. Why a look-back: a change can be committed after newer ones (a late commit: its
+    updated_at lies in the past when it lands), so it reaches raw behind the newest value the model
+    already holds; a plain `>= max(...)` would never merge it.
+
+    Arguments:
+      column      - the source column to filter (a timestamp)
+      lookback    - how far behind the mark to re-read, a non-negative number of `unit`s
+      high_water  - the model's column holding the mark (default: `column`)
+      unit        - seconds, minutes, hours or days (default seconds)
+      grain       - truncate the bound to this date_trunc part, for models that aggregate into
+                    buckets: delete+insert replaces a bucket whole, so it must be re-read whole
+
+    Renders `true` on a full build (and when the model is not incremental). An empty model (e.g. after
+    rt_orders_today's midnight post-hook) re-reads everything. -#}
+{% macro incremental_since(column, lookback, high_water=none, unit='seconds', grain=none) -%}
+    {%- set units = ['seconds', 'minutes', 'hours', 'days'] -%}
+    {%- if unit not in units -%}
+        {{ exceptions.raise_compiler_error(
+            "incremental_since: unit must be one of " ~ units | join(', ') ~ ", got '" ~ unit ~ "'"
+        ) }}
+    {%- endif -%}
+    {%- if lookback is string or lookback is not number or lookback < 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "incremental_since: the look-back must be a non-negative number of " ~ unit
+            ~ " (check the var passed with --vars)"
+        ) }}
+    {%- endif -%}
+    {%- if is_incremental() -%}
+        {%- set bound -%}
+            max(existing.{{ high_water or column }}) - to_{{ unit }}({{ lookback }})
+        {%- endset -%}
+        {{ column }} >= (
+            select coalesce({% if grain %}date_trunc('{{ grain }}', {{ bound }}){% else %}{{ bound }}{% endif %},
+                timestamp '-infinity')
+            from {{ this }} as existing
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
