@@ -16,6 +16,10 @@ Division of work, kept so that exactly one process ever writes the warehouse:
   connection, which it inherited and must not touch);
 * the parent, after the child exits: ``pipeline.load`` of the normalized packages on its own cursor.
 
+A full refresh takes the same path with the refresh's pipeline (same name and dataset, a working folder
+of its own, extract/refresh.py): the child extracts into that folder, and the parent loads it into the
+refresh's database and swaps it into the warehouse in one transaction; the child never sees either.
+
 Failures keep dlt's guarantees: a child killed during extract leaves nothing behind (dlt commits an
 extracted package only at the end), a package normalized but not loaded stays pending and the next run
 finishes it first, and incremental state only advances when the package loads in the parent.
@@ -118,6 +122,7 @@ def _child_main(services: list[Any], full_refresh: bool, cutoff: datetime, repor
     # imported here: the runner imports this module, and these import the runner's helpers
     from extract.config import service_config
     from extract.progress import RunProgress
+    from extract.refresh import Refresh
     from extract.resources import build_source
     from extract.runner import describe_failure, make_pipeline, step_times
     from extract.shape import DriftTracker
@@ -127,13 +132,11 @@ def _child_main(services: list[Any], full_refresh: bool, cutoff: datetime, repor
         started = time.monotonic()
         try:
             cfg = service_config(service.name, service.auth)
-            pipeline = make_pipeline(service.name)  # a path, not a connection: never opened here
+            # a path, not a connection: never opened here
+            root = Refresh.of(service.name).pipelines_dir if full_refresh else None
+            pipeline = make_pipeline(service.name, root=root)
             source, client = build_source(service, cfg, cutoff, progress, DriftTracker())
-            pipeline.extract(
-                source,
-                loader_file_format="parquet",
-                refresh="drop_sources" if full_refresh else None,
-            )
+            pipeline.extract(source, loader_file_format="parquet")
             info = pipeline.normalize()
             counts = {t: n for t, n in (info.row_counts or {}).items() if not t.startswith("_dlt")}
             outcome: dict[str, Any] = {

@@ -4,6 +4,8 @@ One dlt pipeline per service (dataset ``raw_<service>``, working folder under ``
 covered by the warehouse lock). A service that fails does not stop the others, but the run exits
 non-zero, records the failure in ``ops.runs`` and leaves that service's incremental state where it
 was. After the customers load, erased customers (the deletions feed) are removed from the raw tables.
+``--full-refresh`` builds a first load aside and swaps it in atomically (extract/refresh.py);
+``--recover`` says what it aborted, what raw holds and where the next run starts.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from elt import settings
 
@@ -36,6 +41,7 @@ from extract.destination import warehouse_destination
 from extract.errors import ExtractError
 from extract.pending import drop_normalized_duplicates
 from extract.progress import RunProgress, summary_lines
+from extract.refresh import Refresh, describe_rows, package_rows
 from extract.resources import build_source
 from extract.shape import DriftTracker
 from extract.sources import SERVICES
@@ -69,8 +75,14 @@ def pipelines_dir() -> str:
     return str(settings.dlt_dir())
 
 
-def make_pipeline(name: str, connection: duckdb.DuckDBPyConnection | None = None) -> dlt.Pipeline:
+def make_pipeline(
+    name: str, connection: duckdb.DuckDBPyConnection | None = None, root: str | None = None
+) -> dlt.Pipeline:
     """The pipeline of one service, writing dataset ``raw_<name>`` of the warehouse.
+
+    ``root`` (dlt's ``pipelines_dir``; default: the loaders' dlt folder) only differs for a full refresh,
+    whose pipeline has the same name and dataset but a working folder and database of its own
+    (extract/refresh.py).
 
     With ``connection`` (an open connection to the warehouse) dlt borrows cursors from it instead of
     opening the file itself. Why: dlt's pool closes the database whenever its last borrowed cursor
@@ -84,7 +96,7 @@ def make_pipeline(name: str, connection: duckdb.DuckDBPyConnection | None = None
         pipeline_name=f"extract_{name}",
         destination=warehouse_destination(target),
         dataset_name=f"raw_{name}",
-        pipelines_dir=pipelines_dir(),
+        pipelines_dir=root or pipelines_dir(),
     )
 
 
@@ -99,11 +111,38 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+# a value DuckDB quotes when it refuses it (`value "..." is not valid UTF8!`): field values stay out of
+# every message and log
+_QUOTED_VALUE = re.compile(r'value ".*"(?= is not valid UTF8)|value "(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def failure_cause(exc: BaseException) -> str:
+    """The root cause of ``exc`` in one line, without the field value a destination error may quote."""
+    cause = _root_cause(exc)
+    text = str(cause) if isinstance(cause, ExtractError) else f"{type(cause).__name__}: {cause}"
+    return _QUOTED_VALUE.sub("a value", text)
+
+
+class QuotedValueFilter(logging.Filter):
+    """Takes the field value a destination error quotes out of dlt's own log lines too (dlt logs a
+    failed load job's message, value included, before the runner sees the error)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it to logging to report
+            return True
+        scrubbed = _QUOTED_VALUE.sub("a value", message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        return True
+
+
 def describe_failure(service: str, exc: BaseException) -> str:
     """A one-paragraph error: what failed and how to recover, with secrets masked."""
     cause = _root_cause(exc)
     step = getattr(exc, "step", None)
-    text = str(cause) if isinstance(cause, ExtractError) else f"{type(cause).__name__}: {cause}"
+    text = failure_cause(exc)
     if step in ("normalize", "load") and not isinstance(cause, ExtractError):
         text += (
             f" -- the {step} step failed and its load package stays pending; the next run retries it first."
@@ -198,6 +237,7 @@ def prepare_pipeline(
         pipeline.sync_destination()
         pipeline._state_restored = True  # what run() sets after its own sync
     drop_normalized_duplicates(pipeline)  # a kill inside normalize's commit (see extract/pending.py)
+    discard_unfinished_refresh(service)
     if pipeline.has_pending_data:
         # dlt's run() with pending packages only finishes them and extracts nothing: do it explicitly
         log.warning("%s: finishing a pending load package from an earlier run first", service.name)
@@ -206,6 +246,61 @@ def prepare_pipeline(
     positions = cursor_positions(pipeline) or "none (first load)"
     result.inputs[service.name] = f"{cfg.base_url}; cursors: {positions}"
     return pipeline, cfg
+
+
+def discard_unfinished_refresh(service: Service) -> str | None:
+    """Remove what a full refresh that never committed left (killed, or failed before its clean-up);
+    it never touched ``raw_<service>``, so the run goes on from the pipeline's own state."""
+    left = Refresh.of(service.name).discard()
+    if left:
+        log.warning(
+            "%s: discarded what an unfinished full refresh left (%s); raw_%s was never touched by it",
+            service.name,
+            left,
+            service.name,
+        )
+    return left
+
+
+class RefreshFailed(ExtractError):
+    """A full refresh that did not commit: the service's raw tables and state are as they were."""
+
+
+def full_refresh_service(
+    service: Service,
+    connection: duckdb.DuckDBPyConnection,
+    counts: dict[str, int],
+    load: Callable[[dlt.Pipeline], None],
+) -> tuple[dlt.Pipeline, int]:
+    """Build a first load of ``service`` aside and swap it into ``raw_<service>`` (extract/refresh.py).
+
+    ``load(pipeline)`` runs dlt's steps on the refresh's pipeline: all of them (in-process), or only the
+    load of what a forked child extracted into the refresh's working folder. Returns that pipeline and
+    the erased rows removed. On any failure before the swap commits, what the refresh built is
+    discarded and ``RefreshFailed`` says that raw is unchanged and what to do.
+    """
+    target = Refresh.of(service.name)
+    dataset = f"raw_{service.name}"
+    refresh_con = target.connect(duckdb_config())
+    try:
+        try:
+            pipeline = make_pipeline(service.name, refresh_con, root=target.pipelines_dir)
+            load(pipeline)
+            _add_counts(counts, pipeline)
+            erased = apply_hard_deletes(pipeline, service)
+        finally:
+            refresh_con.close()  # the swap attaches the file: no other handle may be open on it
+        target.swap(connection, dataset)
+    except Exception as exc:
+        built = target.discard() or "nothing"
+        raise RefreshFailed(
+            f"full refresh not applied: {failure_cause(exc)}. {dataset} is unchanged: its rows and"
+            f" cursors are those of its last committed load (discarded what the refresh built: {built})."
+            f" Fix the cause and re-run `python -m extract --full-refresh {service.name}`;"
+            " a plain run continues from the previous cursors."
+        ) from None
+    target.adopt(Path(pipelines_dir()) / f"extract_{service.name}")
+    return pipeline, erased
 
 
 def _log_loaded(
@@ -238,15 +333,19 @@ def run_service(
         counts: dict[str, int] = {}
         pipeline, cfg = prepare_pipeline(service, result, counts, connection)
         source, client = build_source(service, cfg, cutoff, progress, DriftTracker())
-        pipeline.run(
-            source,
-            loader_file_format="parquet",
-            refresh="drop_sources" if full_refresh else None,
-        )
-        _add_counts(counts, pipeline)
+        if full_refresh:
+            if connection is None:
+                raise ValueError("a full refresh swaps its tables in on the run's warehouse connection")
+            pipeline, erased = full_refresh_service(
+                service, connection, counts, lambda p: p.run(source, loader_file_format="parquet")
+            )
+        else:
+            pipeline.run(source, loader_file_format="parquet")
+            _add_counts(counts, pipeline)
+            erased = apply_hard_deletes(pipeline, service)
         for table, rows in counts.items():
             result.table_rows[(service.name, table)] = rows
-        result.hard_deleted += apply_hard_deletes(pipeline, service)
+        result.hard_deleted += erased
         _log_loaded(
             service,
             sum(counts.values()),
@@ -280,14 +379,18 @@ def load_child(
             continue
         started = time.monotonic()
         try:
-            pipeline = make_pipeline(name, cursors[name])
-            pipeline.load()
             rows = counts[name]
+            if full_refresh:  # the child extracted into the refresh's working folder
+                pipeline, erased = full_refresh_service(service, cursors[name], {}, lambda p: p.load())
+            else:
+                pipeline = make_pipeline(name, cursors[name])
+                pipeline.load()
+                erased = apply_hard_deletes(pipeline, service)
             for table, n in outcome.counts.items():
                 rows[table] = rows.get(table, 0) + n
             for table, n in rows.items():
                 result.table_rows[(name, table)] = n
-            result.hard_deleted += apply_hard_deletes(pipeline, service)
+            result.hard_deleted += erased
             _log_loaded(
                 service,
                 sum(rows.values()),
@@ -303,15 +406,94 @@ def load_child(
             log.error("%s: FAILED: %s", name, message)
 
 
-def recover_service(service: Service) -> str:
-    """Abort the service's pending load packages and rewind its state; returns what was done."""
-    pipeline = make_pipeline(service.name)
-    plan = pipeline.abort_packages()
+def committed_rows(cursor: duckdb.DuckDBPyConnection, dataset: str) -> dict[str, int]:
+    """Rows per data table of ``dataset`` that belong to committed loads (what staging reads)."""
+    tables = [
+        r[0]
+        for r in cursor.execute(
+            "select table_name from duckdb_tables() where database_name = current_database()"
+            " and schema_name = ? order by 1",
+            [dataset],
+        ).fetchall()
+    ]
+    if "_dlt_loads" not in tables:
+        return {}
+    schema = '"' + dataset.replace('"', '""') + '"'
+    return {
+        table: cursor.execute(
+            f'select count(*) from {schema}."{table}" where _dlt_load_id in'
+            f" (select load_id from {schema}._dlt_loads where status = 0)"
+        ).fetchone()[0]
+        for table in tables
+        if not table.startswith("_dlt")
+    }
+
+
+def lost_rows(pipeline: dlt.Pipeline, service: Service, rows: dict[str, int]) -> list[str]:
+    """Tables whose cursor says records were loaded but which hold no committed row (rows lost)."""
+    source = (pipeline.state.get("sources") or {}).get(service.name) or {}
+    digests = source.get("snapshot_digests") or {}
+    lost = []
+    for ep in service.endpoints:
+        state = (source.get("resources") or {}).get(ep.name) or {}
+        position = state.get("last_value", state.get("last_id"))
+        said = f"its cursor says records up to {position}" if position else "its snapshot digest says rows"
+        if (position or ep.name in digests) and not rows.get(ep.name):
+            lost.append(
+                f"ROWS LOST: raw_{service.name}.{ep.name} holds no committed row but {said} were loaded:"
+                f" run `python -m extract --full-refresh {service.name}` to reload them"
+            )
+    return lost
+
+
+def recover_service(service: Service, connection: duckdb.DuckDBPyConnection) -> tuple[list[str], bool]:
+    """Discard an unfinished full refresh, abort pending load packages (the state rewinds), then say what
+    ``raw_<service>`` holds and where the next run starts. False when raw has lost rows."""
+    name = service.name
+    lines = []
+    left = Refresh.of(name).discard()
+    if left:
+        lines.append(f"discarded an unfinished full refresh ({left}); it never touched raw_{name}")
+    pipeline = make_pipeline(name, connection)
+    plan = pipeline.abort_packages(dry_run=True)
     if plan is None:
-        return f"{service.name}: nothing pending"
-    return (
-        f"{service.name}: aborted pending package(s); state restored from {plan.get('restore_from_load_id')}"
+        lines.append("no pending load package")
+    else:
+        pending = package_rows(Path(pipeline.working_dir))
+        first = [plan["package_to_abort"]["load_id"]] if plan["package_to_abort"] else []
+        ids = sorted({*first, *plan["packages_to_delete"], *plan["extracted_packages_to_delete"]})
+        pipeline.abort_packages()
+        aborted = ", ".join(f"{i} ({describe_rows(pending.get(i, {}))})" for i in ids)
+        lines.append(
+            f"aborted package(s) {aborted}: not loaded; the state rewound to before"
+            f" {plan['restore_from_load_id']}, so the next run extracts those records again"
+        )
+    rows = committed_rows(connection, f"raw_{name}")
+    lines.append(f"raw_{name} holds {describe_rows(rows) if rows else 'no table'} (committed loads)")
+    positions = cursor_positions(pipeline)
+    lines.append(
+        f"the next run continues from cursors {positions}" if positions else "the next run loads everything"
     )
+    lost = lost_rows(pipeline, service, rows)
+    return [f"{name}: {line}" for line in lines + lost], not lost
+
+
+def recover(names: list[str], wait: float | None = None) -> int:
+    """``--recover``: each service's recovery and what it leaves, one log line per fact; exit 1 when a
+    raw table lost rows (never reported as recovered)."""
+    healthy = True
+    with warehouse_lock("extract --recover", wait=wait):
+        con = connect_warehouse()
+        try:
+            for name in names or list(SERVICES):
+                with con.cursor() as cursor:
+                    lines, ok = recover_service(SERVICES[name], cursor)
+                healthy &= ok
+                for line in lines:
+                    (log.info if ok or "ROWS LOST" not in line else log.error)("recover: %s", line)
+        finally:
+            con.close()
+    return 0 if healthy else EXIT_FAILED
 
 
 def setup_logging(level: str) -> None:
@@ -324,16 +506,23 @@ def setup_logging(level: str) -> None:
     root.setLevel(level.upper())
     tracebacks.install(logging.getLogger("dlt"))  # one line per retried job, not a traceback each
     redact.install(logging.getLogger("dlt"))
+    dlt_logger = logging.getLogger("dlt")
+    if not any(isinstance(f, QuotedValueFilter) for f in dlt_logger.filters):
+        dlt_logger.addFilter(QuotedValueFilter())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m extract", description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", help=f"services to load (default all: {' '.join(SERVICES)})")
     p.add_argument(
-        "--full-refresh", action="store_true", help="drop the services' raw tables and state, reload all"
+        "--full-refresh",
+        action="store_true",
+        help="reload everything and swap it in atomically (raw stays as it was if the reload fails)",
     )
     p.add_argument(
-        "--recover", action="store_true", help="abort pending load packages (rewinds state) and exit"
+        "--recover",
+        action="store_true",
+        help="abort pending load packages (rewinds state), say what raw holds, and exit",
     )
     p.add_argument("--wait", type=float, default=None, help="wait up to SECONDS for the warehouse lock")
     p.add_argument("--log-level", default=os.environ.get("EXTRACT_LOG_LEVEL", "INFO"))
@@ -457,9 +646,13 @@ def connect_warehouse() -> duckdb.DuckDBPyConnection:
     scale 10, all of the growth in the load and final checkpoint (the page walk itself stayed flat).
     With a cap DuckDB evicts written blocks (and spills, if a merge ever needs more).
     """
+    return duckdb.connect(str(settings.warehouse_path()), config=duckdb_config())
+
+
+def duckdb_config() -> dict[str, str]:
+    """The DuckDB settings of the loader's connections (the warehouse's and a full refresh's)."""
     limit = str(dlt.config.get("sources.extract.duckdb_memory_limit") or DUCKDB_MEMORY_LIMIT)
-    config = {} if limit.lower() in ("", "0", "none") else {"memory_limit": limit}
-    return duckdb.connect(str(settings.warehouse_path()), config=config)
+    return {} if limit.lower() in ("", "0", "none") else {"memory_limit": limit}
 
 
 def run(names: list[str], full_refresh: bool = False, wait: float | None = None) -> RunResult:
@@ -535,10 +728,7 @@ def main(argv: list[str] | None = None) -> int:
     skip_pandas_in_arrow()
     try:
         if args.recover:
-            with warehouse_lock("extract --recover", wait=args.wait):
-                for name in args.names or list(SERVICES):
-                    log.info("recover: %s", recover_service(SERVICES[name]))
-            return 0
+            return recover(args.names, args.wait)
         result = run(args.names, args.full_refresh, args.wait)
     except WarehouseBusy as exc:
         log.error("%s", exc)
