@@ -1,14 +1,22 @@
 """No personal data in the published marts: no raw e-mail, phone, full name or street line in any
 text column of any mart tagged `publish`, no column named like one, and the e-mail hash is keyed (it
-equals sha256(key || e-mail), not the dictionary-reversible sha256(e-mail))."""
+equals sha256(key || e-mail), not the dictionary-reversible sha256(e-mail)); the published manifest
+names that key by its fingerprint (elt/pii_key.py)."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 from typing import Any
 
+import duckdb
+
+from elt import versions
+from services.launcher import Fleet
 from tests.pytest.dbt.dbt_world import PII_KEY, DbtWorld
 from tests.pytest.dbt.truth import docs
+from tests.pytest.world import Reference
 
 PII_COLUMN_WORDS = ("email", "phone", "first_name", "last_name", "line1", "line2", "street", "postal")
 
@@ -64,3 +72,26 @@ def test_published_marts_hold_no_personal_data(dbt_world: DbtWorld, first_build:
         email = emails[customer_id].strip().lower()
         assert digest == hashlib.sha256((PII_KEY + email).encode()).hexdigest()
         assert digest != hashlib.sha256(email.encode()).hexdigest()
+
+
+def test_published_manifest_names_the_key_the_hashes_were_made_with(
+    reference: Reference, source_fleet: Fleet
+) -> None:
+    """The shared clean run's manifest carries the fingerprint of the key its published email_hash
+    values were made with (HMAC-SHA256(key, label), 128 bits), never the key or a plain hash of it."""
+    version = versions.resolve_current(reference.workspace.exports)
+    assert version is not None
+    text = (version / "manifest.json").read_text()
+    record = json.loads(text)["pii_key"]
+    label = b"shop-elt pii key fingerprint v1"
+    assert record["fingerprint"] == hmac.new(PII_KEY.encode(), label, hashlib.sha256).hexdigest()[:32]
+    assert PII_KEY not in text and hashlib.sha256(PII_KEY.encode()).hexdigest()[:32] not in text
+    with duckdb.connect() as con:
+        published = con.execute(
+            "select customer_id, email_hash from read_parquet(?) where email_hash is not null",
+            [str(version / "dim_customers.parquet")],
+        ).fetchall()
+    emails = {c["customer_id"]: c["email"] for c in docs(source_fleet.data_dir, "customers", "customers")}
+    assert published
+    for customer_id, digest in published:
+        assert digest == hashlib.sha256((PII_KEY + emails[customer_id].strip().lower()).encode()).hexdigest()

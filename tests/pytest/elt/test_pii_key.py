@@ -3,8 +3,8 @@ the key), a lost or changed key fails before anything is built or published, and
 ``--rotate-pii-key`` publishes new hashes, recording the rotation.
 
 The first cases publish a small fake project (a real DuckDB file, the real publisher and CLI); the last
-runs the whole flow (real services, loaders, dbt build, publish) to show the hashes consumers join on
-stay, or change only by rotation.
+(slow) runs the whole flow (real services, loaders, dbt build, publish) to show the hashes consumers
+join on stay, or change only by rotation.
 """
 
 from __future__ import annotations
@@ -191,7 +191,11 @@ def _ok(out: Outcome) -> Outcome:
     return out
 
 
+@pytest.mark.slow  # three dbt invocations and two whole flows: minutes on two shared cores
 def test_flow_first_run_lost_key_rotation(fleet: Fleet, tmp_path: Path) -> None:
+    """First run on a fresh workspace creates the key; losing it fails `elt run` at its first step
+    (nothing built or published, no new key, and a plain `dbt run` cannot make one); `--rotate-pii-key`
+    publishes a new fingerprint with every email_hash changed; a later export keeps both."""
     ws: Workspace = make_workspace(tmp_path / "ws", fleet.env(), pii_key="unused")
     del ws.env["SHOP_PII_KEY"]  # the key lives in run/pii.key, as on a machine without SHOP_PII_KEY
     key_file = ws.run_dir / "pii.key"
