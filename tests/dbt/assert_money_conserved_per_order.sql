@@ -1,6 +1,6 @@
-{{ config(warn_if='>0', error_if='>' ~ var('max_in_flight_rows')) }}
--- Money is conserved: for every order, its succeeded payments minus the refunds against them (as
--- published in fct_payments) equal the order's net paid amount in fct_orders, to the cent.
+-- Money is conserved: for every published order, its succeeded payments minus the refunds against them
+-- (as published in fct_payments) equal the order's net paid amount in fct_orders, to the cent. Both hold
+-- settled orders only (docs/consistency.md), so this holds strictly while the sources keep changing.
 with
 
 orders as (
@@ -14,7 +14,7 @@ payments as (
 payment_money as (
     select
         order_id,
-        sum(amount_usd) filter (where payment_status = 'succeeded') as paid_usd,
+        sum(paid_amount_usd) as paid_usd,
         sum(refunded_amount_usd) as refunded_usd
     from payments
     group by order_id

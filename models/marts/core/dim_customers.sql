@@ -1,4 +1,6 @@
--- One row per customer (soft-deleted ones flagged, erased ones gone) with order history and value.
+-- One row per customer (soft-deleted ones flagged, erased ones gone) with their order history as
+-- published in fct_orders (settled orders: docs/consistency.md): orders placed, orders paid (reached
+-- `paid`, the marts' one definition: paid, shipped, delivered or returned) and lifetime net paid.
 -- No personal data: the e-mail is a keyed hash (macros/pii_hash.sql) usable as a join key across
 -- exports; names, phone and street addresses are dropped.
 with
@@ -19,10 +21,10 @@ order_history as (
     select
         customer_id,
         count(*) as order_count,
-        count(*) filter (where order_status in ('paid', 'shipped', 'delivered', 'returned')) as paid_order_count,
+        count(*) filter (where paid_at is not null) as paid_order_count,
         min(placed_at) as first_order_at,
         max(placed_at) as last_order_at,
-        sum(net_paid_amount_usd) as lifetime_value_usd
+        sum(net_paid_amount_usd) as lifetime_net_paid_usd
     from orders
     where customer_id is not null
     group by customer_id
@@ -43,7 +45,7 @@ joined as (
         coalesce(order_history.paid_order_count, 0) as paid_order_count,
         order_history.first_order_at,
         order_history.last_order_at,
-        cast(coalesce(order_history.lifetime_value_usd, 0) as decimal(18, 2)) as lifetime_value_usd
+        cast(coalesce(order_history.lifetime_net_paid_usd, 0) as decimal(18, 2)) as lifetime_net_paid_usd
     from customers
     left join regions
         on customers.country_code = regions.country_code
@@ -56,7 +58,7 @@ final as (
         *,
         case
             when order_count = 0 then 'prospect'
-            when lifetime_value_usd >= 1000 or paid_order_count >= 5 then 'vip'
+            when lifetime_net_paid_usd >= 1000 or paid_order_count >= 5 then 'vip'
             when paid_order_count >= 2 then 'repeat'
             when paid_order_count = 1 then 'one_time'
             else 'unpaid'

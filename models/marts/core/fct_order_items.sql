@@ -6,25 +6,40 @@
         on_schema_change='fail',
     )
 }}
--- One row per order line, priced in the order currency and in USD. Product attributes live in
--- dim_products (join on product_id), so a renamed category never leaves stale copies here.
+-- One row per order line of a settled order (fct_orders' rule: int_order_settlement), priced in the order
+-- currency and in USD. Product attributes live in dim_products (join on product_id), so a renamed
+-- category never leaves stale copies here. Incremental: an order's lines are rebuilt when the order
+-- settles at a newer change than the newest one held (the order's change, not the line's: a line whose
+-- order was in flight when it last changed is picked up when the order settles).
 with
 
 lines as (
     select * from {{ ref('int_order_lines_priced') }}
 ),
 
+settlement as (
+    select * from {{ ref('int_order_settlement') }}
+),
+
 changed as (
     select
-        *,
-        greatest(order_updated_at, customer_erased_at) as source_updated_at
+        lines.*,
+        greatest(lines.order_updated_at, lines.customer_erased_at) as source_updated_at
     from lines
-    {% if is_incremental() -%}
-        where greatest(order_updated_at, customer_erased_at) >= (
-            select max(existing.source_updated_at) - to_days({{ var('incremental_lookback_days') }})
-            from {{ this }} as existing
-        )
-    {%- endif %}
+    inner join settlement
+        on lines.order_id = settlement.order_id
+    where
+        settlement.is_settled
+        {% if is_incremental() -%}
+            and settlement.last_changed_at >= (
+                select
+                    coalesce(
+                        max(existing.source_updated_at) - to_days({{ var('incremental_lookback_days') }}),
+                        timestamp '-infinity'
+                    )
+                from {{ this }} as existing
+            )
+        {%- endif %}
 ),
 
 final as (

@@ -6,9 +6,11 @@
         on_schema_change='fail',
     )
 }}
--- One row per order: money in USD at the booking rate (gross, discount, shipping, total, paid, refunded,
--- net), status and lifecycle stage, timings. Incremental: an order is rebuilt when it, its payments or
--- refunds, or its customer's erasure changed since the last build (minus a look-back for late commits).
+-- One row per settled order: money in USD at the booking rate (gross, discount, shipping, total due,
+-- paid, refunded, net paid), status and lifecycle stage, timings. An order is published once every
+-- service's load has passed its last change (int_order_settlement, docs/consistency.md); while a newer
+-- change is in flight the order keeps its last settled version here, except that a customer's erasure
+-- applies at once. Incremental: an order is rebuilt when it settles at a newer change than the one held.
 with
 
 orders as (
@@ -17,6 +19,10 @@ orders as (
 
 money as (
     select * from {{ ref('int_order_payments_netted') }}
+),
+
+settlement as (
+    select * from {{ ref('int_order_settlement') }}
 ),
 
 joined as (
@@ -29,17 +35,24 @@ joined as (
         money.refunded_amount_usd,
         money.net_paid_amount_usd,
         money.first_payment_at,
-        greatest(orders.updated_at, money.money_updated_at, orders.customer_erased_at) as source_updated_at
+        settlement.last_changed_at as source_updated_at
     from orders
     inner join money
         on orders.order_id = money.order_id
+    inner join settlement
+        on orders.order_id = settlement.order_id
+    where settlement.is_settled
 ),
 
 changed as (
     select * from joined
     {% if is_incremental() -%}
         where source_updated_at >= (
-            select max(existing.source_updated_at) - to_days({{ var('incremental_lookback_days') }})
+            select
+                coalesce(
+                    max(existing.source_updated_at) - to_days({{ var('incremental_lookback_days') }}),
+                    timestamp '-infinity'
+                )
             from {{ this }} as existing
         )
     {%- endif %}
@@ -80,6 +93,29 @@ final as (
         round(date_diff('second', placed_at, delivered_at) / 3600.0, 2) as hours_to_deliver,
         source_updated_at
     from changed
+),
+
+{% if is_incremental() -%}
+    -- in flight, the order's last settled version stays; an erasure since then unlinks the customer now
+    erased_in_flight as (
+        select existing.* replace (cast(null as bigint) as customer_id, true as is_customer_erased)
+        from {{ this }} as existing
+        inner join settlement
+            on existing.order_id = settlement.order_id
+        where
+            not settlement.is_settled
+            and settlement.is_customer_erased
+            and existing.customer_id is not null
+    ),
+
+{% endif -%}
+
+published as (
+    select * from final
+    {% if is_incremental() -%}
+        union all
+        select * from erased_in_flight
+    {%- endif %}
 )
 
-select * from final
+select * from published

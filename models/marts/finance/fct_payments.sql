@@ -6,22 +6,37 @@
         on_schema_change='fail',
     )
 }}
--- One row per payment attempt (succeeded or failed) with the refunds issued against it, in the payment
--- currency and in USD at the order's booking rate.
+-- One row per payment attempt (succeeded or failed) of a settled order (fct_orders' rule:
+-- int_order_settlement), with the refunds issued against it, in the payment currency and in USD at the
+-- order's booking rate. An attempt's amount counts as paid only when it succeeded. Incremental: an
+-- order's payments are rebuilt when the order settles at a newer change than the newest one held.
 with
 
 payments as (
     select * from {{ ref('int_payments_converted') }}
 ),
 
+settlement as (
+    select * from {{ ref('int_order_settlement') }}
+),
+
 changed as (
-    select * from payments
-    {% if is_incremental() -%}
-        where source_updated_at >= (
-            select max(existing.source_updated_at) - to_days({{ var('incremental_lookback_days') }})
-            from {{ this }} as existing
-        )
-    {%- endif %}
+    select payments.*
+    from payments
+    inner join settlement
+        on payments.order_id = settlement.order_id
+    where
+        settlement.is_settled
+        {% if is_incremental() -%}
+            and settlement.last_changed_at >= (
+                select
+                    coalesce(
+                        max(existing.source_updated_at) - to_days({{ var('incremental_lookback_days') }}),
+                        timestamp '-infinity'
+                    )
+                from {{ this }} as existing
+            )
+        {%- endif %}
 ),
 
 final as (
@@ -33,8 +48,11 @@ final as (
         failure_reason,
         currency,
         fx_rate,
-        amount,
-        amount_usd,
+        amount as attempted_amount,
+        amount_usd as attempted_amount_usd,
+        cast(case when payment_status = 'succeeded' then amount else 0 end as decimal(20, 4)) as paid_amount,
+        cast(case when payment_status = 'succeeded' then amount_usd else 0 end as decimal(18, 2))
+            as paid_amount_usd,
         refund_count,
         refunded_amount,
         refunded_amount_usd,

@@ -29,16 +29,16 @@ def truth_and_marts(dbt_world: DbtWorld, first_build: dict[str, Any]) -> tuple[T
             "customers": {
                 r[0]: r[1:]
                 for r in con.execute(
-                    "select customer_id, order_count, lifetime_value_usd from marts.dim_customers"
+                    "select customer_id, order_count, lifetime_net_paid_usd from marts.dim_customers"
                 ).fetchall()
             },
             "payments": con.execute(
-                "select count(*), sum(amount_usd), sum(refunded_amount_usd) from marts.fct_payments"
+                "select count(*), sum(attempted_amount_usd), sum(refunded_amount_usd) from marts.fct_payments"
             ).fetchone(),
             "order_items": con.execute("select count(*) from marts.fct_order_items").fetchone()[0],
             "revenue": dict(
                 con.execute(
-                    "select revenue_date, sum(revenue_usd) from marts.fct_daily_revenue group by all"
+                    "select revenue_date, sum(kept_gross_amount_usd) from marts.fct_daily_revenue group by all"
                 ).fetchall()
             ),
             "cohorts": {
