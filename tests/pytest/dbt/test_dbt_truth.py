@@ -38,7 +38,8 @@ def truth_and_marts(dbt_world: DbtWorld, first_build: dict[str, Any]) -> tuple[T
             "order_items": con.execute("select count(*) from marts.fct_order_items").fetchone()[0],
             "revenue": dict(
                 con.execute(
-                    "select revenue_date, sum(kept_gross_amount_usd) from marts.fct_daily_revenue group by all"
+                    "select revenue_date, sum(kept_gross_amount_usd) from marts.fct_daily_revenue "
+                    "group by all"
                 ).fetchall()
             ),
             "cohorts": {
