@@ -32,9 +32,7 @@ horizons as (
 ),
 
 cut_services as (
-    select unnest([
-        {%- for service in services %}'{{ service }}'{{ ', ' if not loop.last }}{% endfor -%}
-    ]) as service
+    select unnest([{{ "'" ~ services | join("', '") ~ "'" }}]) as service
 ),
 
 latest as (
@@ -65,7 +63,8 @@ final as (
             {{ ((seconds['max_commit_delay_seconds'] + seconds['settle_seconds']) * 1000000) | int }}
         ) as settled_before,
         cast({{ seconds['max_commit_delay_seconds'] }} as double) as max_commit_delay_seconds,
-        cast({{ seconds['settle_seconds'] }} as double) as settle_seconds
+        cast({{ seconds['settle_seconds'] }} as double) as settle_seconds,
+        [{{ "'" ~ services | join("', '") ~ "'" }}] as cut_services
     from cut
 )
 

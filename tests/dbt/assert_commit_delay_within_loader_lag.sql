@@ -18,9 +18,7 @@ newest as (
         service,
         lag_seconds
     from horizons
-    where service in (
-        {%- for service in var('consistent_cut_services') %}'{{ service }}'{{ ', ' if not loop.last }}{% endfor -%}
-    )
+    where service in (select unnest(horizon.cut_services) from horizon)
     qualify row_number() over (partition by service order by cutoff_at desc, recorded_at desc) = 1
 ),
 

@@ -87,6 +87,11 @@ class DbtWorld:
                 "DBT_LOG_PATH": str(self.root / "dbt-logs"),
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
                 "RUNTIME__DLTHUB_TELEMETRY": "false",
+                # the consistent cut's assumptions (docs/consistency.md) hold with no margin here: every
+                # simulator step has committed before the extract starts, and one step stamps a cause and
+                # its effect alike, so every loaded change is settled and the marts can be compared whole
+                "SHOP_MAX_COMMIT_DELAY_SECONDS": "0",
+                "SHOP_SETTLE_SECONDS": "0",
             }
         )
         env.pop("DBT_PROFILES_DIR", None)

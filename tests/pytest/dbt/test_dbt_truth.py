@@ -81,7 +81,7 @@ def test_orders_match_source_to_the_cent(truth_and_marts: tuple[Truth, dict[str,
 def test_customers_match_source(truth_and_marts: tuple[Truth, dict[str, Any]]) -> None:
     truth, marts = truth_and_marts
     assert set(marts["customers"]) == set(truth.customers)
-    expected = {cid: (c["order_count"], c["lifetime_value_usd"]) for cid, c in truth.customers.items()}
+    expected = {cid: (c["order_count"], c["lifetime_net_paid_usd"]) for cid, c in truth.customers.items()}
     wrong = {
         cid: (marts["customers"][cid], exp) for cid, exp in expected.items() if marts["customers"][cid] != exp
     }

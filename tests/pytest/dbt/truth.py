@@ -22,7 +22,9 @@ import orjson
 from tests.pytest.dbt.dbt_world import REPO
 
 CENT = Decimal("0.01")
-REVENUE_STATUSES = {"paid", "shipped", "delivered"}
+# the marts' one definition of a paid order: it reached `paid` (paid_at set), returned ones included;
+# "kept" = paid and not returned (statuses paid, shipped, delivered)
+KEPT_STATUSES = {"paid", "shipped", "delivered"}
 SESSION_GAP = timedelta(minutes=30)
 
 
@@ -81,7 +83,11 @@ class Truth:
     payments_usd: Decimal = Decimal(0)
     refunds_usd: Decimal = Decimal(0)
     order_items_count: int = 0
-    revenue_by_day: dict[date, Decimal] = field(default_factory=dict)
+    revenue_by_day: dict[date, Decimal] = field(default_factory=dict)  # kept gross line value per day
+    # fct_daily_revenue's grain: (placement day, shipping country, category) -> its measures
+    daily_revenue: dict[tuple[date, str, str], dict[str, Any]] = field(default_factory=dict)
+    # fct_orders summed per (placement day, shipping country): orders and money
+    orders_by_day_country: dict[tuple[date, str], dict[str, Any]] = field(default_factory=dict)
     cohorts: dict[tuple[date, date], int] = field(default_factory=dict)
     sessions: int = 0
     order_sessions: int = 0
@@ -91,11 +97,41 @@ def month(d: datetime) -> date:
     return date(d.year, d.month, 1)
 
 
+def _add_revenue_lines(truth: Truth, order: dict[str, Any], rate: Decimal, category: dict[int, str]) -> None:
+    """A paid order's lines into fct_daily_revenue's cells (day, country, category)."""
+    placed = ts(order["placed_at"]).date()
+    returned = order["returned_at"] is not None
+    for item in order["items"]:
+        key = (placed, order["shipping_country"].upper(), category.get(item["product_id"], "Unknown"))
+        cell = truth.daily_revenue.setdefault(
+            key,
+            {
+                "paid_orders": set(),
+                "returned_orders": set(),
+                "paid_units": 0,
+                "paid_gross_usd": Decimal(0),
+                "returned_gross_usd": Decimal(0),
+                "kept_gross_usd": Decimal(0),
+            },
+        )
+        line = usd(item["quantity"] * item["unit_price_minor"], rate)
+        cell["paid_orders"].add(order["order_id"])
+        cell["paid_units"] += item["quantity"]
+        cell["paid_gross_usd"] += line
+        if returned:
+            cell["returned_orders"].add(order["order_id"])
+            cell["returned_gross_usd"] += line
+        else:
+            cell["kept_gross_usd"] += line
+            truth.revenue_by_day[placed] = truth.revenue_by_day.get(placed, Decimal(0)) + line
+
+
 def compute(data_dir: Path) -> Truth:
     """The expected marts for the services' current data."""
     fx = Fx()
     truth = Truth()
     erased = erased_ids(data_dir)
+    category = {p["product_id"]: p["category"]["name"] for p in docs(data_dir, "catalog", "products")}
     order_rate: dict[int, Decimal] = {}
     for o in docs(data_dir, "orders", "orders"):
         placed = ts(o["placed_at"])
@@ -105,17 +141,16 @@ def compute(data_dir: Path) -> Truth:
             "customer_id": None if o["customer_id"] in erased else o["customer_id"],
             "status": o["status"],
             "placed_at": placed,
+            "country": o["shipping_country"].upper(),
+            "is_paid": o["paid_at"] is not None,
             "total_usd": usd(o["total_minor"], rate),
             "paid_usd": Decimal(0),
             "refunded_usd": Decimal(0),
         }
-        for item in o["items"]:
-            truth.order_items_count += 1
-            if o["status"] in REVENUE_STATUSES:
-                line = usd(item["quantity"] * item["unit_price_minor"], rate)
-                truth.revenue_by_day[placed.date()] = (
-                    truth.revenue_by_day.get(placed.date(), Decimal(0)) + line
-                )
+        truth.order_items_count += len(o["items"])
+        if o["paid_at"] is not None:
+            assert (o["status"] in KEPT_STATUSES) == (o["returned_at"] is None), o["order_id"]
+            _add_revenue_lines(truth, o, rate, category)
     for p in docs(data_dir, "payments", "payments"):
         truth.payments_count += 1
         amount = usd(p["amount_minor"], order_rate[p["order_id"]])
@@ -128,18 +163,30 @@ def compute(data_dir: Path) -> Truth:
         truth.orders[r["order_id"]]["refunded_usd"] += amount
     for o in truth.orders.values():
         o["net_usd"] = o["paid_usd"] - o["refunded_usd"]
+        cell = truth.orders_by_day_country.setdefault(
+            (o["placed_at"].date(), o["country"]),
+            {"orders": 0, "total_usd": Decimal(0), "paid_usd": Decimal(0), "refunded_usd": Decimal(0)},
+        )
+        cell["orders"] += 1
+        for money in ("total_usd", "paid_usd", "refunded_usd"):
+            cell[money] += o[money]
 
     for c in docs(data_dir, "customers", "customers"):
         if c["customer_id"] in erased:
             continue
-        truth.customers[c["customer_id"]] = {"order_count": 0, "lifetime_value_usd": Decimal(0)}
+        truth.customers[c["customer_id"]] = {
+            "order_count": 0,
+            "paid_order_count": 0,
+            "lifetime_net_paid_usd": Decimal(0),
+        }
     active_months: dict[int, set[date]] = defaultdict(set)
     for o in truth.orders.values():
         cid = o["customer_id"]
         if cid is None:
             continue
         truth.customers[cid]["order_count"] += 1
-        truth.customers[cid]["lifetime_value_usd"] += o["net_usd"]
+        truth.customers[cid]["paid_order_count"] += int(o["is_paid"])
+        truth.customers[cid]["lifetime_net_paid_usd"] += o["net_usd"]
         if o["status"] != "cancelled":
             active_months[cid].add(month(o["placed_at"]))
     for months in active_months.values():
