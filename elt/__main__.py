@@ -2,11 +2,13 @@
 ``shell``/``lint`` run).
 
     python -m elt run [--no-services] [--full-refresh] [--keep N] [--rotate-pii-key]
+                      [--accept-row-drop SCHEMA.TABLE ...]
     python -m elt export [--keep N] [--wait S] [--force] [--rotate-pii-key] [--list] [--verify]
                          [--rollback VERSION]
     python -m elt dbt <dbt args...>
     python -m elt shell [--exports] [-c SQL]
     python -m elt lint-sql [paths...]
+    python -m elt repair-snapshot SNAPSHOT --since TIME [--dry-run]
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         keep=args.keep,
         rotate_pii_key=args.rotate_pii_key,
     )
+        accept_row_drop=args.accept_row_drop,
     print(flow.format_summary(result), flush=True)
     return 0 if result.ok else 1
 
@@ -106,6 +109,17 @@ ROTATE_HELP = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+def _cmd_repair_snapshot(args: argparse.Namespace) -> int:
+    from elt import repair
+
+    print(
+        repair.repair_snapshot(
+            args.snapshot, repair.parse_since(args.since), dry_run=args.dry_run, wait=args.wait
+        )
+    )
+    return 0
+
+
     parser = argparse.ArgumentParser(prog="python -m elt", description="the project's orchestration commands")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -115,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", type=int, default=versions.default_keep(), help="old export versions to keep")
     p.add_argument(pii_key.ROTATE_FLAG, action="store_true", help=ROTATE_HELP)
     p.set_defaults(func=_cmd_run)
+    p.add_argument(
+        "--accept-row-drop",
+        metavar="SCHEMA.TABLE",
+        action="append",
+        default=[],
+        help="accept that this raw table lost rows since the last accepted build (the row drop guard, "
+        "docs/operations.md); its counts become the new baseline. Repeat for several tables",
+    )
 
     p = sub.add_parser("export", help="publish the marts tagged 'publish' to exports/ as Parquet")
     p.add_argument(
@@ -151,6 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*")
     p.set_defaults(func=_cmd_lint_sql)
     return parser
+
+    p = sub.add_parser(
+        "repair-snapshot",
+        help="mend an SCD2 snapshot closed by builds on a source that had lost rows (docs/operations.md)",
+    )
+    p.add_argument("snapshot", help="the snapshot's name, e.g. snap_customers")
+    p.add_argument("--since", required=True, help="start of the first bad build (ISO 8601; UTC here)")
+    p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    p.add_argument("--wait", type=float, default=flow.lock_wait(), help="seconds to wait for the lock")
+    p.set_defaults(func=_cmd_repair_snapshot)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ lost or changed key fails the run before dbt could hash with it (``elt.pii_key.p
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shlex
@@ -29,6 +30,11 @@ from elt.secrets import scrub
 log = logging.getLogger("elt.flow")
 
 DEFAULT_LOCK_WAIT = 900.0
+ROW_DROP_GUARD = "source_row_drop_guard_"  # the guard's test names (macros/tests/row_drop_guard.sql)
+ROW_DROP_HINT = (
+    "a raw table lost rows since the last accepted build (the 'row drop guard:' line above names it and "
+    "its counts): repair the source and re-run, or accept the drop with --accept-row-drop SCHEMA.TABLE"
+)
 
 
 class StepFailed(RuntimeError):
@@ -82,9 +88,17 @@ def run_extract(command: str, full_refresh: bool, wait: float) -> tuple[float, l
     return rec.seconds, rec.tables
 
 
-def run_dbt_build(command: str, full_refresh: bool, wait: float) -> dbt_runner.DbtOutcome:
-    """``dbt build`` (seeds, snapshots, models, tests) under the lock, logged as step ``dbt``."""
+def run_dbt_build(
+    command: str, full_refresh: bool, wait: float, accept_row_drop: list[str] | None = None
+) -> dbt_runner.DbtOutcome:
+    """``dbt build`` (seeds, snapshots, models, tests) under the lock, logged as step ``dbt``.
+
+    ``accept_row_drop`` names raw tables whose drop the row drop guard lets through this once (var
+    ``accept_row_drop``, macros/tests/row_drop_guard.sql).
+    """
     args = ["build", *(["--full-refresh"] if full_refresh else [])]
+    if accept_row_drop:
+        args += ["--vars", json.dumps({"accept_row_drop": list(accept_row_drop)})]
     with lock.warehouse_lock(f"{command}: dbt build", wait=wait), steps.logged_step(command, "dbt") as rec:
         rec.inputs = [
             ("raw_load", schema, load_id) for schema, load_id in sorted(steps.committed_loads().items())
@@ -94,6 +108,8 @@ def run_dbt_build(command: str, full_refresh: bool, wait: float) -> dbt_runner.D
             rec.rows = outcome.summary.models_built
         if not outcome.ok:
             failures = outcome.summary.failures[:10] if outcome.summary else []
+            if any(ROW_DROP_GUARD in f for f in failures):
+                failures.append(ROW_DROP_HINT)
             raise StepFailed(
                 "dbt build",
                 f"dbt exited {outcome.exit_code}; nothing published"
@@ -173,6 +189,7 @@ def run_flow(
     command = (
         shlex.join(["python", "-m", "elt", "run", *sys.argv[2:]]) if sys.argv[1:2] == ["run"] else "elt run"
     )
+    accept_row_drop: list[str] | None = None,
     wait = lock_wait()
     started = time.monotonic()
     result = FlowResult(ok=False, seconds=0.0)
@@ -203,7 +220,7 @@ def run_flow(
 
         step = "dbt build"
         t0 = time.monotonic()
-        outcome = run_dbt_build(command, full_refresh, wait)
+        outcome = run_dbt_build(command, full_refresh, wait, accept_row_drop)
         result.dbt = outcome.summary
         detail = ""
         if outcome.summary:
