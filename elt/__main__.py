@@ -41,8 +41,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         full_refresh=args.full_refresh,
         keep=args.keep,
         rotate_pii_key=args.rotate_pii_key,
-    )
         accept_row_drop=args.accept_row_drop,
+    )
     print(flow.format_summary(result), flush=True)
     return 0 if result.ok else 1
 
@@ -108,7 +108,6 @@ ROTATE_HELP = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
 def _cmd_repair_snapshot(args: argparse.Namespace) -> int:
     from elt import repair
 
@@ -120,6 +119,7 @@ def _cmd_repair_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m elt", description="the project's orchestration commands")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -128,7 +128,6 @@ def _cmd_repair_snapshot(args: argparse.Namespace) -> int:
     p.add_argument("--full-refresh", action="store_true", help="reload sources and rebuild incrementals")
     p.add_argument("--keep", type=int, default=versions.default_keep(), help="old export versions to keep")
     p.add_argument(pii_key.ROTATE_FLAG, action="store_true", help=ROTATE_HELP)
-    p.set_defaults(func=_cmd_run)
     p.add_argument(
         "--accept-row-drop",
         metavar="SCHEMA.TABLE",
@@ -137,6 +136,7 @@ def _cmd_repair_snapshot(args: argparse.Namespace) -> int:
         help="accept that this raw table lost rows since the last accepted build (the row drop guard, "
         "docs/operations.md); its counts become the new baseline. Repeat for several tables",
     )
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("export", help="publish the marts tagged 'publish' to exports/ as Parquet")
     p.add_argument(
@@ -172,7 +172,6 @@ def _cmd_repair_snapshot(args: argparse.Namespace) -> int:
     p.add_argument("--wait", type=float, default=600.0, help="seconds to wait for the warehouse lock")
     p.add_argument("paths", nargs="*")
     p.set_defaults(func=_cmd_lint_sql)
-    return parser
 
     p = sub.add_parser(
         "repair-snapshot",
@@ -183,6 +182,7 @@ def _cmd_repair_snapshot(args: argparse.Namespace) -> int:
     p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     p.add_argument("--wait", type=float, default=flow.lock_wait(), help="seconds to wait for the lock")
     p.set_defaults(func=_cmd_repair_snapshot)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
