@@ -184,12 +184,12 @@ def run_flow(
     full_refresh: bool = False,
     keep: int = versions.DEFAULT_KEEP,
     rotate_pii_key: bool = False,
+    accept_row_drop: list[str] | None = None,
 ) -> FlowResult:
     """Run the whole flow; never raises for a step failure (the result says which step failed)."""
     command = (
         shlex.join(["python", "-m", "elt", "run", *sys.argv[2:]]) if sys.argv[1:2] == ["run"] else "elt run"
     )
-    accept_row_drop: list[str] | None = None,
     wait = lock_wait()
     started = time.monotonic()
     result = FlowResult(ok=False, seconds=0.0)
