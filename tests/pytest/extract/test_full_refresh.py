@@ -157,10 +157,10 @@ def test_poisoned_full_refresh_leaves_raw_unchanged_and_converges(
     cid, doc = _poison(own_fleet.data_dir)
     failed = run_cli(env, *names, "--full-refresh", extra=extra)
     assert failed.returncode == 1, failed.stderr[-3000:]
+    assert raw_exact(env.warehouse, "customers") == before, "a failed full refresh changed raw_customers"
     assert "customers: FAILED: full refresh not applied" in failed.stderr, failed.stderr[-3000:]
     assert "raw_customers is unchanged" in failed.stderr, failed.stderr[-3000:]
     assert MARKER.decode() not in failed.stdout + failed.stderr, "the poisoned value reached the output"
-    assert raw_exact(env.warehouse, "customers") == before, "a failed full refresh changed raw_customers"
     if "catalog" in names:  # the other service of the run refreshed normally
         assert "catalog: loaded" in failed.stderr, failed.stderr[-3000:]
 
@@ -200,3 +200,33 @@ def test_recover_reports_lost_rows_instead_of_hiding_them(
     assert out.returncode == 1, out.stderr[-3000:]
     assert "ROWS LOST: raw_customers.customers holds no committed row" in out.stderr, out.stderr
     assert "python -m extract --full-refresh customers" in out.stderr, out.stderr
+
+
+ALL = ("customers", "catalog", "orders", "payments", "events")
+
+
+def test_full_refresh_of_every_service_equals_a_clean_first_load(
+    own_fleet: Fleet, loader: Callable[..., LoaderEnv]
+) -> None:
+    """After a history of runs, a full refresh (forked path: the default for several services) leaves
+    exactly what a first load into a new warehouse leaves: rows, child tables, erasures, cursors, and
+    one load per service; it leaves nothing behind, and the next runs continue from its state."""
+    env = loader(own_fleet)
+    assert run_cli(env).returncode == 0
+    with Simulator(own_fleet.data_dir, seed=9) as sim:
+        sim.step(300)
+    assert run_cli(env).returncode == 0
+    refreshed = run_cli(env, "--full-refresh")
+    assert refreshed.returncode == 0, refreshed.stderr[-3000:]
+    assert_equals_clean_first_load(env, ALL, {}, own_fleet.data_dir)
+    leftovers = sorted(p.name for p in (env.run_dir / "dlt" / "refresh").iterdir())
+    assert leftovers == [], f"the refresh left {leftovers}"
+
+    again = run_cli(env)  # the pipelines carry the refresh's state: nothing new, nothing restored
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "restored" not in again.stderr and "not this warehouse's" not in again.stderr, again.stderr
+    assert all(_loads(env.warehouse, s) == 1 for s in ALL), "a run with no changes created loads"
+    with Simulator(own_fleet.data_dir, seed=10) as sim:  # merges after the swap (staging rebuilt)
+        sim.step(200)
+    assert run_cli(env).returncode == 0
+    assert_matches_source(env, own_fleet.data_dir, ALL)
