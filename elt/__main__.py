@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 
@@ -201,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (OSError, duckdb.Error) as exc:  # a missing file, a read-only or full warehouse folder
-        print(f"error: {type(exc).__name__}: {scrub(str(exc))}", file=sys.stderr)
+        hint = ""
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+            hint = f" (warehouse {settings.warehouse_path()}): free space or make it writable, then re-run"
+        print(f"error: {type(exc).__name__}: {scrub(str(exc))}{hint}", file=sys.stderr)
         return 1
 
 

@@ -155,7 +155,12 @@ def run_publish(
     Without ``invocation`` (a standalone export) the last dbt build must have succeeded (see
     ``build_invocation``); a refusal is recorded as a failed export run.
     """
-    with lock.warehouse_lock(f"{command}: export", wait=wait), steps.logged_step(command, "export") as rec:
+    run = steps.new_run(command, "export")
+    with (
+        steps.kept_if_unlocked(run),
+        lock.warehouse_lock(f"{command}: export", wait=wait),
+        steps.logged_step(command, "export", run) as rec,
+    ):
         if invocation is None:
             invocation = build_invocation(force)
         rec.inputs = [

@@ -65,9 +65,10 @@ def write(run: RunRecord) -> bool:
 
 
 @contextlib.contextmanager
-def logged_step(command: str, step: str) -> Iterator[StepLog]:
-    """Record ``step`` of ``command`` in the ops tables around the ``with`` block."""
-    run = ops_log.new_run(command, step)
+def logged_step(command: str, step: str, run: RunRecord | None = None) -> Iterator[StepLog]:
+    """Record ``step`` of ``command`` in the ops tables around the ``with`` block (as ``run`` when given:
+    a record made before the lock, see ``kept_if_unlocked``)."""
+    run = run or ops_log.new_run(command, step)
     write(run)
     record = StepLog(run.run_id, step)
     started = time.monotonic()
@@ -97,6 +98,12 @@ def open_run(run: RunRecord) -> None:
 def close_run(run: RunRecord, status: str, rows: int | None = None, error: str | None = None) -> None:
     """Finish a row opened with ``open_run``; lock held by caller (see ``keep_run`` without it)."""
     write(ops_log.finish(run, status, rows, error))
+
+
+def kept_if_unlocked(run: RunRecord) -> contextlib.AbstractContextManager[RunRecord]:
+    """Around ``warehouse_lock`` + ``logged_step(..., run)``: a lock file that cannot be created or
+    written (read-only or full folder) fails the step before it is logged; keep ``run`` as failed then."""
+    return ops_fallback.kept_on_failure(run)
 
 
 def keep_run(
