@@ -290,7 +290,14 @@ def full_refresh_service(
             erased = apply_hard_deletes(pipeline, service)
         finally:
             refresh_con.close()  # the swap attaches the file: no other handle may be open on it
+        swap_started = time.monotonic()
         target.swap(connection, dataset)
+        log.info(
+            "%s: full refresh swapped into %s in %.2fs",
+            service.name,
+            dataset,
+            time.monotonic() - swap_started,
+        )
     except Exception as exc:
         built = target.discard() or "nothing"
         raise RefreshFailed(
