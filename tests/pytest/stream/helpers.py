@@ -15,14 +15,17 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 
 from elt import dbt_runner, lock
 from services.launcher import Fleet
 from services.simulator import Simulator
+from services.store.timefmt import parse_us
 
 REPO = Path(__file__).resolve().parents[3]
 LOCK_ERROR_MARKERS = ("Could not set lock", "WarehouseBusy", "warehouse is locked", "Traceback")
@@ -204,6 +207,30 @@ class StreamWorld:
                 counts[table] = con.execute(f"select count(*) from {ours}").fetchone()[0]
         return counts
 
+    def service_orders_placed_on(self, day: date) -> set[tuple[int, str, int]]:
+        """(order id, status, updated_at in epoch microseconds) of every order the orders service holds
+        that was placed on ``day`` (UTC): what rt_orders_today must show. Its SQLite file, read-only."""
+        con = sqlite3.connect(f"file:{self.data_dir / 'orders.sqlite'}?mode=ro", uri=True)
+        try:
+            rows = con.execute("select order_id, status, updated_at, doc from orders").fetchall()
+        finally:
+            con.close()
+        return {
+            (order_id, status, parse_us(updated_at))
+            for order_id, status, updated_at, doc in rows
+            if datetime.fromtimestamp(parse_us(orjson.loads(doc)["placed_at"]) / 1e6, UTC).date() == day
+        }
+
+    def published_orders_today(self) -> set[tuple[int, str, int]]:
+        """The same triples from the stream's published rt_orders_today (the resolved current version)."""
+        version = (self.exports / "realtime" / "current").resolve()
+        with duckdb.connect() as con:
+            rows = con.execute(
+                "select order_id, order_status, epoch_us(updated_at) from read_parquet(?)",
+                [str(version / "rt_orders_today.parquet")],
+            ).fetchall()
+        return {(int(i), str(s), int(u)) for i, s, u in rows}
+
     def assert_no_lock_errors(self, *texts: str) -> None:
         for text in [*texts, *(p.read_text() for p in self.logs)]:
             for marker in LOCK_ERROR_MARKERS:
@@ -222,6 +249,51 @@ def simulating(world: StreamWorld, rate: float, seed: int) -> Iterator[threading
     finally:
         stop.set()
         thread.join(timeout=30)
+
+
+@dataclass
+class Changes:
+    """What a running change producer did: its late commits so far (the simulator's records)."""
+
+    stop: threading.Event
+    late: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    error: Exception | None = None
+
+
+@contextlib.contextmanager
+def simulating_changes(
+    world: StreamWorld, rate: float, seed: int, late_commit_share: float, late_seconds: float
+) -> Iterator[Changes]:
+    """Every kind of change (orders, payments, customers, events …) at ``rate`` per second, a share of
+    them committed late, in a thread for the ``with`` block. ``Simulator.run`` does the same but keeps
+    no record of its late commits, which the caller needs to know the case really had some."""
+    changes = Changes(stop=threading.Event())
+    sim = Simulator(world.data_dir, seed, late_seconds=late_seconds)
+
+    def produce() -> None:
+        started = time.monotonic()
+        try:
+            while not changes.stop.is_set():
+                due = int((time.monotonic() - started) * rate) - changes.steps
+                if due > 0:
+                    summary = sim.step(due, late_commit_share)
+                    changes.steps += summary["steps"]
+                    changes.late.extend(summary["late"])
+                changes.stop.wait(0.05)
+        except Exception as exc:  # reported by the with block: a dead producer must fail the case
+            changes.error = exc
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        yield changes
+    finally:
+        changes.stop.set()
+        thread.join(timeout=30)
+        sim.close()
+    if changes.error is not None:
+        raise AssertionError(f"the change producer failed: {changes.error!r}") from changes.error
 
 
 def make_world(root: Path, port_base: int, scale: float) -> StreamWorld:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import random
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 
-from tests.pytest.stream.helpers import StreamWorld, simulating
+from tests.pytest.stream.helpers import StreamWorld, simulating, simulating_changes
 
 
 def catch_up(world: StreamWorld, *extra: str) -> str:  # used by the slow case
@@ -64,6 +65,48 @@ def test_kill9_restart_and_batch_loader_beside_load_every_event_once(stream_worl
     assert batches >= 4 and 0 < rows <= total
     w.assert_no_lock_errors(batch.stdout + batch.stderr)
     assert "raw_events" in batch.stdout + batch.stderr
+
+
+LATE_COMMIT_SHARE = 0.25
+# behind changes the marts already merged, inside the loaders' lag window (lag_seconds), so raw gets them
+LATE_SECONDS = 20.0
+
+
+def test_late_commits_reach_the_published_realtime_marts(stream_world: StreamWorld) -> None:
+    """Every kind of change, a quarter committed late, while the stream publishes and the batch loader
+    loads orders beside it: the published rt_orders_today equals the orders service's own orders of
+    today (id, status, updated_at) and every real-time mart equals a full rebuild."""
+    w = stream_world
+    today = datetime.now(UTC).date()
+    with simulating_changes(w, 20, 23, LATE_COMMIT_SHARE, LATE_SECONDS) as changes:
+        proc, log = w.start_stream()
+        w.wait_batches(proc, log, 1)
+        for _ in range(4):  # each load brings the late commits of the last one, stamped behind its mark
+            time.sleep(2)
+            w.run(["-m", "extract", "orders", "--wait", "300"], timeout=600)
+            w.wait_batches(proc, log, 1)
+    w.run(["-m", "extract", "orders", "--wait", "300"], timeout=600)  # the producer is stopped: all of it
+    with simulating(w, rate=40, seed=24) as producer:  # events, so a batch rebuilds the marts after that
+        w.wait_batches(proc, log, 1)
+        producer.set()
+    w.wait_caught_up(proc, log)
+    assert w.stop_stream(proc, log) == 0, log.read_text()[-3000:]
+    assert datetime.now(UTC).date() == today, "the case ran across midnight (UTC); run it again"
+
+    truth = w.service_orders_placed_on(today)
+    late_orders = {key for commit in changes.late for table, key in commit["records"] if table == "orders"}
+    late_today = late_orders & {order_id for order_id, _, _ in truth}
+    assert len(late_today) >= 5, f"too few late commits on today's orders to test anything: {len(late_today)}"
+    published = w.published_orders_today()
+    wrong, missing = sorted(published - truth), sorted(truth - published)
+    assert not wrong and not missing, (
+        f"published rt_orders_today: {len(wrong)} rows the orders service does not hold (stale versions; "
+        f"first {wrong[:3]}), {len(missing)} of its rows missing (first {missing[:3]})"
+    )
+    w.assert_exactly_once()
+    counts = w.assert_marts_equal_full_rebuild()
+    assert counts["rt_orders_today"] == len(truth)
+    w.assert_no_lock_errors()
 
 
 FAULT_SETS = [
