@@ -8,7 +8,10 @@ with no changes still rewrites rows), and without it a late commit (a record com
 * records whose exact (key, cursor) version was already loaded in that window are filtered out, so
   an unchanged source loads nothing;
 * records newer than the run's start (``cutoff``) are left for the next run, which keeps a walk
-  over a busy source finite and never loads two versions of one record in one run.
+  over a busy source finite and never loads two versions of one record in one run. What was left is
+  still reported (``deferred_ids``): the ids and cursor of each such record, which the loader writes to
+  ``raw_<service>.<endpoint>__deferred`` so dbt knows which raw rows are behind the source
+  (docs/consistency.md).
 
 The state lives in dlt's resource state, which travels inside the load package: it only advances
 when the package commits, so a failed or killed run re-reads the same window next time.
@@ -60,6 +63,7 @@ class CursorWindow:
         self.seen: dict[str, int] = {str(k): int(v) for k, v in (state.get("seen") or {}).items()}
         self.skipped_known = 0
         self.deferred = 0
+        self._deferred_rows: list[pa.Table] = []
 
     def since(self) -> str | None:
         """The inclusive lower bound to request (None on the first run: load everything)."""
@@ -74,7 +78,10 @@ class CursorWindow:
             return table
         cur = self._micros(table)
         keep = pc.fill_null(pc.less(cur, self.cutoff_us), True)
-        self.deferred += table.num_rows - pc.sum(keep.cast(pa.int64())).as_py()
+        left = table.num_rows - pc.sum(keep.cast(pa.int64())).as_py()
+        if left:
+            self.deferred += left
+            self._deferred_rows.append(table.filter(pc.invert(keep)))
         if self.seen and self.last_us is not None:
             in_window = pc.fill_null(pc.greater_equal(cur, self.last_us - self.lag_us), False)
             idx = pc.indices_nonzero(in_window).to_pylist()
@@ -90,6 +97,16 @@ class CursorWindow:
         if pc.all(keep).as_py():  # the usual page: nothing to drop, and a filter would copy every column
             return table
         return table.filter(keep)
+
+    def deferred_ids(self) -> pa.Table | None:
+        """The records left for the next run: their key, their cursor and their other ``*_id`` columns
+        (what they refer to), or None when nothing was left. Ids only: no field a person could be
+        recognised by is copied."""
+        if not self._deferred_rows:
+            return None
+        rows = pa.concat_tables(self._deferred_rows)
+        names = [n for n in rows.column_names if n in (self.key, self.cursor) or n.endswith("_id")]
+        return rows.select(names)
 
     def observe(self, table: pa.Table) -> None:
         """Remember what is being loaded: the max cursor and the versions inside the window."""

@@ -154,6 +154,16 @@ def _child_hints(ep: Endpoint, child: str) -> Any:
     )
 
 
+def _deferred_hints(ep: Endpoint) -> Any:
+    """``<endpoint>__deferred``: the newest version per key a run left for the next one (ids and cursor)."""
+    return dlt.mark.make_hints(
+        table_name=f"{ep.name}__deferred",
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        primary_key=ep.primary_key,
+        columns={ep.cursor: {"dedup_sort": "desc"}},
+    )
+
+
 def endpoint_resource(
     service: Service,
     ep: Endpoint,
@@ -261,6 +271,9 @@ def endpoint_resource(
             prog.page(page.records.num_rows, kept.num_rows, page.size_bytes)
             yield from emit_batches(batches.add(ep.name, kept, children))
         yield from emit_batches(batches.flush())
+        deferred = window.deferred_ids()
+        if deferred is not None:  # in the same package as the load: raw and this table commit together
+            yield dlt.mark.with_hints(deferred, _deferred_hints(ep), create_table_variant=True)
         window.commit()
         note = f" ({window.skipped_known} already loaded, {window.deferred} left for the next run)"
         prog.done(note if window.skipped_known or window.deferred else "")

@@ -1,7 +1,8 @@
 -- The cross-service facts publish exactly the settled orders (docs/consistency.md): every settled order
 -- is in fct_orders at its current version, with all its lines in fct_order_items and all its payment
--- attempts in fct_payments; an order in flight is there only at an older, settled version (or not yet);
--- nothing is published for an order the loads do not hold.
+-- attempts in fct_payments; no published version is newer than what the loads hold (an order in flight
+-- is there at an older, settled version, or not yet); nothing is published for an order the loads do
+-- not hold.
 with
 
 settlement as (
@@ -71,8 +72,8 @@ checked as (
             when settlement.is_settled and orders.order_id is null then 'settled but not published'
             when settlement.is_settled and orders.source_updated_at != settlement.last_changed_at
                 then 'settled at a newer change than published'
-            when not settlement.is_settled and orders.source_updated_at >= settlement.last_changed_at
-                then 'in flight but published at its current change'
+            when orders.source_updated_at > settlement.last_changed_at
+                then 'published at a change newer than the loads hold'
             when
                 settlement.is_settled
                 and coalesce(published_lines.line_count, 0) != coalesce(expected_lines.line_count, 0)
