@@ -12,6 +12,7 @@ catalog first, so customers is extracted by the child and loaded and swapped by 
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from dlt.common.versioned_state import decompress_state
 
 from services.launcher import Fleet
 from services.simulator.simulator import Simulator
-from tests.pytest.extract.conftest import LoaderEnv, assert_matches_source, run_cli
+from tests.pytest.extract.conftest import LoaderEnv, assert_matches_source, popen_cli, run_cli
 
 MARKER = b"Quarantined"  # the poisoned value's readable part: it must never appear in any output
 PATHS = {
@@ -230,3 +231,34 @@ def test_full_refresh_of_every_service_equals_a_clean_first_load(
         sim.step(200)
     assert run_cli(env).returncode == 0
     assert_matches_source(env, own_fleet.data_dir, ALL)
+
+
+def test_a_full_refresh_killed_before_its_swap_changes_nothing_and_is_discarded(
+    fleet: Fleet, loader: Callable[..., LoaderEnv]
+) -> None:
+    """kill -9 while the refresh is being built (tiny pages keep the walk long): raw is exactly as it
+    was, and the next run discards what the refresh left, says so, and continues from the old state."""
+    env = loader(fleet, SOURCES__EXTRACT__PAGE_SIZE="5", SOURCES__EXTRACT__PROGRESS_EVERY_PAGES="5")
+    assert run_cli(env, "customers").returncode == 0
+    before = raw_exact(env.warehouse, "customers")
+    refresh = env.run_dir / "dlt" / "refresh"
+    proc = popen_cli(env, "customers", "--full-refresh")
+    walking = False
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the walk's first progress line: well before the load and the swap
+            if "customers/customers: 5 pages" in line:
+                walking = True
+                break
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    assert walking, "the refresh never started walking the customers"
+    assert raw_exact(env.warehouse, "customers") == before, "a killed full refresh changed raw_customers"
+    assert any(refresh.iterdir()), "the kill left nothing to discard: the case did not happen"
+
+    plain = run_cli(env, "customers")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert "customers: discarded what an unfinished full refresh left" in plain.stderr, plain.stderr[-3000:]
+    assert list(refresh.iterdir()) == []
+    assert raw_exact(env.warehouse, "customers") == before, "the run after the kill changed raw_customers"
