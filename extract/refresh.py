@@ -19,8 +19,10 @@ transactions, a file that fails leaves the chains already replaced in place, and
 sees new customers with old addresses. ``replace`` also loses what a first load does: merge's
 deduplication (newest version wins when a walk returns a record twice), a schema rebuilt from scratch
 (no columns the source no longer has), and cursors started from nothing (we would reset them by hand).
-It would save one copy of the rows (the swap below); correctness decided, see the report of issue 11
-for the figures.
+Measured at scale 1, ``replace`` is the cheaper of the two: it saves the swap's copy of every row
+(DuckDB has no way to move a table to another schema or file, so the swap copies; most of that copy is
+the events table). The swap is chosen anyway: it is the one that is atomic across a service's tables,
+and its result is a first load by construction.
 
 How: ``run_first_load`` is the loader's own code path into a fresh DuckDB file
 (``<dlt dir>/refresh/<service>.duckdb``) with its own working folder and a pipeline of the same name
