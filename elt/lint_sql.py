@@ -38,7 +38,7 @@ def run(paths: list[str] | None = None, wait: float = 600.0, extra: list[str] | 
     if not (root / ".sqlfluff").exists():
         cmd += ["--config", str(DEFAULT_CONFIG)]
     with tempfile.TemporaryDirectory(prefix="elt-lint-") as tmp:
-        env = dbt_runner.dbt_env()
+        env = dbt_runner.dbt_env(need_key=False)  # the templater compiles, never queries: no key needed
         env["DBT_TARGET_PATH"] = str(Path(tmp) / "target")
         env["DBT_LOG_PATH"] = str(Path(tmp) / "logs")
         print(f"lint-sql: sqlfluff lint {' '.join(targets)} (dbt templater)", file=sys.stderr, flush=True)

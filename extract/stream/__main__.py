@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m extract.stream: error: {exc}", file=sys.stderr)
         return 2
 
+    from elt.pii_key import PiiKeyError
     from extract.errors import ExtractError
     from extract.stream.lockwait import LockTimeout
     from extract.stream.marts import MartsError
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except LockTimeout as exc:
         log.error("stream not started: %s", exc)
         return EXIT_BUSY
-    except (ExtractError, MartsError) as exc:
+    except (ExtractError, MartsError, PiiKeyError) as exc:
         log.error("stream failed: %s", exc)
         return EXIT_FAILED
 
