@@ -19,7 +19,10 @@
     case
         when {{ value_expression }} is null then null
         when {{ pii_key() }} is null
-            then error('PII key missing: set SHOP_PII_KEY / DBT_ENV_SECRET_PII_KEY, restore run/pii.key, or on a first install run make elt once')
+            then error(
+                'PII key missing: set SHOP_PII_KEY / DBT_ENV_SECRET_PII_KEY, restore run/pii.key,'
+                || ' or on a first install run make elt once'
+            )
         else sha256({{ pii_key() }} || lower(trim(cast({{ value_expression }} as varchar))))
     end
 {%- endmacro %}
