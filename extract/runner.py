@@ -472,7 +472,7 @@ def recover_service(service: Service, connection: duckdb.DuckDBPyConnection) -> 
         pipeline.abort_packages()
         aborted = ", ".join(f"{i} ({describe_rows(pending.get(i, {}))})" for i in ids)
         lines.append(
-            f"aborted package(s) {aborted}: not loaded; the state rewound to before"
+            f"aborted pending package(s) {aborted}: not loaded; the state rewound to before"
             f" {plan['restore_from_load_id']}, so the next run extracts those records again"
         )
     rows = committed_rows(connection, f"raw_{name}")
