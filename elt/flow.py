@@ -216,7 +216,8 @@ def run_flow(
             except fleet.FleetError as exc:
                 raise StepFailed("services", str(exc)) from exc
             state = "started" if handle.started else ("running" if handle.managed else "remote")
-            result.steps.append(StepResult("services", state, time.monotonic() - t0))
+            started_services = ", ".join(handle.started_services)
+            result.steps.append(StepResult("services", state, time.monotonic() - t0, started_services))
 
         step = "extract"
         seconds, result.loaded = run_extract(command, full_refresh, wait)
@@ -256,9 +257,9 @@ def run_flow(
     finally:
         if handle is not None:
             t0 = time.monotonic()
-            fleet.stop(handle)
-            if handle.started:
-                result.steps.append(StepResult("services stop", "ok", time.monotonic() - t0))
+            state, detail = fleet.stop(handle)  # stops only what runs started, once no run uses it
+            if state:
+                result.steps.append(StepResult("services stop", state, time.monotonic() - t0, detail))
         result.seconds = time.monotonic() - started
         _close_flow_run(flow_run, result, wait)
     return result

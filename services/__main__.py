@@ -1,4 +1,10 @@
-"""`python -m services start|stop|status`: the fleet from the command line (see services/README.md)."""
+"""`python -m services start|stop|status|use|release`: the fleet from the command line (services/README.md).
+
+`start`/`stop`/`status` are the user's commands. `use --holder PID` and `release --holder PID` are what a
+flow run calls (`python -m elt run`, through elt/fleet.py): a lease for that process, so the run stops
+only a fleet a run started and only once no other run uses it. Those two print one JSON object on
+stdout for the caller and log to stderr, so a first start's progress is still shown.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,16 @@ import argparse
 import logging
 import sys
 
-from services.launcher import Fleet, FleetError
+import orjson
+
+from services.launcher import Fleet, FleetError, ForeignFleet
+
+EXIT_FOREIGN = 3  # `use`: the ports serve another fleet (not this run folder's)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m services", description="run the shop's five services")
-    parser.add_argument("command", choices=("start", "stop", "status"))
+    parser.add_argument("command", choices=("start", "stop", "status", "use", "release"))
     parser.add_argument(
         "--scale", type=float, help="data scale for a first start (env SHOP_SCALE, default 1)"
     )
@@ -20,15 +30,65 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="SQLite folder (env SHOP_SERVICES_DATA, default data/services)")
     parser.add_argument("--run-dir", help="pids, logs, fleet.env (env SHOP_RUN_DIR, default run)")
     parser.add_argument("--timeout", type=float, default=10.0, help="stop: seconds before SIGKILL")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        help="seconds to wait for another start/stop (env SHOP_FLEET_LOCK_WAIT, 900)",
+    )
+    parser.add_argument("--holder", type=int, help="use/release: the pid of the run using the fleet")
+    parser.add_argument(
+        "--undo", action="store_true", help="release: the run's services step failed; stop what it started"
+    )
+    return parser
+
+
+def _lease_command(fleet: Fleet, args: argparse.Namespace) -> int:
+    """`use` / `release`: one JSON reply on stdout (the caller parses it), exit 0, 1 or EXIT_FOREIGN."""
+    try:
+        if args.command == "use":
+            reply: dict[str, object] = {"started": fleet.use(args.holder)}
+        else:
+            stopped, reason = fleet.release(args.holder, undo=args.undo)
+            reply = {"stopped": stopped, "reason": reason}
+        code = 0
+    except ForeignFleet as exc:
+        reply, code = {"error": str(exc)}, EXIT_FOREIGN
+    except FleetError as exc:
+        reply, code = {"error": str(exc)}, 1
+    if "error" in reply:
+        print(f"error: {reply['error']}", file=sys.stderr)
+    print(orjson.dumps(reply).decode(), flush=True)
+    return code
+
+
+def _describe_users(fleet: Fleet) -> list[str]:
+    owner, leases = fleet.ownership()
+    lines = [f"owner      {owner.describe()}" if owner else "owner      none recorded"]
+    lines += [f"used by    {lease.holder.describe()}" for lease in leases]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    leasing = args.command in ("use", "release")
+    if leasing and args.holder is None:
+        print(f"error: `{args.command}` needs --holder PID (the run using the fleet)", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(message)s",
+        stream=sys.stderr if leasing else sys.stdout,  # use/release keep stdout for their JSON reply
+    )
     fleet = Fleet(
         run_dir=args.run_dir,
         data_dir=args.data_dir,
         port_base=args.port_base,
         scale=args.scale,
         seed=args.seed,
+        lock_wait=args.lock_wait,
     )
+    if leasing:
+        return _lease_command(fleet, args)
     try:
         if args.command == "start":
             statuses = fleet.start()
@@ -44,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for st in statuses.values():
         print(st.line())
+    for line in _describe_users(fleet):
+        print(line)
     return 0 if all(st.healthy for st in statuses.values()) else 1
 
 

@@ -2,8 +2,14 @@
 
 One `Fleet.start()` generates the data when the data folder lacks it, writes (or reuses) `fleet.env` with
 random credentials, spawns each service as its own uvicorn process with those credentials in its
-environment, and waits for every health check. Processes outlive the launcher (own session); pid and log
-files in the run folder are how `stop` and `status` find them again.
+environment, and waits for every health check. Processes outlive the launcher (own session).
+
+Who owns the fleet decides who stops it (records in services/fleet_records.py): a user start
+(`python -m services start`, `Fleet.start()`) keeps it up until `stop`; a run (`python -m services use
+--holder PID`, what `python -m elt run` calls) leases it, and `release` stops a fleet a run started once
+no live run uses it. `stop` and `status` find each service by the pid file and the owner record and by
+the processes' own identity (the app in the command line, this run folder in the environment), then
+probe the port; so a lost or overwritten pid file never hides a running service.
 """
 
 from __future__ import annotations
@@ -27,6 +33,16 @@ import requests
 
 from services.common import tls
 from services.common.settings import REPO_ROOT, read_env_file
+from services.fleet_records import (
+    RUN,
+    USER,
+    FleetError,
+    FleetRecords,
+    Holder,
+    Lease,
+    OwnerRecord,
+    ServiceRecord,
+)
 
 log = logging.getLogger("services.launcher")
 
@@ -40,10 +56,8 @@ SECRET_KEYS: dict[str, tuple[str, ...]] = {
     "events": ("TOKEN",),
 }
 DEFAULT_PORT_BASE = 8100
-
-
-class FleetError(RuntimeError):
-    """A service failed to start or stop; the message names it and its log file."""
+DEFAULT_LOCK_WAIT = 900.0  # a first start generates data under the fleet lock; others wait for it
+__all__ = ["SERVICES", "AdminClient", "Fleet", "FleetError", "ForeignFleet", "ServiceStatus"]
 
 
 def _resolve(path: str | Path) -> Path:
@@ -121,6 +135,7 @@ class Fleet:
         token_ttl: float | None = None,
         startup_timeout: float = 60.0,
         services: tuple[str, ...] = SERVICES,
+        lock_wait: float | None = None,
     ):
         self.run_dir = _resolve(_env_or(run_dir, "SHOP_RUN_DIR", "run"))
         self.data_dir = _resolve(_env_or(data_dir, "SHOP_SERVICES_DATA", "data/services"))
@@ -132,6 +147,8 @@ class Fleet:
         self.port_base = self._pick_port_base(port_base)
         self.services = tuple(_check(name) for name in services)  # a subset runs only those (tests)
         self._procs: dict[str, subprocess.Popen] = {}
+        self.records = FleetRecords(self.run_dir)  # owner record, leases, fleet lock (fleet_records.py)
+        self.lock_wait = float(_env_or(lock_wait, "SHOP_FLEET_LOCK_WAIT", DEFAULT_LOCK_WAIT))
         self.tls = tls.ServerTLS.from_env()  # HTTPS only when SHOP_TLS_CERTFILE/KEYFILE are set
 
     # --- addresses and credentials ----------------------------------------------------------------
@@ -254,23 +271,59 @@ class Fleet:
     def log_file(self, service: str) -> Path:
         return self.run_dir / f"{service}.log"
 
-    def _pid(self, service: str) -> int | None:
-        """The pid of our running service process, or None (a stale pid file is removed)."""
-        path = self.pid_file(service)
+    def _pid_from_file(self, service: str) -> int | None:
         try:
-            pid = int(path.read_text().strip())
-        except (FileNotFoundError, ValueError):
+            return int(self.pid_file(service).read_text().strip())
+        except (OSError, ValueError):
             return None
+
+    def _is_ours(self, proc: psutil.Process, service: str) -> bool:
+        """Whether ``proc`` really is this fleet's ``service``: its command line runs that app and its
+        ``SHOP_RUN_DIR`` (set by ``service_env``) is this run folder. A pid that now belongs to another
+        program, or the same service of another fleet (another run folder), is never ours."""
         try:
-            proc = psutil.Process(pid)
-            alive = proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-            ours = alive and f"services.{service}.app:app" in " ".join(proc.cmdline())
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return False
+            if f"services.{service}.app:app" not in " ".join(proc.cmdline()):
+                return False
+            run_dir = proc.environ().get("SHOP_RUN_DIR")
         except psutil.Error:
-            ours = False
-        if not ours:
-            path.unlink(missing_ok=True)
-            return None
-        return pid
+            return False
+        return run_dir is not None and _resolve(run_dir) == self.run_dir
+
+    def _processes(self) -> dict[str, list[psutil.Process]]:
+        """This fleet's live processes per service, found by our records (pid file, owner record) and
+        by the processes' own identity (command line + run folder): a pid file removed or overwritten
+        by someone else does not hide a running service."""
+        candidates: dict[str, dict[int, psutil.Process]] = {name: {} for name in self.services}
+        owner = self.records.read_owner()
+        for name in self.services:
+            pids = [self._pid_from_file(name)]
+            if owner is not None and name in owner.services:
+                pids.append(owner.services[name].pid)
+            for pid in filter(None, pids):
+                with contextlib.suppress(psutil.Error):
+                    candidates[name].setdefault(pid, psutil.Process(pid))
+        needles = {name: f"services.{name}.app:app" for name in self.services}
+        for proc in psutil.process_iter(["cmdline"]):
+            command = " ".join(proc.info.get("cmdline") or ())
+            for name, needle in needles.items():
+                if needle in command:
+                    candidates[name].setdefault(proc.pid, proc)
+        return {
+            name: [p for p in procs.values() if self._is_ours(p, name)] for name, procs in candidates.items()
+        }
+
+    def _pid(self, service: str, found: dict[str, list[psutil.Process]] | None = None) -> int | None:
+        """The pid of our running service process (the pid file's when it is one), or None; a pid file
+        that names no process of ours is removed."""
+        procs = (found if found is not None else self._processes())[service]
+        file_pid = self._pid_from_file(service)
+        if file_pid is not None and file_pid in {p.pid for p in procs}:
+            return file_pid
+        if file_pid is not None:
+            self.pid_file(service).unlink(missing_ok=True)
+        return procs[0].pid if procs else None
 
     def healthy(self, service: str, timeout: float = 1.0) -> bool:
         try:
@@ -280,50 +333,158 @@ class Fleet:
             return False
 
     def status(self) -> dict[str, ServiceStatus]:
+        found = self._processes()
         out = {}
         for name in self.services:
-            pid = self._pid(name)
+            pid = self._pid(name, found)
             out[name] = ServiceStatus(
                 name, self.url(name), pid, pid is not None, self.healthy(name), self.log_file(name)
             )
         return out
 
+    def ownership(self) -> tuple[OwnerRecord | None, list[Lease]]:
+        """The owner record and the runs using the fleet now (stale leases are dropped)."""
+        return self.records.read_owner(), self.records.live_leases()
+
+    # --- start, use, release, stop ----------------------------------------------------------------
     def start(self) -> dict[str, ServiceStatus]:
-        """Start every service not already up; harmless on a running fleet. Raises FleetError on failure."""
+        """Start every service not already up, as the user's fleet (kept until ``stop``); harmless on a
+        running fleet, and a fleet a run started becomes the user's. Raises FleetError on failure,
+        after stopping whatever this start spawned."""
+        holder = Holder.me()
+        with self.records.locked("start the fleet", self.lock_wait):
+            self._bring_up(holder, USER)
+        return self.status()
+
+    def use(self, holder_pid: int) -> list[str]:
+        """Start what is down for the run ``holder_pid`` and record its lease; returns what it started.
+
+        A fleet nobody runs becomes the run's (stopped by the last run that releases it); a service
+        restarted in a running fleet joins that fleet and its owner."""
+        holder = Holder.of(holder_pid)
+        with self.records.locked(f"start the fleet for pid {holder_pid}", self.lock_wait):
+            started = self._bring_up(holder, RUN)
+            earlier = self.records.read_lease(holder_pid)
+            if earlier is not None and earlier.holder.alive():
+                started = [*earlier.started, *(n for n in started if n not in earlier.started)]
+            self.records.write_lease(Lease(holder, started))
+        return started
+
+    def release(self, holder_pid: int, undo: bool = False) -> tuple[list[str], str]:
+        """End the run ``holder_pid``'s use; returns (services stopped, what was kept and why).
+
+        Nothing is stopped while another live run uses the fleet. Else a fleet a run started is stopped
+        whole; the user's fleet is left alone, except with ``undo`` (the run's services step failed),
+        which stops the services this run spawned in it, so the fleet is as the user left it."""
+        with self.records.locked(f"release the fleet for pid {holder_pid}", self.lock_wait):
+            lease = self.records.drop_lease(holder_pid)
+            others = self.records.live_leases()
+            owner = self.records.read_owner()
+            if others:
+                users = "; ".join(other.holder.describe() for other in others)
+                return [], f"still used by {users}"
+            if owner is not None and owner.kind == RUN:
+                return self._stop_locked(
+                    list(self.services), 10.0
+                ), f"nobody else used it ({owner.describe()})"
+            mine = lease.started if undo and lease is not None else []
+            if owner is not None:
+                mine = [n for n in mine if n in owner.services and owner.services[n].started_by == holder_pid]
+            if mine:
+                return self._stop_locked(mine, 10.0), "undone: this run's services step failed"
+            return [], owner.describe() if owner is not None else "no owner record: not started by a run"
+
+    def stop(self, timeout: float = 10.0) -> list[str]:
+        """Stop every service of this fleet, whoever started or uses it (SIGTERM at once, SIGKILL what
+        is left after ``timeout``); returns the names stopped."""
+        with self.records.locked("stop the fleet", self.lock_wait):
+            users = self.records.live_leases()
+            if users:
+                log.warning(
+                    "stopping the fleet although it is in use by %s",
+                    "; ".join(lease.holder.describe() for lease in users),
+                )
+            return self._stop_locked(list(self.services), timeout)
+
+    def _bring_up(self, holder: Holder, kind: str) -> list[str]:
+        """Start what is down (under the fleet lock); returns the services spawned."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        running = {name for name in self.services if self._pid(name) is not None and self.healthy(name)}
+        found = self._processes()
+        running = {name for name in self.services if found[name] and self.healthy(name)}
         if len(running) == len(self.services):
+            self._record_owner(holder, kind, found)
             log.info(
                 "fleet already up on ports %d-%d", self.port(self.services[0]), self.port(self.services[-1])
             )
-            return self.status()
-        # A port that answers /health without a pid file of ours belongs to another fleet (another run
+            return []
+        # A port that answers /health without a process of ours belongs to another fleet (another run
         # dir): reporting it as "up" would point the loaders at services holding other credentials.
         foreign = [name for name in self.services if name not in running and self.healthy(name)]
         if foreign:
-            raise FleetError(
+            raise ForeignFleet(
                 "port(s) already serve another fleet, not the one in "
                 f"{self.run_dir}: {', '.join(f'{n} on {self.url(n)}' for n in foreign)}; "
                 "stop that fleet or choose another --port-base"
             )
+        hung = [name for name in self.services if name not in running and found[name]]
+        if hung:
+            log.warning("%s running but not answering /health: restarting", ", ".join(hung))
+            self._stop_locked(hung, timeout=5)
+            found = self._processes()
         self.ensure_data()
         self._ensure_env()
-        started: list[str] = []
-        for name in self.services:
-            if name in running:
-                log.info("%s already up on %s", name, self.url(name))
-                continue
-            self._spawn(name)
-            started.append(name)
+        owner = self._record_owner(holder, kind, found)
+        spawned: list[str] = []
         try:
-            for name in started:
+            for name in self.services:
+                if name in running:
+                    log.info("%s already up on %s", name, self.url(name))
+                    continue
+                spawned.append(name)
+                self._spawn(name, holder, owner)
+            for name in spawned:
                 self._wait_healthy(name)
-        except FleetError:
-            self._stop_many(started, timeout=5)
+        except BaseException:  # a failure, Ctrl-C or SIGTERM: nothing this start spawned outlives it
+            self._stop_locked(spawned, timeout=5)
             raise
-        return self.status()
+        return spawned
 
-    def _spawn(self, service: str) -> None:
+    def _record_owner(self, holder: Holder, kind: str, found: dict[str, list[psutil.Process]]) -> OwnerRecord:
+        """The owner record, written: a new one when no service of ours runs; else the existing one with
+        the running processes, made the user's on a user start."""
+        owner = self.records.read_owner()
+        anything_running = any(found.values())
+        if owner is None or not anything_running:
+            owner = OwnerRecord(
+                owner=holder,
+                kind=kind,
+                started_at=holder.since,
+                port_base=self.port_base,
+                ports={name: self.port(name) for name in self.services},
+                data_dir=str(self.data_dir),
+                run_dir=str(self.run_dir),
+            )
+            if anything_running:  # started by an older launcher or its record was deleted: not a run's
+                owner.kind, owner.adopted_by = USER, "found running without an owner record"
+        elif kind == USER and owner.kind == RUN:
+            owner.kind, owner.adopted_by = USER, holder.describe()
+            log.info("the fleet a run started is now kept until `python -m services stop`")
+        for name in self.services:
+            procs = found[name]
+            known = owner.services.get(name)
+            if not procs:
+                owner.services.pop(name, None)
+            elif known is None or known.pid not in {p.pid for p in procs}:
+                with contextlib.suppress(psutil.Error):
+                    owner.services[name] = ServiceRecord(
+                        procs[0].pid, procs[0].create_time(), self.port(name), 0
+                    )
+            if procs and self._pid_from_file(name) not in {p.pid for p in procs}:
+                self.pid_file(name).write_text(f"{procs[0].pid}\n")  # a lost pid file comes back
+        self.records.write_owner(owner)
+        return owner
+
+    def _spawn(self, service: str, holder: Holder, owner: OwnerRecord) -> None:
         cmd = [
             sys.executable,
             "-m",
@@ -344,19 +505,30 @@ class Fleet:
             "3",
             *(self.tls.uvicorn_args() if self.tls else []),
         ]
-        with self.log_file(service).open("ab") as log_fh:
-            log_fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {service} ---\n".encode())
-            log_fh.flush()
-            proc = subprocess.Popen(
-                cmd,
-                cwd=REPO_ROOT,
-                env=self.service_env(service),
-                stdin=subprocess.DEVNULL,
-                stdout=log_fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives the launcher and its terminal's Ctrl-C
-            )
+        try:
+            with self.log_file(service).open("ab") as log_fh:
+                log_fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {service} ---\n".encode())
+                log_fh.flush()
+                # Popen returns once the child has exec'd uvicorn: from then on its command line and
+                # environment identify it as this fleet's service (see _is_ours).
+                proc = subprocess.Popen(
+                    cmd,
+                    cwd=REPO_ROOT,
+                    env=self.service_env(service),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_fh,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # survives the launcher and its terminal's Ctrl-C
+                )
+        except OSError as exc:
+            raise FleetError(
+                f"cannot start {service}: {exc.strerror or exc} ({self.log_file(service)}); "
+                f"check that {self.run_dir} is a writable folder"
+            ) from exc
         self._procs[service] = proc
+        create_time = psutil.Process(proc.pid).create_time()
+        owner.services[service] = ServiceRecord(proc.pid, create_time, self.port(service), holder.pid)
+        self.records.write_owner(owner)
         self.pid_file(service).write_text(f"{proc.pid}\n")
 
     def _wait_healthy(self, service: str) -> None:
@@ -383,38 +555,47 @@ class Fleet:
             f"see {self.log_file(service)}:\n{_tail(self.log_file(service))}"
         )
 
-    def stop(self, timeout: float = 10.0) -> list[str]:
-        """SIGTERM every service at once, SIGKILL what is left after `timeout`; returns the names stopped."""
-        return self._stop_many(list(self.services), timeout)
-
-    def _stop_many(self, services: list[str], timeout: float) -> list[str]:
-        targets: dict[str, psutil.Process] = {}
-        for name in services:
-            pid = self._pid(name)
-            if pid is None:
-                self.pid_file(name).unlink(missing_ok=True)
-                continue
-            try:
-                proc = psutil.Process(pid)
-                proc.send_signal(signal.SIGTERM)
-                targets[name] = proc
-            except psutil.NoSuchProcess:
-                self.pid_file(name).unlink(missing_ok=True)
-        _, alive = psutil.wait_procs(list(targets.values()), timeout=timeout)
-        for proc in alive:
-            name = next(n for n, p in targets.items() if p is proc)
-            log.warning("%s (pid %d) ignored SIGTERM for %.0f s: killing", name, proc.pid, timeout)
+    def _stop_locked(self, services: list[str], timeout: float) -> list[str]:
+        """Stop ``services`` (under the fleet lock): every process of ours found for each, then their
+        records; returns the names that had a process. The port probe afterwards names a port that
+        still answers (a process of another fleet or another user, which is not ours to signal)."""
+        found = self._processes()
+        targets = [(name, proc) for name in services for proc in found[name]]
+        for _, proc in targets:
             with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
+                proc.send_signal(signal.SIGTERM)
+        _, alive = psutil.wait_procs([proc for _, proc in targets], timeout=timeout)
+        for name, proc in targets:
+            if proc in alive:
+                log.warning("%s (pid %d) ignored SIGTERM for %.0f s: killing", name, proc.pid, timeout)
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.kill()
         psutil.wait_procs(alive, timeout=5)
         for name in services:
             child = self._procs.pop(name, None)
             if child is not None:
                 child.poll()  # reap our own child so it does not linger as a zombie
-        for name, proc in targets.items():
             self.pid_file(name).unlink(missing_ok=True)
+        for name, proc in targets:
             log.info("%s stopped (pid %d)", name, proc.pid)
-        return list(targets)
+        owner = self.records.read_owner()
+        if owner is not None:
+            for name in services:
+                owner.services.pop(name, None)
+            if owner.services or any(self._processes().values()):
+                self.records.write_owner(owner)
+            else:  # the fleet is gone, and so is its owner (the leases of live runs stay: they still use it)
+                self.records.remove_owner()
+        for name in services:
+            if self.healthy(name, timeout=0.5):
+                log.warning(
+                    "%s: %s still answers /health, but no process of the fleet in %s serves it "
+                    "(another fleet's?): not stopped",
+                    name,
+                    self.url(name),
+                    self.run_dir,
+                )
+        return list(dict.fromkeys(name for name, _ in targets))
 
     def __enter__(self) -> Fleet:
         self.start()
@@ -422,6 +603,10 @@ class Fleet:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class ForeignFleet(FleetError):
+    """The ports answer as a fleet that is not this run folder's."""
 
 
 def _check(service: str) -> str:

@@ -6,6 +6,7 @@ Each test runs its own fleet in its own run folder on free ports, reusing the sh
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import stat
@@ -128,8 +129,9 @@ def test_stop_kills_a_service_that_ignores_sigterm(tmp_path: Path, caplog: pytes
             "-c",
             "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
             "print('ready', flush=True); time.sleep(120)",
-            "services.customers.app:app",  # looks like our service to the launcher's pid check
+            "services.customers.app:app",  # looks like our service to the launcher's identity check
         ],
+        env={**os.environ, "SHOP_RUN_DIR": str(fl.run_dir)},  # ... and belongs to this run folder
         stdout=subprocess.PIPE,
         text=True,
     )
