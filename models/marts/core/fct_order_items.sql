@@ -8,9 +8,9 @@
 }}
 -- One row per order line of a settled order (fct_orders' rule: int_order_settlement), priced in the order
 -- currency and in USD. Product attributes live in dim_products (join on product_id), so a renamed
--- category never leaves stale copies here. Incremental: an order's lines are rebuilt when the order
--- settles at a newer change than the newest one held (the order's change, not the line's: a line whose
--- order was in flight when it last changed is picked up when the order settles).
+-- category never leaves stale copies here. Incremental: a line is (re)written when its order is settled
+-- and this table does not hold the line at that version; a line of an order in flight keeps the version
+-- of the order's last settled state.
 with
 
 lines as (
@@ -28,18 +28,21 @@ changed as (
     from lines
     inner join settlement
         on lines.order_id = settlement.order_id
-    where
-        settlement.is_settled
-        {% if is_incremental() -%}
-            and settlement.last_changed_at >= (
-                select
-                    coalesce(
-                        max(existing.source_updated_at) - to_days({{ var('incremental_lookback_days') }}),
-                        timestamp '-infinity'
-                    )
-                from {{ this }} as existing
-            )
-        {%- endif %}
+    where settlement.is_settled
+),
+
+new_versions as (
+    select * from changed
+    {% if is_incremental() -%}
+        -- a line of a settled order this table does not hold at that version
+        where not exists (
+            select 1
+            from {{ this }} as existing
+            where
+                existing.order_item_id = changed.order_item_id
+                and existing.source_updated_at = changed.source_updated_at
+        )
+    {%- endif %}
 ),
 
 final as (
@@ -60,7 +63,7 @@ final as (
         cast(placed_at as date) as placed_date,
         cast(date_trunc('month', placed_at) as date) as placed_month,
         source_updated_at
-    from changed
+    from new_versions
 )
 
 select * from final

@@ -10,7 +10,9 @@
 -- paid, refunded, net paid), status and lifecycle stage, timings. An order is published once every
 -- service's load has passed its last change (int_order_settlement, docs/consistency.md); while a newer
 -- change is in flight the order keeps its last settled version here, except that a customer's erasure
--- applies at once. Incremental: an order is rebuilt when it settles at a newer change than the one held.
+-- applies at once. Incremental: an order is (re)written when it is settled at a version this table does
+-- not hold (no high-water mark: an order can settle late with an old stamp, once its customer or products
+-- reach the loads).
 with
 
 orders as (
@@ -47,13 +49,13 @@ joined as (
 changed as (
     select * from joined
     {% if is_incremental() -%}
-        where source_updated_at >= (
-            select
-                coalesce(
-                    max(existing.source_updated_at) - to_days({{ var('incremental_lookback_days') }}),
-                    timestamp '-infinity'
-                )
+        -- a settled order this table does not hold at that version (new, or settled at a newer change)
+        where not exists (
+            select 1
             from {{ this }} as existing
+            where
+                existing.order_id = joined.order_id
+                and existing.source_updated_at = joined.source_updated_at
         )
     {%- endif %}
 ),

@@ -9,7 +9,8 @@
 -- One row per payment attempt (succeeded or failed) of a settled order (fct_orders' rule:
 -- int_order_settlement), with the refunds issued against it, in the payment currency and in USD at the
 -- order's booking rate. An attempt's amount counts as paid only when it succeeded. Incremental: an
--- order's payments are rebuilt when the order settles at a newer change than the newest one held.
+-- attempt is (re)written when its order is settled and this table does not hold it at that version; an
+-- order in flight keeps the attempts of its last settled state.
 with
 
 payments as (
@@ -20,23 +21,26 @@ settlement as (
     select * from {{ ref('int_order_settlement') }}
 ),
 
-changed as (
+settled as (
     select payments.*
     from payments
     inner join settlement
         on payments.order_id = settlement.order_id
-    where
-        settlement.is_settled
-        {% if is_incremental() -%}
-            and settlement.last_changed_at >= (
-                select
-                    coalesce(
-                        max(existing.source_updated_at) - to_days({{ var('incremental_lookback_days') }}),
-                        timestamp '-infinity'
-                    )
-                from {{ this }} as existing
-            )
-        {%- endif %}
+    where settlement.is_settled
+),
+
+changed as (
+    select * from settled
+    {% if is_incremental() -%}
+        -- an attempt of a settled order this table does not hold at that version (payment or refunds)
+        where not exists (
+            select 1
+            from {{ this }} as existing
+            where
+                existing.payment_id = settled.payment_id
+                and existing.source_updated_at = settled.source_updated_at
+        )
+    {%- endif %}
 ),
 
 final as (
