@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -22,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from elt import dbt_artifacts, lock, pii_key, settings, versions
+from elt import dbt_artifacts, dbt_progress, lock, pii_key, settings, versions
 
 log = logging.getLogger("elt.dbt")
 
@@ -106,8 +105,10 @@ def last_build() -> dict[str, Any] | None:
 def run_dbt(args: list[str], *, wait: float | None = None, owner: str | None = None) -> DbtOutcome:
     """Run ``dbt <args>`` from the repo root, under the warehouse lock unless it never touches it.
 
-    Output streams to this process's stdout/stderr. Returns the exit code, timing and (when dbt
-    wrote one) the run results summary.
+    Output goes to this process's stdout: for node-running commands (build, run, test, ...) as
+    progress lines, failures and dbt's end summary (``elt.dbt_progress``), otherwise as dbt prints it;
+    uncoloured unless stdout is a terminal. Returns the exit code, timing and (when dbt wrote one)
+    the run results summary.
     """
     sub = _subcommand(args)
     cmd = dbt_command(args)
@@ -115,20 +116,23 @@ def run_dbt(args: list[str], *, wait: float | None = None, owner: str | None = N
     before = run_results.stat().st_mtime_ns if run_results.exists() else None
     started = time.monotonic()
     log.info("dbt %s", " ".join(args))
+    progress = dbt_progress.structured(sub)
     fingerprint = None
     if sub in NO_WAREHOUSE:
-        code = subprocess.run(cmd, cwd=settings.repo_root(), env=dbt_env(need_key=False)).returncode
+        env = dbt_env(need_key=False)
+        code = dbt_progress.run(cmd, cwd=settings.repo_root(), env=env, progress=progress)
     else:
         with lock.warehouse_lock(owner or f"dbt {' '.join(args)}", wait=wait):
             fd = lock.held_fd()
             env = dbt_env(lock.child_env())  # raises before dbt starts when the key is lost
             fingerprint = pii_key.check_build_key(env[pii_key.DBT_ENV_VAR])
-            code = subprocess.run(
+            code = dbt_progress.run(
                 cmd,
                 cwd=settings.repo_root(),
                 env=env,
                 pass_fds=(fd,) if fd is not None else (),
-            ).returncode
+                progress=progress,
+            )
     seconds = time.monotonic() - started
     summary = None
     if run_results.exists() and run_results.stat().st_mtime_ns != before:

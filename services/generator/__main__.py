@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from elt.settings import services_data_dir
+from services.common.settings import services_data_dir
 from services.generator import generate
 from services.store import check_consistency
 

@@ -26,6 +26,7 @@ from services.generator.orders import (
     refunds_for,
 )
 from services.generator.people import make_customer, phone, pick_country
+from services.generator.progress import Progress
 from services.generator.timeline import (
     HISTORY_DAYS,
     HISTORY_END_US,
@@ -62,10 +63,11 @@ class Shopper:
 class History:
     """Generates and writes the whole dataset through a ``BulkWriter``."""
 
-    def __init__(self, seed: int, scale: float, writer: BulkWriter) -> None:
+    def __init__(self, seed: int, scale: float, writer: BulkWriter, progress: Progress | None = None) -> None:
         self.seed = seed
         self.scale = scale
         self.writer = writer
+        self.progress = progress if progress is not None else Progress()
         self.end = HISTORY_END_US
         self.start = HISTORY_START_US
         self.day_cum = day_cum_weights()
@@ -102,7 +104,9 @@ class History:
         next_address = 1
         erasures: list[tuple[int, str]] = []
         weights: list[float] = []
+        stage = self.progress.stage("customers", total, "customers")
         for customer_id, created_us in enumerate(created, start=1):
+            stage.update(customer_id)
             country = pick_country(rng)
             doc = make_customer(rng, customer_id, created_us, country, next_address)
             next_address += len(doc["addresses"])
@@ -134,6 +138,7 @@ class History:
         self.shopper_created = created
         self.shopper_cum = list(accumulate(weights))
         self.writer.erasures(erasures)
+        stage.finish(f"{self.writer.written('customers'):,} customers, {len(erasures):,} erased")
 
     def pick_shopper(self, rng: random.Random, at_us: int) -> Shopper | None:
         """A customer who existed (and was not deleted) at ``at_us``, repeat buyers favoured."""
@@ -154,6 +159,7 @@ class History:
     def catalog(self) -> None:
         """Categories, products (popularity follows a Zipf-like curve) and their price history."""
         rng = self.rng("catalog")
+        stage = self.progress.stage("catalog")
         for category in build_categories():
             self.writer.add("categories", category)
         self.products = generate_products(rng, self.count(PRODUCTS_PER_SCALE, 10), self.start, self.end)
@@ -165,6 +171,10 @@ class History:
             self.writer.add("products", product.doc())
             history.extend((product.product_id, price, "USD", fmt_us(at)) for at, price in product.prices)
         self.writer.price_history(history)
+        stage.finish(
+            f"{self.writer.written('categories'):,} categories, {len(self.products):,} products, "
+            f"{len(history):,} prices"
+        )
 
     def pick_products(self, rng: random.Random, at_us: int, wanted: int) -> list[Product]:
         """Up to ``wanted`` distinct products on sale at ``at_us``, popular ones more often."""
@@ -308,7 +318,9 @@ class History:
         for _ in range(round(self.count(ORDERS_PER_SCALE, 10) * BROWSE_SESSIONS_PER_ORDER)):
             sessions_per_day[sample_day(browse_rng, self.day_cum)] += 1
         order_id = 1
+        stage = self.progress.stage("orders, payments and events", HISTORY_DAYS, "days")
         for day in range(HISTORY_DAYS):
+            stage.update(day, self.written)
             for placed_us in sorted(sample_time_in_day(rng, day) for _ in range(orders_per_day[day])):
                 if self.order(rng, order_id, placed_us):
                     order_id += 1
@@ -317,3 +329,12 @@ class History:
             self.flush_events(day_start_us(day))
         self.event_buffer = [item for item in self.event_buffer if item[0] <= self.end]
         self.flush_events(self.end + 1)
+        stage.finish(self.written())
+
+    def written(self) -> str:
+        """The day loop's counts so far, for progress lines."""
+        w = self.writer.written
+        return (
+            f"{w('orders'):,} orders, {w('payments'):,} payments, {w('refunds'):,} refunds, "
+            f"{w('events'):,} events"
+        )

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,10 @@ class BulkWriter:
         con.execute("COMMIT")
         buffer.clear()
 
+    def written(self, table: str) -> int:
+        """Records of ``table`` so far, buffered ones included (for progress lines)."""
+        return self.counts[table] + len(self.buffers.get(table, ()))
+
     def erasures(self, rows: list[tuple[int, str]]) -> None:
         """Record hard-deleted customers in ``deletions``."""
         con = self.cons["customers"]
@@ -72,17 +77,22 @@ class BulkWriter:
         self.counts["price_history"] += add_price_history(con, rows)
         con.execute("COMMIT")
 
-    def finish(self, meta: dict[str, dict[str, object]]) -> dict[str, int]:
-        """Flush, index, stamp ``meta``, checkpoint, and move the finished files into ``data_dir``."""
+    def finish(
+        self, meta: dict[str, dict[str, object]], on_file: Callable[[int], None] | None = None
+    ) -> dict[str, int]:
+        """Flush, index, stamp ``meta``, checkpoint, and move the finished files into ``data_dir``;
+        ``on_file(n)`` after each of the service files is indexed."""
         for table in self.buffers:
             self.flush(table)
-        for service, con in self.cons.items():
+        for done, (service, con) in enumerate(self.cons.items(), start=1):
             create_indexes(con, service)
             con.execute("BEGIN")
             set_meta(con, meta.get(service, {}) | meta["*"])
             con.execute("COMMIT")
             con.execute("PRAGMA journal_mode = WAL")  # persistent in the file: the apps and simulator use WAL
             con.close()
+            if on_file is not None:
+                on_file(done)
         for service in SERVICES:
             target = db_path(self.data_dir, service)
             for suffix in ("-wal", "-shm"):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from elt.settings import services_data_dir
+from services.common.settings import services_data_dir
 from services.simulator.simulator import Simulator
 
 log = logging.getLogger("services.simulator")
