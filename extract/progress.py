@@ -61,6 +61,21 @@ class ResourceProgress:
             note,
         )
 
+    def unchanged(self) -> None:
+        """The closing line of a snapshot identical to the one last loaded: its rows were read (to
+        compare) but none is new and nothing is loaded, so the line must not count them as new."""
+        self.rows_loaded = 0
+        log.info(
+            "%s/%s: done: %d pages, %d rows read, unchanged since the last load, nothing loaded "
+            "(%.1f MB in %.2fs)",
+            self.service,
+            self.resource,
+            self.pages,
+            self.rows_seen,
+            self.bytes / 1e6,
+            self.elapsed(),
+        )
+
 
 class RunProgress:
     """All resources of a run, for the summary."""

@@ -231,7 +231,7 @@ def endpoint_resource(
                 digest.update(str(parent.sort_by(ep.primary_key).to_pydict()).encode())
             digests = dlt.current.source_state().setdefault("snapshot_digests", {})
             if digest.hexdigest() == digests.get(ep.name):
-                prog.done(" (unchanged, nothing loaded)")
+                prog.unchanged()
                 return
             digests[ep.name] = digest.hexdigest()
             prog.rows_loaded = sum(p.num_rows for p in parents)

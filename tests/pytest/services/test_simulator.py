@@ -221,7 +221,7 @@ def test_run_at_a_rate_and_the_events_producer(data_dir):
     assert check_consistency(data_dir) == []
 
 
-def test_cli_steps_prints_the_summary(data_dir):
+def test_cli_steps_json_prints_the_whole_summary(data_dir):
     result = subprocess.run(
         [
             sys.executable,
@@ -233,6 +233,7 @@ def test_cli_steps_prints_the_summary(data_dir):
             "25",
             "--seed",
             "3",
+            "--json",
         ],
         capture_output=True,
         text=True,
