@@ -85,6 +85,7 @@ class RealtimeMarts:
             "--log-level-file",
             "warn",
             "--quiet",
+            "--no-use-colors",  # console and dbt-logs/dbt.log: no terminal colour codes in a log
         ]
         started = time.monotonic()
         parsed = dbtRunner().invoke(["parse", *self.common])
