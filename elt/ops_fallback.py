@@ -128,12 +128,13 @@ def _parse(data: bytes) -> tuple[list[RunRecord], int]:
     return records, bad
 
 
-def replay(con: duckdb.DuckDBPyConnection) -> int:
+def replay(con: duckdb.DuckDBPyConnection, quiet: bool = False) -> int:
     """Write every kept record into ``ops`` through ``con`` (caller holds the warehouse lock), in the
     order they were kept, then empty the file; returns how many were written.
 
     Never raises for a storage failure: the file stays as it is (records already written are written
-    again, harmlessly, next time) and one warning says why.
+    again, harmlessly, next time) and one warning says why (a debug line when ``quiet``: ``save``'s
+    own write warns in that case).
     """
     target = path()
     try:
@@ -148,7 +149,8 @@ def replay(con: duckdb.DuckDBPyConnection) -> int:
                 save_run(con, record)
             os.ftruncate(fd, 0)  # truncate, not unlink: an appender waiting on the flock keeps its file
     except STORAGE_ERRORS as exc:
-        log.warning("ops.runs: could not write the runs kept in %s yet (%s); kept", target, reason(exc))
+        level = logging.DEBUG if quiet else logging.WARNING
+        log.log(level, "ops.runs: could not write the runs kept in %s yet (%s); kept", target, reason(exc))
         return 0
     if bad:
         log.warning("ops.runs: skipped %d unreadable line(s) of %s", bad, target)
@@ -174,7 +176,7 @@ def save(con: duckdb.DuckDBPyConnection, record: RunRecord) -> bool:
     """Write ``record`` to ``ops`` after anything kept earlier; on a storage failure keep it in the
     fallback file instead. Never raises for a storage failure; True when the warehouse has it."""
     try:
-        replay(con)
+        replay(con, quiet=True)
         save_run(con, record)
     except STORAGE_ERRORS as exc:
         keep(record, exc)
