@@ -381,18 +381,19 @@ class Fleet:
             others = self.records.live_leases()
             owner = self.records.read_owner()
             if others:
-                users = "; ".join(other.holder.describe() for other in others)
+                users = "; ".join(f"pid {other.holder.pid} (`{other.holder.command}`)" for other in others)
                 return [], f"still used by {users}"
             if owner is not None and owner.kind == RUN:
-                return self._stop_locked(
-                    list(self.services), 10.0
-                ), f"nobody else used it ({owner.describe()})"
+                stopped = self._stop_locked(list(self.services), 10.0)
+                return stopped, "a run started it and no other run uses it"
             mine = lease.started if undo and lease is not None else []
             if owner is not None:
                 mine = [n for n in mine if n in owner.services and owner.services[n].started_by == holder_pid]
             if mine:
-                return self._stop_locked(mine, 10.0), "undone: this run's services step failed"
-            return [], owner.describe() if owner is not None else "no owner record: not started by a run"
+                return self._stop_locked(mine, 10.0), "undone: the run's services step failed"
+            if owner is None:
+                return [], "no owner record: not started by a run"
+            return [], "the user's fleet, kept until `python -m services stop`"
 
     def stop(self, timeout: float = 10.0) -> list[str]:
         """Stop every service of this fleet, whoever started or uses it (SIGTERM at once, SIGKILL what

@@ -187,3 +187,26 @@ def test_a_fleet_can_run_a_subset(make_fleet: Callable[..., Fleet], fleet: Fleet
     assert set(extra.status()) == {"events"}
     assert extra.healthy("events") and not extra.healthy("customers")
     assert extra.env()["SHOP_ADMIN_TOKEN"] != fleet.env()["SHOP_ADMIN_TOKEN"]
+
+
+def test_stop_finds_services_whose_pid_files_were_removed(
+    make_fleet: Callable[..., Fleet], fleet: Fleet
+) -> None:
+    """Pid files and even the owner record gone (deleted by hand, or by another run's stop on old
+    code): `stop` still finds each service by its own identity (the app in its command line, this run
+    folder in its environment) and stops all five, and leaves another fleet's same services alone."""
+    extra = make_fleet(data_dir=fleet.data_dir)
+    pids = {name: int(extra.pid_file(name).read_text()) for name in SERVICES}
+    for name in SERVICES:
+        extra.pid_file(name).unlink()
+    (extra.run_dir / "fleet.owner.json").unlink()
+    assert all(st.running and st.pid == pids[st.name] for st in extra.status().values()), "status finds them"
+
+    where = ["--data-dir", str(extra.data_dir), "--run-dir", str(extra.run_dir)]
+    stopped = cli("stop", *where)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert f"stopped: {', '.join(SERVICES)}" in stopped.stdout
+    for pid in pids.values():
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not any(extra.healthy(name) for name in SERVICES), "the port probe finds nothing left"
+    assert all(fleet.healthy(name) for name in SERVICES), "the shared fleet's services were not touched"
