@@ -4,23 +4,32 @@ Each auth object adds its header to a request and nothing else: ``repr`` never s
 and the secret values are registered with ``extract.redact`` so any log line that would contain
 them is masked. ``OAuth2ClientCredentials`` fetches a token lazily, refreshes it ahead of
 ``expires_in``, and - unlike dlt's built-in class - also refreshes when the service answers
-401 ``token_expired`` mid-run (the caller asks ``refresh_on`` and retries).
+401 ``token_expired`` mid-run (the caller asks ``refresh_on`` and retries). The token request is
+bounded like a page request (``extract.transfer``: deadline, size cap; ``extract.retry``: budget,
+``Retry-After``), and a token endpoint that answers something other than a JSON token (an HTML page)
+says so, with the content type.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from typing import Protocol
 
+import orjson
 import requests
 
-from extract import redact
+from extract import redact, transfer
+from extract.advice import error_code, hint, public_url, transport_failure
 from extract.errors import FetchError
+from extract.limits import HttpPolicy
+from extract.pages import not_json
+from extract.retry import Attempt, decide, parse_retry_after
 
 log = logging.getLogger("extract.auth")
+
+TOKEN_ENDPOINT = "POST /oauth/token"
 
 
 class Auth(Protocol):
@@ -29,6 +38,8 @@ class Auth(Protocol):
     def headers(self) -> dict[str, str]: ...
 
     def refresh_on(self, status: int, code: str | None) -> bool: ...
+
+    def use_policy(self, policy: HttpPolicy) -> None: ...
 
 
 class ApiKeyAuth:
@@ -43,6 +54,9 @@ class ApiKeyAuth:
 
     def refresh_on(self, status: int, code: str | None) -> bool:
         return False
+
+    def use_policy(self, policy: HttpPolicy) -> None:
+        """Static headers make no request of their own."""
 
     def __repr__(self) -> str:
         return f"ApiKeyAuth(header={self._header!r}, key=***)"
@@ -59,6 +73,9 @@ class BearerAuth:
 
     def refresh_on(self, status: int, code: str | None) -> bool:
         return False
+
+    def use_policy(self, policy: HttpPolicy) -> None:
+        """Static headers make no request of their own."""
 
     def __repr__(self) -> str:
         return "BearerAuth(token=***)"
@@ -84,68 +101,129 @@ class OAuth2ClientCredentials:
         self._url = token_url
         self._client_id = redact.register(client_id)
         self._secret = redact.register(client_secret)
-        self._session = session
-        self._timeout = timeout
-        self._max_attempts = max(1, max_attempts)
-        self._backoff = (backoff_base, backoff_max)
-        self._max_retry_after = max_retry_after
+        self._session = transfer.bound_session(session)
+        self._policy = HttpPolicy(
+            connect_timeout=timeout[0],
+            read_timeout=timeout[1],
+            max_attempts=max(1, max_attempts),
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            max_retry_after=max_retry_after,
+        )
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = threading.Lock()
+        self._warned_retry_after = False
         self.refreshes = 0
+
+    def use_policy(self, policy: HttpPolicy) -> None:
+        """Take the service client's whole policy (deadline and size cap included)."""
+        self._policy = policy
+
+    def _fail(self, outcome: Attempt, status: int | str, attempt: int, detail: str) -> FetchError:
+        return FetchError(
+            self._service,
+            TOKEN_ENDPOINT,
+            status,
+            attempt,
+            detail,
+            url=public_url(self._url),
+            hint=hint(self._service, outcome, self._policy, detail),
+        )
+
+    def _retry_after(self, reply: transfer.Reply) -> float | None:
+        value = reply.headers.get("Retry-After")
+        seconds = parse_retry_after(value)
+        if value is not None and seconds is None and not self._warned_retry_after:
+            self._warned_retry_after = True
+            log.warning(
+                "%s /oauth/token: ignoring Retry-After %r: neither seconds nor an HTTP date (RFC 9110); "
+                "backing off as for any other failure (logged once)",
+                self._service,
+                value[:40],
+            )
+        return seconds
+
+    def _take(self, reply: transfer.Reply) -> str | None:
+        """Store the token of a 200 answer; the reason it is unusable otherwise."""
+        try:
+            doc = orjson.loads(reply.body)
+        except orjson.JSONDecodeError:
+            return not_json(reply.body, reply.headers) or (
+                f"token response is not valid JSON ({len(reply.body)} bytes; truncated?)"
+            )
+        token = doc.get("access_token") if isinstance(doc, dict) else None
+        if not isinstance(token, str) or not token:
+            return "token response has no access_token"
+        try:
+            ttl = float(doc.get("expires_in") or 300)
+        except (TypeError, ValueError):
+            ttl = 300.0
+        if not ttl > 0:  # nan, 0, negative: refresh soon rather than trust it
+            ttl = 300.0 if ttl != ttl else 1.0
+        self._token = redact.register(token)
+        self._expires_at = time.monotonic() + max(1.0, ttl * 0.9)
+        self.refreshes += 1
+        return None
 
     def _fetch(self) -> None:
         """Get a token, riding over the same transient failures as page requests (connection errors,
-        timeouts, 429 with ``Retry-After``, 5xx) within the same bounded budget: a token endpoint that
-        blips when the run starts must not fail the run when a data endpoint's blip would not."""
-        last: int | str = "none"
-        for attempt in range(1, self._max_attempts + 1):
-            wait = min(self._backoff[1], self._backoff[0] * 2 ** (attempt - 1))
+        timeouts, deadlines, 429 with ``Retry-After``, 5xx, a body that is not a token) within the same
+        bounded budget: a token endpoint that blips when the run starts must not fail the run when a
+        data endpoint's blip would not."""
+        policy = self._policy
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                resp = self._session.post(
+                reply = transfer.exchange(
+                    self._session,
+                    "POST",
                     self._url,
+                    policy,
                     data={
                         "grant_type": "client_credentials",
                         "client_id": self._client_id,
                         "client_secret": self._secret,
                     },
-                    timeout=self._timeout,
-                    allow_redirects=False,
                 )
             except requests.exceptions.SSLError:
                 raise FetchError(
-                    self._service, "POST /oauth/token", "TLS error", attempt, "token request failed"
-                ) from None
-            except requests.RequestException as exc:
-                last = type(exc).__name__
-            else:
-                if resp.status_code == 200:
-                    doc = resp.json()
-                    self._token = redact.register(doc["access_token"])
-                    ttl = float(doc.get("expires_in") or 300)
-                    self._expires_at = time.monotonic() + max(1.0, ttl * 0.9)
-                    self.refreshes += 1
-                    return
-                last = resp.status_code
-                if resp.status_code == 429:
-                    with contextlib.suppress(ValueError):
-                        retry_after = float(resp.headers.get("Retry-After", wait))
-                        wait = min(max(retry_after, 0.0), self._max_retry_after)
-                elif resp.status_code < 500:
-                    raise FetchError(
-                        self._service, "POST /oauth/token", resp.status_code, attempt, "token request refused"
-                    )
-            if attempt < self._max_attempts:
-                log.warning(
-                    "%s /oauth/token: attempt %d/%d failed (%s); retrying in %.1fs",
                     self._service,
+                    TOKEN_ENDPOINT,
+                    "TLS error",
                     attempt,
-                    self._max_attempts,
-                    last,
-                    wait,
-                )
-                time.sleep(wait)
-        raise FetchError(self._service, "POST /oauth/token", last, self._max_attempts, "token request failed")
+                    "token request failed",
+                    url=public_url(self._url),
+                ) from None
+            except (transfer.DeadlineExceeded, transfer.BodyTooLarge, requests.RequestException) as exc:
+                outcome, status, detail = transport_failure(exc, policy)
+            else:
+                status = reply.status
+                if status == 200:
+                    problem = self._take(reply)
+                    if problem is None:
+                        return
+                    outcome, detail = Attempt("bad_page", 200), problem
+                else:
+                    retry_after = self._retry_after(reply) if status in (429, 503) else None
+                    outcome = Attempt("status", status, retry_after)
+                    _, said = error_code(reply)
+                    refused = status < 500 and status != 429
+                    detail = f"token request {'refused' if refused else 'failed'} ({said})"
+            wait = decide(policy, attempt, outcome)
+            if wait is None:
+                raise self._fail(outcome, status, attempt, detail)
+            log.warning(
+                "%s /oauth/token: attempt %d/%d failed (%s: %s); retrying in %.1fs",
+                self._service,
+                attempt,
+                policy.max_attempts,
+                status,
+                detail,
+                wait,
+            )
+            time.sleep(wait)
 
     def headers(self) -> dict[str, str]:
         with self._lock:

@@ -19,7 +19,7 @@ import dlt
 
 from elt import settings
 from extract.errors import ConfigMissing
-from extract.http import HttpPolicy
+from extract.limits import HttpPolicy
 
 log = logging.getLogger("extract.config")
 
@@ -91,6 +91,8 @@ def tuning(service: str) -> Tuning:
         backoff_max=_get(service, "backoff_max", d.backoff_max),
         max_retry_after=_get(service, "max_retry_after", d.max_retry_after),
         max_refreshes=_get(service, "max_refreshes", d.max_refreshes),
+        request_deadline=_get(service, "request_deadline", d.request_deadline),
+        max_response_mib=_get(service, "max_response_mib", d.max_response_mib),
     )
     return Tuning(
         page_size=_get(service, "page_size", 5000),

@@ -14,15 +14,32 @@ class ExtractError(RuntimeError):
 
 
 class FetchError(ExtractError):
-    """A page could not be fetched within the retry budget, or the service refused it (4xx)."""
+    """A page could not be fetched within the retry budget, or the service refused it (4xx).
 
-    def __init__(self, service: str, endpoint: str, status: int | str, attempts: int, detail: str) -> None:
+    The message names service, endpoint, the URL (scheme, host, port and path only: never a query,
+    which may carry a secret, nor user info) and, as ``hint``, what to check.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        endpoint: str,
+        status: int | str,
+        attempts: int,
+        detail: str,
+        url: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         self.service = service
         self.endpoint = endpoint
         self.status = status
         self.attempts = attempts
+        self.url = url
+        where = f" [{url}]" if url else ""
+        advice = f"; {hint}" if hint else ""
         super().__init__(
             f"{service} {endpoint}: failed after {attempts} attempt(s); last status {status}: {detail}"
+            f"{where}{advice}"
         )
 
 

@@ -1,4 +1,4 @@
-"""One HTTP client per service: bounded retries, timeouts, and the same-origin rule.
+"""One HTTP client per service: bounded requests, bounded retries, and the same-origin rule.
 
 Why not dlt's ``RESTClient``: it follows next-page links to any host with the credential attached,
 turns a 200 error envelope into an empty page, has no 401-refresh, and decodes each page twice in
@@ -6,46 +6,40 @@ Python. Here every request goes through ``fetch_page``:
 
 * the URL must have the service's own scheme, host and port - checked *before* any socket is opened,
   so a foreign origin receives nothing, least of all the credential;
-* 429 waits ``Retry-After`` (capped), 5xx / connection errors / timeouts / truncated or error-envelope
-  bodies back off exponentially, all within ``max_attempts``; other 4xx fail at once;
+* each attempt is one ``extract.transfer.exchange``: at most ``request_deadline`` seconds in all
+  (connect, headers, body) on top of ``read_timeout`` per read, and at most ``max_response_mib`` of
+  decompressed body, read into one buffer that the page parser reads in place;
+* what happens next is ``extract.retry.decide``: 429 (and 503) wait a valid ``Retry-After`` (capped),
+  5xx / connection errors / timeouts / deadlines / truncated, non-JSON or error-envelope bodies back
+  off exponentially, all within ``max_attempts``; other 4xx, TLS errors and oversized bodies fail at
+  once. An invalid ``Retry-After`` counts as absent, with one warning per service and run;
 * 401 ``token_expired`` refreshes the OAuth token and retries (not counted against the budget, but
   bounded by ``max_refreshes``);
 * redirects are not followed (they could leave the origin).
 
-Failures raise ``FetchError`` naming service, endpoint, status and attempts; the message never
-includes headers or credentials.
+Failures raise ``FetchError`` naming service, endpoint, status, attempts, the URL without its query,
+and what to check (``extract.advice``); the message never includes headers or credentials.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import orjson
 import requests
 
-from extract import tls
+from extract import tls, transfer
+from extract.advice import error_code, hint, public_url, transport_failure
 from extract.auth import Auth
 from extract.errors import BadPage, FetchError, UnsafePagination
+from extract.limits import HttpPolicy
 from extract.pages import Page, parse_page
+from extract.retry import Attempt, decide, parse_retry_after
+
+__all__ = ["HttpPolicy", "ServiceClient", "origin"]  # HttpPolicy: built by extract.config
 
 log = logging.getLogger("extract.http")
-
-
-@dataclass(frozen=True)
-class HttpPolicy:
-    """Timeouts and the retry budget (config keys under ``[sources.extract]``)."""
-
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    max_attempts: int = 5
-    backoff_base: float = 0.5
-    backoff_max: float = 8.0
-    max_retry_after: float = 30.0
-    max_refreshes: int = 10
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -54,18 +48,6 @@ def origin(url: str) -> tuple[str, str, int]:
     scheme = (parts.scheme or "").lower()
     port = parts.port or (443 if scheme == "https" else 80)
     return scheme, (parts.hostname or "").lower(), port
-
-
-def _error_code(resp: requests.Response) -> tuple[str | None, str]:
-    """The envelope's code and a short message (never headers) for an error response."""
-    try:
-        doc = orjson.loads(resp.content)
-        err = doc.get("error") if isinstance(doc, dict) else None
-        if isinstance(err, dict):
-            return err.get("code"), f"{err.get('code')}: {str(err.get('message'))[:200]}"
-    except (orjson.JSONDecodeError, AttributeError):
-        pass
-    return None, f"HTTP {resp.status_code} {resp.reason}"
 
 
 class ServiceClient:
@@ -79,9 +61,12 @@ class ServiceClient:
         self.origin = origin(self.base_url)
         self.auth = auth
         self.policy = policy
-        self.session = tls.configure_session(session)  # verify against SHOP_TLS_CA_BUNDLE / system store
+        # verify against SHOP_TLS_CA_BUNDLE / system store; connections a request deadline can cut
+        self.session = transfer.bound_session(tls.configure_session(session))
+        auth.use_policy(policy)  # the token request (same session) is bounded like the pages
         self.requests_sent = 0
         self.retries = 0
+        self._warned_retry_after = False
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -96,26 +81,44 @@ class ServiceClient:
                 "refusing to follow it"
             )
 
-    def _backoff(self, attempt: int) -> float:
-        delay = min(self.policy.backoff_max, self.policy.backoff_base * (2 ** (attempt - 1)))
-        return delay * (0.5 + random.random() / 2)
+    def retry_after(self, reply: transfer.Reply, endpoint: str) -> float | None:
+        """The answer's ``Retry-After`` in seconds; an invalid one is None, with one warning per run."""
+        value = reply.headers.get("Retry-After")
+        seconds = parse_retry_after(value)
+        if value is not None and seconds is None and not self._warned_retry_after:
+            self._warned_retry_after = True
+            log.warning(
+                "%s %s: ignoring Retry-After %r: neither seconds nor an HTTP date (RFC 9110); backing off "
+                "as for any other failure (logged once)",
+                self.service,
+                endpoint,
+                value[:40],
+            )
+        return seconds
+
+    def _fail(self, endpoint: str, url: str, outcome: Attempt, status: int | str, attempts: int, detail: str):
+        return FetchError(
+            self.service,
+            endpoint,
+            status,
+            attempts,
+            detail,
+            url=public_url(url),
+            hint=hint(self.service, outcome, self.policy, detail),
+        )
 
     def fetch_page(self, endpoint: str, url: str, params: dict | None = None) -> Page:
         """GET one page and parse it, retrying within the budget; raise ``FetchError`` when spent."""
         self.check_origin(url, endpoint)
+        policy = self.policy
         attempts = 0
         refreshes = 0
-        last_status: int | str = "none"
-        detail = ""
-        timeout = (self.policy.connect_timeout, self.policy.read_timeout)
-        while attempts < self.policy.max_attempts:
+        while True:
             attempts += 1
-            wait = 0.0
+            self.requests_sent += 1
+            headers = self.auth.headers()
             try:
-                self.requests_sent += 1
-                resp = self.session.get(
-                    url, params=params, headers=self.auth.headers(), timeout=timeout, allow_redirects=False
-                )
+                reply = transfer.exchange(self.session, "GET", url, policy, params=params, headers=headers)
             except requests.exceptions.SSLError as exc:  # a wrong certificate does not fix itself: no retry
                 raise FetchError(
                     self.service,
@@ -123,56 +126,40 @@ class ServiceClient:
                     "TLS error",
                     attempts,
                     tls.describe_ssl_error(self.service, endpoint, exc),
+                    url=public_url(url),
                 ) from None
-            except requests.Timeout as exc:
-                last_status, detail = (
-                    "timeout",
-                    f"{type(exc).__name__} (connect {timeout[0]}s / read {timeout[1]}s)",
-                )
-                wait = self._backoff(attempts)
-            except requests.RequestException as exc:
-                last_status, detail = "connection error", type(exc).__name__
-                wait = self._backoff(attempts)
+            except (transfer.DeadlineExceeded, transfer.BodyTooLarge, requests.RequestException) as exc:
+                outcome, status, detail = transport_failure(exc, policy)
             else:
-                status = resp.status_code
-                last_status = status
+                status = reply.status
                 if status == 200:
                     try:
-                        return parse_page(resp.content, resp.headers)
+                        return parse_page(reply.body, reply.headers)
                     except BadPage as exc:
-                        detail = str(exc)
-                        wait = self._backoff(attempts)
-                elif status == 429:
-                    detail = "rate limited"
-                    try:
-                        wait = float(resp.headers.get("Retry-After", "1"))
-                    except ValueError:
-                        wait = self._backoff(attempts)
-                    wait = min(max(wait, 0.0), self.policy.max_retry_after)
-                elif status >= 500:
-                    _, detail = _error_code(resp)
-                    wait = self._backoff(attempts)
+                        outcome, detail = Attempt("bad_page", 200), str(exc)
                 else:
-                    code, detail = _error_code(resp)
-                    if self.auth.refresh_on(status, code) and refreshes < self.policy.max_refreshes:
+                    code, detail = error_code(reply)
+                    if status == 429:
+                        detail = "rate limited"
+                    if self.auth.refresh_on(status, code) and refreshes < policy.max_refreshes:
                         refreshes += 1
                         attempts -= 1
-                        log.info(
-                            "%s %s: token expired mid-run; refreshed and retrying", self.service, endpoint
-                        )
+                        log.info("%s %s: token expired mid-run; refreshed, retrying", self.service, endpoint)
                         continue
-                    raise FetchError(self.service, endpoint, status, attempts, detail)
-            if attempts < self.policy.max_attempts:
-                self.retries += 1
-                log.warning(
-                    "%s %s: attempt %d/%d failed (%s: %s); retrying in %.1fs",
-                    self.service,
-                    endpoint,
-                    attempts,
-                    self.policy.max_attempts,
-                    last_status,
-                    detail,
-                    wait,
-                )
-                time.sleep(wait)
-        raise FetchError(self.service, endpoint, last_status, attempts, detail or "retry budget exhausted")
+                    retry_after = self.retry_after(reply, endpoint) if status in (429, 503) else None
+                    outcome = Attempt("status", status, retry_after)
+            wait = decide(policy, attempts, outcome)
+            if wait is None:
+                raise self._fail(endpoint, url, outcome, status, attempts, detail)
+            self.retries += 1
+            log.warning(
+                "%s %s: attempt %d/%d failed (%s: %s); retrying in %.1fs",
+                self.service,
+                endpoint,
+                attempts,
+                policy.max_attempts,
+                status,
+                detail,
+                wait,
+            )
+            time.sleep(wait)

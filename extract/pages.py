@@ -6,12 +6,16 @@ records), the other columns are the paging metadata. This is ~5x faster than ``o
 ``Table.from_pylist`` and keeps memory bounded by the page.
 
 A body that does not parse (truncated), that carries an ``error`` envelope, or that lacks the data
-key raises ``BadPage`` - a 200 is never mistaken for an empty page.
+key raises ``BadPage`` - a 200 is never mistaken for an empty page. A body that does not parse and is
+not JSON by its ``Content-Type`` (an HTML login or error page from a proxy, say) is named as such,
+with the content type, rather than as "malformed JSON".
+
+The body arrives as the one buffer ``extract.transfer`` filled; Arrow reads it in place
+(``pa.py_buffer``), so a page is held once as bytes and once as Arrow, never copied on the way.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +26,7 @@ import pyarrow.json as pj
 from extract.errors import BadPage
 
 DATA_KEY = "data"
+Body = bytes | bytearray
 
 
 @dataclass
@@ -34,7 +39,7 @@ class Page:
     size_bytes: int
 
 
-def _envelope_message(body: bytes) -> str | None:
+def _envelope_message(body: Body) -> str | None:
     """The ``error`` envelope's code and message, if the body is one."""
     try:
         doc = orjson.loads(body)
@@ -48,23 +53,52 @@ def _envelope_message(body: bytes) -> str | None:
     return None
 
 
-def parse_page(body: bytes, headers: dict[str, str] | None = None) -> Page:
+def media_type(headers: dict[str, str] | None) -> str:
+    """The ``Content-Type`` without parameters, lower-case (``""`` when absent)."""
+    value = next((v for k, v in (headers or {}).items() if k.lower() == "content-type"), "")
+    return value.split(";", 1)[0].strip().lower()
+
+
+def is_json_type(media: str) -> bool:
+    """``application/json`` and the ``+json`` types (an absent type is not known to be anything else)."""
+    return media in ("", "application/json") or media.endswith("+json")
+
+
+def not_json(body: Body, headers: dict[str, str] | None) -> str | None:
+    """ "not JSON: a text/html body (46 bytes)" when the body is declared, or looks like, something else."""
+    media = media_type(headers)
+    head = bytes(body[:64]).lstrip().lower()
+    looks_html = head.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
+    if not is_json_type(media):
+        kind = media
+    elif looks_html:
+        kind = f"HTML-looking (declared {media})" if media else "HTML-looking (no Content-Type)"
+    else:
+        return None
+    return f"not JSON: the service answered a {kind} body ({len(body)} bytes)"
+
+
+def _malformed(body: Body, headers: dict[str, str] | None, why: str) -> BadPage:
+    return BadPage(not_json(body, headers) or f"malformed JSON body ({len(body)} bytes; truncated?): {why}")
+
+
+def parse_page(body: Body, headers: dict[str, str] | None = None) -> Page:
     """Parse a page body; raise ``BadPage`` when it is not a complete page with a data list."""
-    if not body.strip():
+    if not body or body.isspace():
         raise BadPage("empty body (truncated response?)")
     if b"\n" in body:  # pyarrow reads one JSON object per line: re-serialise a pretty-printed body
         try:
             body = orjson.dumps(orjson.loads(body))
         except orjson.JSONDecodeError as exc:
-            raise BadPage(f"malformed JSON body ({len(body)} bytes; truncated?): {exc}") from None
+            raise _malformed(body, headers, str(exc)) from None
     opts = pj.ReadOptions(block_size=len(body) + 64, use_threads=False)
     try:
-        table = pj.read_json(io.BytesIO(body), read_options=opts)
+        table = pj.read_json(pa.BufferReader(pa.py_buffer(body)), read_options=opts)
     except pa.ArrowInvalid as exc:
         msg = _envelope_message(body)
         if msg:
             raise BadPage(msg) from None
-        raise BadPage(f"malformed JSON body ({len(body)} bytes; truncated?): {str(exc)[:200]}") from None
+        raise _malformed(body, headers, str(exc)[:200]) from None
     if table.num_rows != 1:
         raise BadPage(f"expected one JSON object per page, got {table.num_rows}")
     names = table.column_names
