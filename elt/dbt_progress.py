@@ -28,6 +28,10 @@ from typing import TextIO
 NODE_COMMANDS = {"build", "run", "test", "seed", "snapshot", "retry", "clone"}
 EVERY_ENV = "SHOP_DBT_PROGRESS_EVERY"
 DEFAULT_EVERY = 40
+# ``progress`` (default): progress lines, failures, dbt's summary; ``nodes``: also every node's own
+# start and result line (uncoloured), for whoever wants to watch or match them.
+OUTPUT_ENV = "SHOP_DBT_OUTPUT"
+OUTPUT_MODES = ("progress", "nodes")
 # A progress line also comes after this long without one, so a slow model still shows life.
 QUIET_SECONDS = 30.0
 
@@ -80,6 +84,14 @@ def child_env(env: Mapping[str, str], *, progress: bool, tty: bool) -> dict[str,
     return out
 
 
+def output_mode(env: Mapping[str, str] | None = None) -> str:
+    """``SHOP_DBT_OUTPUT``: ``progress`` (default) or ``nodes``."""
+    raw = (os.environ if env is None else env).get(OUTPUT_ENV, "").strip().lower() or OUTPUT_MODES[0]
+    if raw not in OUTPUT_MODES:
+        raise RuntimeError(f"{OUTPUT_ENV} must be one of {', '.join(OUTPUT_MODES)}, got {raw!r}")
+    return raw
+
+
 def every_nodes(env: Mapping[str, str] | None = None) -> int:
     """Nodes per progress line (``SHOP_DBT_PROGRESS_EVERY``, default 40)."""
     raw = (os.environ if env is None else env).get(EVERY_ENV, "").strip()
@@ -94,6 +106,7 @@ class Progress:
     """Turns dbt's JSON log lines into the lines to show."""
 
     every: int = DEFAULT_EVERY
+    nodes: bool = False  # also show every node's own lines
     quiet_seconds: float = QUIET_SECONDS
     started: float = field(default_factory=time.monotonic)
     done: int = 0
@@ -131,7 +144,7 @@ class Progress:
         if name in QUIET_EVENTS and level not in ("warn", "error"):
             if name == "LogStartLine" and self.total is None and isinstance(data.get("total"), int):
                 self.total = data["total"]
-            return []
+            return [stamp(msg)] if self.nodes and msg.strip() else []
         if name in RESULT_EVENTS:
             return self._result(name, level, msg, data)
         if name == "FinishedRunningStats":
@@ -154,7 +167,7 @@ class Progress:
             self.failed += 1
         elif status == "warn":
             self.warned += 1
-        shown = [stamp(msg)] if level in ("warn", "error") else []  # a failure as it happens
+        shown = [stamp(msg)] if self.nodes or level in ("warn", "error") else []  # failures at once
         return shown + self._progress()
 
     def _progress(self, force: bool = False) -> list[str]:
@@ -202,7 +215,7 @@ def run(
     env = child_env(env, progress=progress, tty=tty)
     if not progress:
         return subprocess.run(cmd, cwd=cwd, env=env, pass_fds=pass_fds).returncode
-    view = Progress(every=every_nodes(env))
+    view = Progress(every=every_nodes(env), nodes=output_mode(env) == "nodes")
     with subprocess.Popen(
         cmd,
         cwd=cwd,

@@ -213,7 +213,7 @@ def test_flow_first_run_lost_key_rotation(fleet: Fleet, tmp_path: Path) -> None:
     assert lost.returncode == 1, lost.describe()
     assert "elt run FAILED at step 'pii key'" in lost.output
     assert "PII key missing" in lost.output and "--rotate-pii-key" in lost.output
-    assert "Traceback" not in lost.output and "START sql" not in lost.output  # dbt never started
+    assert "Traceback" not in lost.output and "Running with dbt" not in lost.output  # dbt never started
     assert versions.resolve_current(ws.exports) == v1 and len(versions.list_versions(ws.exports)) == 1
     assert not key_file.exists()
     assert verify_version(v1) == []

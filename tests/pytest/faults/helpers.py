@@ -161,7 +161,7 @@ def flow_killed_at(ws: Workspace, point: str, extra_delay: float = 0.0, timeout:
     proc = subprocess.Popen(
         [sys.executable, *args],
         cwd=REPO,
-        env=ws.env,
+        env={**ws.env, "SHOP_DBT_OUTPUT": "nodes"},  # the dbt kill points wait for dbt's START lines
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
