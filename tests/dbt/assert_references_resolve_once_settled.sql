@@ -108,7 +108,8 @@ orders_without_customer as (
     left join erased
         on settled_orders.customer_id = erased.customer_id
     left join pending
-        on pending.record_kind = 'customer' and settled_orders.customer_id = pending.record_id
+        -- a customer changed or erased after the run's cutoff, whom raw has no version of yet
+        on pending.record_kind in ('customer', 'erasure') and settled_orders.customer_id = pending.record_id
     where customers.customer_id is null and erased.customer_id is null and pending.record_id is null
 ),
 
