@@ -123,10 +123,27 @@ class StreamWorld:
         finally:
             con.close()
 
+    @contextlib.contextmanager
+    def world_lock(self, owner: str) -> Iterator[None]:
+        """The warehouse lock of *this world's* warehouse, waiting for any writer. ``warehouse_lock``
+        finds its file from ``SHOP_WAREHOUSE`` of the calling process, which in a test is not the
+        world's (without this the test would lock the repo's own warehouse and not exclude the stream)."""
+        with contextlib.ExitStack() as held:
+            saved = os.environ.get("SHOP_WAREHOUSE")
+            os.environ["SHOP_WAREHOUSE"] = str(self.warehouse)
+            try:  # the lock file is resolved on entry; the environment is put back at once
+                held.enter_context(lock.warehouse_lock(owner, wait=300))
+            finally:
+                if saved is None:
+                    os.environ.pop("SHOP_WAREHOUSE", None)
+                else:
+                    os.environ["SHOP_WAREHOUSE"] = saved
+            yield
+
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         """A read-only query on the warehouse, under the lock (waits for any writer)."""
         with (
-            lock.warehouse_lock("stream test: read", wait=300),
+            self.world_lock("stream test: read"),
             duckdb.connect(str(self.warehouse), read_only=True) as con,
         ):
             return con.execute(sql, params or []).fetchall()
@@ -161,7 +178,7 @@ class StreamWorld:
         of a copy of the warehouse; returns the row count per mart."""
         copy = self.root / "rebuild" / "shop.duckdb"
         copy.parent.mkdir(exist_ok=True)
-        with lock.warehouse_lock("stream test: copy", wait=300):
+        with self.world_lock("stream test: copy"):
             shutil.copyfile(self.warehouse, copy)
         env = dbt_runner.dbt_env({**self.env, "SHOP_WAREHOUSE": str(copy)})
         env["SHOP_WAREHOUSE"] = str(copy)
@@ -181,7 +198,7 @@ class StreamWorld:
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
         counts: dict[str, int] = {}
         with (
-            lock.warehouse_lock("stream test: compare", wait=300),
+            self.world_lock("stream test: compare"),
             duckdb.connect(str(self.warehouse), read_only=True) as con,
         ):
             con.execute(f"attach '{copy}' as rebuilt (read_only)")
