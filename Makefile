@@ -12,7 +12,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 ARGS ?=
 
 .PHONY: help setup services services-stop services-status simulate extract stream dbt elt export \
-        shell docs lint test test-faults bench bench-quick clean
+        shell docs lint test test-faults test-all bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ test: setup lint ## lint, then the pytest suites in 2 workers against real servi
 
 test-faults: setup ## the whole fault suite over the full flow (long)
 	$(VENV)/bin/pytest tests/pytest/faults $(ARGS)
+
+test-all: setup lint ## every suite, the slow cases of every area included (longest)
+	$(VENV)/bin/pytest -m "" -n 2 --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 bench: setup ## the side-by-side benchmark; writes bench/results/
 	$(PY) -m bench $(ARGS)
