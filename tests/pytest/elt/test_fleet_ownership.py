@@ -112,8 +112,10 @@ class FleetUser:
 
     def wait_up(self) -> bool | None:
         """Whether this user started something (None: ensure_up failed; the output says why)."""
-        line = self.proc.stdout.readline().split()
-        return line[1] == "True" if line[:1] == ["up"] else None
+        for line in self.proc.stdout:  # (a launcher may print its own lines first)
+            if line.startswith("up "):
+                return line.split()[1] == "True"
+        return None
 
     def release(self) -> str:
         out, err = self.proc.communicate("\n", timeout=120)
@@ -214,9 +216,9 @@ def test_a_failure_at_the_services_step_leaves_nothing_running(
         output = proc.stdout + proc.stderr
         assert proc.returncode == 1, output
         assert "FAILED at step 'services'" in output, output
-        assert "cannot start events" in output, output
         left = service_processes(elt_env.run)
         assert not left, f"the services the run started are still running: {left}"
+        assert "cannot start events" in output, output
         assert answering(base) == []
         assert not (elt_env.run / "fleet.owner.json").exists()
         assert not list((elt_env.run / "leases").glob("*.json"))

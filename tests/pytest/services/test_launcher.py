@@ -6,6 +6,7 @@ Each test runs its own fleet in its own run folder on free ports, reusing the sh
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
@@ -197,16 +198,25 @@ def test_stop_finds_services_whose_pid_files_were_removed(
     folder in its environment) and stops all five, and leaves another fleet's same services alone."""
     extra = make_fleet(data_dir=fleet.data_dir)
     pids = {name: int(extra.pid_file(name).read_text()) for name in SERVICES}
-    for name in SERVICES:
-        extra.pid_file(name).unlink()
-    (extra.run_dir / "fleet.owner.json").unlink()
-    assert all(st.running and st.pid == pids[st.name] for st in extra.status().values()), "status finds them"
+    try:
+        for name in SERVICES:
+            extra.pid_file(name).unlink()
+        (extra.run_dir / "fleet.owner.json").unlink(missing_ok=True)  # (old launchers had none)
+        assert all(st.running and st.pid == pids[st.name] for st in extra.status().values()), (
+            "status finds them"
+        )
 
-    where = ["--data-dir", str(extra.data_dir), "--run-dir", str(extra.run_dir)]
-    stopped = cli("stop", *where)
-    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-    assert f"stopped: {', '.join(SERVICES)}" in stopped.stdout
-    for pid in pids.values():
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    assert not any(extra.healthy(name) for name in SERVICES), "the port probe finds nothing left"
-    assert all(fleet.healthy(name) for name in SERVICES), "the shared fleet's services were not touched"
+        where = ["--data-dir", str(extra.data_dir), "--run-dir", str(extra.run_dir)]
+        stopped = cli("stop", *where)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert f"stopped: {', '.join(SERVICES)}" in stopped.stdout
+        for pid in pids.values():
+            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        assert not any(extra.healthy(name) for name in SERVICES), "the port probe finds nothing left"
+        assert all(fleet.healthy(name) for name in SERVICES), "the shared fleet's services were not touched"
+    finally:  # on failure, nothing of this case outlives it (make_fleet's stop may not see them)
+        for pid in pids.values():
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                if proc.environ().get("SHOP_RUN_DIR") == str(extra.run_dir):  # (not a reused pid)
+                    proc.kill()
