@@ -144,6 +144,7 @@ class Progress:
         if name in QUIET_EVENTS and level not in ("warn", "error"):
             if name == "LogStartLine" and self.total is None and isinstance(data.get("total"), int):
                 self.total = data["total"]
+                self._shown_at = time.monotonic()  # the quiet time counts from the first node, not parsing
             return [stamp(msg)] if self.nodes and msg.strip() else []
         if name in RESULT_EVENTS:
             return self._result(name, level, msg, data)
