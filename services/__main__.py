@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 import orjson
@@ -68,8 +69,14 @@ def _describe_users(fleet: Fleet) -> list[str]:
     return lines
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM as an exception: a start interrupted by it stops what it spawned (Fleet._bring_up)."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     leasing = args.command in ("use", "release")
     if leasing and args.holder is None:
         print(f"error: `{args.command}` needs --holder PID (the run using the fleet)", file=sys.stderr)

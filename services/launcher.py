@@ -386,9 +386,12 @@ class Fleet:
             if owner is not None and owner.kind == RUN:
                 stopped = self._stop_locked(list(self.services), 10.0)
                 return stopped, "a run started it and no other run uses it"
-            mine = lease.started if undo and lease is not None else []
-            if owner is not None:
-                mine = [n for n in mine if n in owner.services and owner.services[n].started_by == holder_pid]
+            mine: list[str] = []
+            if undo and owner is not None:  # what the owner record says this run spawned (even if its
+                # `use` was killed before it could write the lease)
+                mine = [n for n, rec in owner.services.items() if rec.started_by == holder_pid]
+            elif undo and lease is not None:
+                mine = lease.started
             if mine:
                 return self._stop_locked(mine, 10.0), "undone: the run's services step failed"
             if owner is None:
