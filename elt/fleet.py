@@ -104,13 +104,12 @@ def _services_cli(*args: str) -> tuple[int, dict[str, object]]:
 
 @dataclass
 class FleetHandle:
-    """What this run did to the fleet: whether it is ours to manage, whether the run holds a lease on
-    it (and must release it), and which services it started."""
+    """What this run did to the fleet: whether it is ours to manage (then the run holds a lease for
+    ``holder``, its pid, and must release it) and which services it started."""
 
     managed: bool
     started: bool
     urls: dict[str, str]
-    leased: bool = False
     started_services: list[str] = field(default_factory=list)
     holder: int = field(default_factory=os.getpid)
 
@@ -144,7 +143,6 @@ def ensure_up(wait_seconds: float = 30.0) -> FleetHandle:
             return FleetHandle(managed=False, started=False, urls=urls)
         if code != 0:
             raise FleetError(f"`python -m services use` exited {code}: {reply.get('error') or 'see above'}")
-        handle.leased = True
         handle.started_services = [str(name) for name in reply.get("started") or []]
         handle.started = bool(handle.started_services)
         deadline = time.monotonic() + wait_seconds
