@@ -38,6 +38,7 @@ LATE_SHARE = 0.1
 LATE_SECONDS = 5.0
 MAX_COMMIT_DELAY = 8.0  # late commits land LATE_SECONDS after their stamp, plus the write itself
 SETTLE = 1.0
+FLOW_TIMEOUT = 1200.0  # one flow on a shared 2-core machine while the simulator writes
 
 
 class LiveSimulator:
@@ -103,7 +104,11 @@ def published_problems(ws: Workspace, data_dir: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "runs", [pytest.param(2, id="2-runs"), pytest.param(10, id="10-runs", marks=pytest.mark.slow)]
+    "runs",
+    [
+        pytest.param(2, id="2-runs", marks=pytest.mark.timeout(3600)),
+        pytest.param(10, id="10-runs", marks=[pytest.mark.slow, pytest.mark.timeout(10800)]),
+    ],
 )
 def test_live_runs_publish_then_reconcile_to_the_cent(
     runs: int, workspace, live_fleet: Fleet, data_copy: Path
@@ -114,7 +119,7 @@ def test_live_runs_publish_then_reconcile_to_the_cent(
     held_back: list[int] = []
     with LiveSimulator(data_copy, seed=runs) as sim:
         for i in range(1, runs + 1):
-            out: Outcome = flow(ws)
+            out: Outcome = flow(ws, timeout=FLOW_TIMEOUT)
             assert out.returncode == 0, f"live run {i}/{runs} did not publish: {out.describe()}"
             version = ws.current_version()
             assert version and version not in published, f"live run {i}/{runs} published no new version"
@@ -127,7 +132,7 @@ def test_live_runs_publish_then_reconcile_to_the_cent(
 
     # the cut must pass the last change: every source commit has landed and its effects are stamped
     time.sleep(max(0.0, sim.stopped_at + MAX_COMMIT_DELAY + SETTLE + 1.0 - time.time()))
-    final = flow(ws)
+    final = flow(ws, timeout=FLOW_TIMEOUT)
     assert final.returncode == 0, final.describe()
     assert in_flight_orders(ws) == 0, "orders still in flight after the sources stopped"
     problems = published_problems(ws, data_copy)
