@@ -13,6 +13,7 @@ client and the OAuth token request, so both are bounded the same way. Two bounds
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 DEADLINE_FACTOR = 4.0
@@ -32,6 +33,18 @@ class HttpPolicy:
     max_refreshes: int = 10
     request_deadline: float = 0.0  # 0 = DEADLINE_FACTOR x read_timeout
     max_response_mib: float = 64.0
+
+    def __post_init__(self) -> None:
+        """A bound that is not a number would silently be no bound (nan compares false)."""
+        if not (math.isfinite(self.request_deadline) and self.request_deadline >= 0):
+            raise ValueError(
+                f"[sources.extract] request_deadline must be seconds >= 0 (0 = {DEADLINE_FACTOR:g} x "
+                f"read_timeout), got {self.request_deadline}"
+            )
+        if not (math.isfinite(self.max_response_mib) and self.max_response_mib > 0):
+            raise ValueError(
+                f"[sources.extract] max_response_mib must be a positive size, got {self.max_response_mib}"
+            )
 
     @property
     def deadline(self) -> float:

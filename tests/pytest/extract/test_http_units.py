@@ -126,6 +126,20 @@ def test_the_deadline_defaults_to_four_read_timeouts_and_the_cap_is_in_mib() -> 
 
 
 @pytest.mark.parametrize(
+    ("knob", "value"),
+    [
+        ("request_deadline", float("nan")),
+        ("request_deadline", -1.0),
+        ("max_response_mib", 0.0),
+        ("max_response_mib", float("inf")),
+    ],
+)
+def test_a_bound_that_is_no_bound_is_refused(knob: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"{knob} must be"):
+        HttpPolicy(**{knob: value})
+
+
+@pytest.mark.parametrize(
     ("url", "shown"),
     [
         ("http://127.0.0.1:8103/v1/orders?updated_since=x&cursor=abc", "http://127.0.0.1:8103/v1/orders"),
