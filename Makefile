@@ -37,7 +37,7 @@ setup: $(VENV)/.synced $(VENV)/.compiled ## build .venv from uv.lock (installs u
 services: setup ## start the five shop services (generates scale-1 data on first start; SHOP_SCALE to change)
 	$(PY) -m services start $(ARGS)
 
-services-stop: setup ## stop the fleet started by `make services`
+services-stop: setup ## stop the fleet of this run folder (every service, whoever started it)
 	$(PY) -m services stop
 
 services-status: setup ## show the fleet's health, ports and pids
