@@ -72,8 +72,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
             versions.switch_current(exports, args.rollback)
         print(f"current -> versions/{args.rollback}")
         return 0
+    # the flags that change what is published are in the recorded command (ops.runs)
+    flags = [*(["--force"] if args.force else []), *([pii_key.ROTATE_FLAG] if args.rotate_pii_key else [])]
+    command = " ".join(["python -m elt export", *flags])
     result = flow.run_publish(
-        "python -m elt export", args.wait, args.keep, force=args.force, rotate_pii_key=args.rotate_pii_key
+        command, args.wait, args.keep, force=args.force, rotate_pii_key=args.rotate_pii_key
     )
     print(
         f"published version {result.version_id}: {len(result.marts)} marts, {result.rows:,} rows "

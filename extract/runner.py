@@ -668,7 +668,10 @@ def run(names: list[str], full_refresh: bool = False, wait: float | None = None)
     label = " ".join(s.name for s in services)
     result = RunResult()
     started = time.monotonic()
-    run_log = ops_log.new_run(f"python -m extract {label}", "extract")
+    # what changes the run (full refresh, services) is in its recorded command: the log shows which run
+    # wiped a table (new_run scrubs it)
+    flags = "--full-refresh " if full_refresh else ""
+    run_log = ops_log.new_run(f"python -m extract {flags}{label}", "extract")
     # a warehouse that cannot be locked, opened or written fails the run; its row is kept, not lost
     with ops_fallback.kept_on_failure(run_log), warehouse_lock(f"extract {label}", wait=wait):
         # one connection for the whole run (ops log and every service's load; see make_pipeline),
