@@ -23,6 +23,7 @@ import duckdb
 from elt import dbt_artifacts, dbt_runner, flow, lock, pii_key, settings, versions
 from elt.publish import PublishError
 from elt.secrets import scrub
+from services.common import private
 
 log = logging.getLogger("elt")
 
@@ -191,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     _setup_logging()
+    private.owner_only()  # warehouse, run folder and what dbt creates: owner-only (exports: their own mode)
+    private.tighten(settings.private_paths())
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["dbt"]:  # everything after `dbt` belongs to dbt, options included
         args = argparse.Namespace(func=_cmd_dbt, dbt_args=argv[1:])

@@ -243,6 +243,22 @@ def source_loads(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return out
 
 
+def _apply_exports_mode(folder: Path, mode: int, recurse: bool = True) -> None:
+    """Give the published files ``mode`` (``SHOP_EXPORTS_MODE``) and their folders the same with search
+    where it allows reading. Why explicit: every entry point runs with an owner-only umask (the warehouse
+    and run folder hold personal data), but the exports are meant to be shared."""
+    dir_mode = mode | ((mode & 0o444) >> 2)
+    os.chmod(folder, dir_mode)
+    for entry in folder.iterdir():
+        if entry.is_symlink():
+            continue
+        if entry.is_dir():
+            if recurse:
+                _apply_exports_mode(entry, mode)
+        else:
+            os.chmod(entry, mode)
+
+
 def publish(
     specs: list[MartSpec],
     *,
@@ -341,12 +357,15 @@ def publish(
         if scrub(text) != text:
             raise PublishError("refusing to publish: a secret value would appear in manifest.json")
         versions.write_atomic(staging / versions.MANIFEST, text + "\n")
+        _apply_exports_mode(staging, settings.exports_mode())
         os.rename(staging, final)
         versions.fsync_dir(final.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     versions.switch_current(exports, version_id)
+    for folder in (exports, versions.versions_dir(exports)):  # CURRENT and the folders above a version
+        _apply_exports_mode(folder, settings.exports_mode(), recurse=False)
     pruned = versions.prune(exports, keep)
     if pruned:
         log.info("removed %d old version(s): %s", len(pruned), ", ".join(pruned))

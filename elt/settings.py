@@ -63,3 +63,23 @@ def publish_memory_limit() -> str | None:
 def services_data_dir() -> Path:
     """The services' SQLite files (``SHOP_SERVICES_DATA``, default ``data/services``)."""
     return _path_from_env("SHOP_SERVICES_DATA", "data/services")
+
+
+def private_paths() -> list[Path]:
+    """What holds personal data or secrets, owner-only (services/common/private.py): the warehouse,
+    its WAL and spill folder, and the run folder (fleet credentials, PII key, dlt state, logs)."""
+    db = warehouse_path()
+    return [db, db.with_name(db.name + ".wal"), db.with_name(db.name + ".tmp"), run_dir()]
+
+
+def exports_mode() -> int:
+    """Mode of published files (``SHOP_EXPORTS_MODE``, octal, default ``0644``: the exports hold no
+    personal data); folders get it with search (x) wherever it allows reading."""
+    raw = os.environ.get("SHOP_EXPORTS_MODE", "").strip() or "0644"
+    try:
+        mode = int(raw, 8)
+    except ValueError:
+        raise ValueError(f"SHOP_EXPORTS_MODE={raw!r} is not an octal file mode (e.g. 0644 or 0640)") from None
+    if not 0 <= mode <= 0o777 or not mode & 0o600 == 0o600:
+        raise ValueError(f"SHOP_EXPORTS_MODE={raw!r}: the owner needs read and write (e.g. 0644 or 0640)")
+    return mode

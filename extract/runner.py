@@ -47,6 +47,7 @@ from extract.shape import DriftTracker
 from extract.sources import SERVICES
 from extract.spec import Service
 from extract.statesync import align_with_warehouse
+from services.common import private
 
 log = logging.getLogger("extract")
 EXIT_FAILED = 1
@@ -735,6 +736,8 @@ def skip_pandas_in_arrow() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_level)
+    private.owner_only()  # the warehouse, its WAL and spill folder, dlt's state: owner-only
+    private.tighten(settings.private_paths())
     skip_pandas_in_arrow()
     try:
         if args.recover:

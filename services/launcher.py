@@ -31,7 +31,7 @@ import orjson
 import psutil
 import requests
 
-from services.common import tls
+from services.common import private, tls
 from services.common.settings import REPO_ROOT, read_env_file
 from services.fleet_records import (
     RUN,
@@ -249,6 +249,8 @@ class Fleet:
         return True
 
     def ensure_data(self) -> None:
+        private.private_dir(self.data_dir)  # personal data: owner-only, files of an older checkout too
+        private.tighten(self.data_dir.glob("*.sqlite*"))
         if self.data_ready():
             log.info("reusing service data in %s", self.data_dir)
             return
@@ -260,6 +262,7 @@ class Fleet:
         if partial:
             log.warning("service data in %s is incomplete (no generated_at): regenerating it", self.data_dir)
         counts = generate(self.data_dir, self.scale, self.seed, overwrite=partial)
+        private.tighten(self.data_dir.glob("*.sqlite*"))  # generated in this process, whatever its umask
         took = time.monotonic() - started
         summary = ", ".join(f"{k}={v}" for k, v in counts.items())
         log.info("generated in %.1f s: %s", took, summary)
@@ -412,7 +415,7 @@ class Fleet:
 
     def _bring_up(self, holder: Holder, kind: str) -> list[str]:
         """Start what is down (under the fleet lock); returns the services spawned."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        private.private_dir(self.run_dir)  # credentials, pids, logs: owner-only
         found = self._processes()
         running = {name for name in self.services if found[name] and self.healthy(name)}
         if len(running) == len(self.services):
@@ -451,6 +454,7 @@ class Fleet:
         except BaseException:  # a failure, Ctrl-C or SIGTERM: nothing this start spawned outlives it
             self._stop_locked(spawned, timeout=5)
             raise
+        private.tighten([self.run_dir])  # pid, log and owner files made in this process, whatever its umask
         return spawned
 
     def _record_owner(self, holder: Holder, kind: str, found: dict[str, list[psutil.Process]]) -> OwnerRecord:
@@ -523,6 +527,7 @@ class Fleet:
                     stdout=log_fh,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # survives the launcher and its terminal's Ctrl-C
+                    umask=private.OWNER_ONLY_UMASK,  # the SQLite WAL and -shm files it creates
                 )
         except OSError as exc:
             raise FleetError(

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from services.common import private
 from services.common.settings import services_data_dir
 from services.generator import generate
 from services.store import check_consistency
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace existing service files")
     parser.add_argument("--check", action="store_true", help="check the consistency rules afterwards")
     args = parser.parse_args(argv)
+    private.owner_only()  # the generated SQLite files hold personal data
     try:
         generate(args.data_dir, args.scale, args.seed, overwrite=args.overwrite)
     except FileExistsError as exc:
