@@ -13,6 +13,7 @@ says so, with the content type.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import Protocol
@@ -20,7 +21,7 @@ from typing import Protocol
 import orjson
 import requests
 
-from extract import redact, transfer
+from extract import redact, tls, transfer
 from extract.advice import error_code, hint, public_url, transport_failure
 from extract.errors import FetchError
 from extract.limits import HttpPolicy
@@ -159,8 +160,8 @@ class OAuth2ClientCredentials:
             ttl = float(doc.get("expires_in") or 300)
         except (TypeError, ValueError):
             ttl = 300.0
-        if not ttl > 0:  # nan, 0, negative: refresh soon rather than trust it
-            ttl = 300.0 if ttl != ttl else 1.0
+        if not (math.isfinite(ttl) and ttl > 0):  # nan, inf, negative: refresh soon rather than trust it
+            ttl = 1.0
         self._token = redact.register(token)
         self._expires_at = time.monotonic() + max(1.0, ttl * 0.9)
         self.refreshes += 1
@@ -187,13 +188,13 @@ class OAuth2ClientCredentials:
                         "client_secret": self._secret,
                     },
                 )
-            except requests.exceptions.SSLError:
+            except requests.exceptions.SSLError as exc:  # a wrong certificate does not fix itself
                 raise FetchError(
                     self._service,
                     TOKEN_ENDPOINT,
                     "TLS error",
                     attempt,
-                    "token request failed",
+                    tls.describe_ssl_error(self._service, TOKEN_ENDPOINT, exc),
                     url=public_url(self._url),
                 ) from None
             except (transfer.DeadlineExceeded, transfer.BodyTooLarge, requests.RequestException) as exc:

@@ -96,7 +96,9 @@ class ServiceClient:
             )
         return seconds
 
-    def _fail(self, endpoint: str, url: str, outcome: Attempt, status: int | str, attempts: int, detail: str):
+    def _fail(
+        self, endpoint: str, url: str, outcome: Attempt, status: int | str, attempts: int, detail: str
+    ) -> FetchError:
         return FetchError(
             self.service,
             endpoint,
@@ -148,6 +150,7 @@ class ServiceClient:
                         continue
                     retry_after = self.retry_after(reply, endpoint) if status in (429, 503) else None
                     outcome = Attempt("status", status, retry_after)
+                reply = None  # not held through the backoff and the next download (bounded memory)
             wait = decide(policy, attempts, outcome)
             if wait is None:
                 raise self._fail(endpoint, url, outcome, status, attempts, detail)
