@@ -144,6 +144,7 @@ def test_stream_carries_on_through_service_faults(stream_world: StreamWorld) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # its own waits (600 s per batch, 1800 s for the flow) exceed the default
 def test_many_kill9s_beside_a_full_elt_run(stream_world_full: StreamWorld) -> None:
     """Ten+ kill -9s at random moments (start-up, fetch, load, dbt, publish) while `python -m elt run`
     (extract, dbt build, publish) competes for the lock; then exact raw and marts."""
