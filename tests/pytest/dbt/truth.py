@@ -83,7 +83,8 @@ class Truth:
     payments_usd: Decimal = Decimal(0)
     refunds_usd: Decimal = Decimal(0)
     order_items_count: int = 0
-    revenue_by_day: dict[date, Decimal] = field(default_factory=dict)  # kept gross line value per day
+    # kept gross line value per placement day that has a paid order
+    revenue_by_day: dict[date, Decimal] = field(default_factory=dict)
     # fct_daily_revenue's grain: (placement day, shipping country, category) -> its measures
     daily_revenue: dict[tuple[date, str, str], dict[str, Any]] = field(default_factory=dict)
     # fct_orders summed per (placement day, shipping country): orders and money
@@ -118,12 +119,13 @@ def _add_revenue_lines(truth: Truth, order: dict[str, Any], rate: Decimal, categ
         cell["paid_orders"].add(order["order_id"])
         cell["paid_units"] += item["quantity"]
         cell["paid_gross_usd"] += line
+        kept = truth.revenue_by_day.setdefault(placed, Decimal(0))  # a day with only returns keeps 0
         if returned:
             cell["returned_orders"].add(order["order_id"])
             cell["returned_gross_usd"] += line
         else:
             cell["kept_gross_usd"] += line
-            truth.revenue_by_day[placed] = truth.revenue_by_day.get(placed, Decimal(0)) + line
+            truth.revenue_by_day[placed] = kept + line
 
 
 def compute(data_dir: Path) -> Truth:
