@@ -26,7 +26,7 @@ from extract.advice import error_code, hint, public_url, transport_failure
 from extract.errors import FetchError
 from extract.limits import HttpPolicy
 from extract.pages import not_json
-from extract.retry import Attempt, decide, parse_retry_after
+from extract.retry import Attempt, RetryAfterReader, decide
 
 log = logging.getLogger("extract.auth")
 
@@ -114,7 +114,7 @@ class OAuth2ClientCredentials:
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = threading.Lock()
-        self._warned_retry_after = False
+        self._read_retry_after = RetryAfterReader(log)
         self.refreshes = 0
 
     def use_policy(self, policy: HttpPolicy) -> None:
@@ -131,19 +131,6 @@ class OAuth2ClientCredentials:
             url=public_url(self._url),
             hint=hint(self._service, outcome, self._policy, detail),
         )
-
-    def _retry_after(self, reply: transfer.Reply) -> float | None:
-        value = reply.headers.get("Retry-After")
-        seconds = parse_retry_after(value)
-        if value is not None and seconds is None and not self._warned_retry_after:
-            self._warned_retry_after = True
-            log.warning(
-                "%s /oauth/token: ignoring Retry-After %r: neither seconds nor an HTTP date (RFC 9110); "
-                "backing off as for any other failure (logged once)",
-                self._service,
-                value[:40],
-            )
-        return seconds
 
     def _take(self, reply: transfer.Reply) -> str | None:
         """Store the token of a 200 answer; the reason it is unusable otherwise."""
@@ -207,7 +194,11 @@ class OAuth2ClientCredentials:
                         return
                     outcome, detail = Attempt("bad_page", 200), problem
                 else:
-                    retry_after = self._retry_after(reply) if status in (429, 503) else None
+                    retry_after = (
+                        self._read_retry_after(reply.headers, f"{self._service} /oauth/token")
+                        if status in (429, 503)
+                        else None
+                    )
                     outcome = Attempt("status", status, retry_after)
                     _, said = error_code(reply)
                     refused = status < 500 and status != 429

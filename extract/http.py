@@ -35,7 +35,7 @@ from extract.auth import Auth
 from extract.errors import BadPage, FetchError, UnsafePagination
 from extract.limits import HttpPolicy
 from extract.pages import Page, parse_page
-from extract.retry import Attempt, decide, parse_retry_after
+from extract.retry import Attempt, RetryAfterReader, decide
 
 __all__ = ["HttpPolicy", "ServiceClient", "origin"]  # HttpPolicy: built by extract.config
 
@@ -66,7 +66,7 @@ class ServiceClient:
         auth.use_policy(policy)  # the token request (same session) is bounded like the pages
         self.requests_sent = 0
         self.retries = 0
-        self._warned_retry_after = False
+        self._retry_after = RetryAfterReader(log)
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -83,18 +83,7 @@ class ServiceClient:
 
     def retry_after(self, reply: transfer.Reply, endpoint: str) -> float | None:
         """The answer's ``Retry-After`` in seconds; an invalid one is None, with one warning per run."""
-        value = reply.headers.get("Retry-After")
-        seconds = parse_retry_after(value)
-        if value is not None and seconds is None and not self._warned_retry_after:
-            self._warned_retry_after = True
-            log.warning(
-                "%s %s: ignoring Retry-After %r: neither seconds nor an HTTP date (RFC 9110); backing off "
-                "as for any other failure (logged once)",
-                self.service,
-                endpoint,
-                value[:40],
-            )
-        return seconds
+        return self._retry_after(reply.headers, f"{self.service} {endpoint}")
 
     def _fail(
         self, endpoint: str, url: str, outcome: Attempt, status: int | str, attempts: int, detail: str

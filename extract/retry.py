@@ -12,10 +12,11 @@ other transient failure does. ``float()`` is not used because it takes ``nan`` a
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -82,6 +83,28 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if when is None:
         return None
     return max(0.0, when.timestamp() - wall)
+
+
+class RetryAfterReader:
+    """``Retry-After`` of a client's answers in seconds; an invalid value is None (normal backoff) and
+    is logged once per client, so a server sending garbage on every 429 does not flood the log."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
+        self._warned = False
+
+    def __call__(self, headers: Mapping[str, str], where: str) -> float | None:
+        value = headers.get("Retry-After")
+        seconds = parse_retry_after(value)
+        if value is not None and seconds is None and not self._warned:
+            self._warned = True
+            self._log.warning(
+                "%s: ignoring Retry-After %r: neither seconds nor an HTTP date (RFC 9110); backing off "
+                "as for any other failure (logged once)",
+                where,
+                value[:40],
+            )
+        return seconds
 
 
 def backoff(budget: Budget, attempt: int, rand: Callable[[], float] = random.random) -> float:
