@@ -21,9 +21,9 @@ import sys
 import duckdb
 
 from elt import dbt_artifacts, dbt_runner, flow, lock, pii_key, settings, versions
+from elt import file_modes as private
 from elt.publish import PublishError
 from elt.secrets import scrub
-from services.common import private
 
 log = logging.getLogger("elt")
 

@@ -33,6 +33,7 @@ import dlt
 import duckdb
 import pyarrow as pa
 
+from elt import file_modes as private
 from elt import ops_fallback, ops_log
 from elt.lock import WarehouseBusy, warehouse_lock
 from extract import forked, hints, horizon, redact, tracebacks
@@ -47,7 +48,6 @@ from extract.shape import DriftTracker
 from extract.sources import SERVICES
 from extract.spec import Service
 from extract.statesync import align_with_warehouse
-from services.common import private
 
 log = logging.getLogger("extract")
 EXIT_FAILED = 1
