@@ -178,13 +178,15 @@ def _state_version(pipeline: dlt.Pipeline) -> int:
 
 def finish_pending(pipeline: dlt.Pipeline) -> bool:
     """Load every package a crashed run left, exactly once, and leave the local state equal to the
-    warehouse's; returns whether anything was pending. The caller holds the warehouse lock."""
+    warehouse's. Returns whether dlt loaded something (then ``pipeline.last_trace`` describes it).
+    The caller holds the warehouse lock."""
     drop_normalized_duplicates(pipeline)  # a kill inside normalize's commit (extract/pending.py)
     if not pipeline.has_pending_data:
         return False
     with pipeline.sql_client() as client:
         repair_pending(pipeline, client.native_connection)
-    if pipeline.has_pending_data:
+    loaded = pipeline.has_pending_data  # false when the only package was already committed (moment 3)
+    if loaded:
         log.warning("%s: finishing a pending load package left by an interrupted run", pipeline.pipeline_name)
         pipeline.run()
     local = _state_version(pipeline)
@@ -197,4 +199,4 @@ def finish_pending(pipeline: dlt.Pipeline) -> bool:
             _state_version(pipeline),
             local,
         )
-    return True
+    return loaded
