@@ -20,7 +20,7 @@ import sys
 
 import duckdb
 
-from elt import dbt_artifacts, dbt_runner, flow, lock, pii_key, settings, versions
+from elt import dbt_artifacts, dbt_runner, flow, lock, pii_key, settings, signals, versions
 from elt import file_modes as private
 from elt.publish import PublishError
 from elt.secrets import scrub
@@ -45,6 +45,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         rotate_pii_key=args.rotate_pii_key,
         accept_row_drop=args.accept_row_drop,
     )
+    if result.interrupted:  # one line; the steps it ran are in ops.runs
+        print(flow.format_summary(result).splitlines()[0], file=sys.stderr, flush=True)
+        return result.interrupted.exit_code
     print(flow.format_summary(result), flush=True)
     return 0 if result.ok else 1
 
@@ -191,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signals.install()  # SIGTERM / SIGINT: children stopped, rows closed as interrupted, exit 128+N
     _setup_logging()
     private.owner_only()  # warehouse, run folder and what dbt creates: owner-only (exports: their own mode)
     private.tighten(settings.private_paths())
@@ -201,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except signals.Interrupted as exc:
+        print(f"python -m elt {argv[0] if argv else ''}: {exc}; its child processes stopped", file=sys.stderr)
+        return exc.exit_code
     except lock.WarehouseBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again later

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from elt import signals
+
 # dbt subcommands that run nodes one by one: their per-node lines become progress lines.
 NODE_COMMANDS = {"build", "run", "test", "seed", "snapshot", "retry", "clone"}
 EVERY_ENV = "SHOP_DBT_PROGRESS_EVERY"
@@ -208,14 +210,15 @@ def run(
 ) -> int:
     """Run dbt as a child; with ``progress`` render its JSON events to ``out`` (default stdout).
 
-    Like ``subprocess.run``: on any exception here (Ctrl-C included) the child is killed and waited
-    for before the exception goes on, so no dbt outlives the wrapper that was showing its output.
+    On any exception here (SIGTERM and Ctrl-C included) dbt gets SIGTERM and a grace period, then
+    SIGKILL, before the exception goes on (``elt.signals.stop_child``); it also dies with this process
+    (``die_with_parent``), so no dbt outlives the wrapper that holds the lock it inherited.
     """
     out = out or sys.stdout
     tty = out.isatty()
     env = child_env(env, progress=progress, tty=tty)
     if not progress:
-        return subprocess.run(cmd, cwd=cwd, env=env, pass_fds=pass_fds).returncode
+        return signals.run_child(cmd, cwd=cwd, env=env, pass_fds=pass_fds)
     view = Progress(every=every_nodes(env), nodes=output_mode(env) == "nodes")
     with subprocess.Popen(
         cmd,
@@ -226,6 +229,7 @@ def run(
         text=True,
         encoding="utf-8",
         errors="replace",
+        preexec_fn=signals.die_with_parent,
     ) as proc:
         try:
             assert proc.stdout is not None
@@ -233,8 +237,7 @@ def run(
                 emit(view.feed(raw), out)
             code = proc.wait()
         except BaseException:
-            proc.kill()
-            proc.wait()
+            signals.stop_child(proc)
             raise
     emit(view.finish(), out)
     return code

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from elt import dbt_artifacts, dbt_progress, lock, pii_key, settings, versions
+from elt import dbt_artifacts, dbt_progress, lock, pii_key, settings, signals, versions
 
 log = logging.getLogger("elt.dbt")
 
@@ -126,13 +126,21 @@ def run_dbt(args: list[str], *, wait: float | None = None, owner: str | None = N
             fd = lock.held_fd()
             env = dbt_env(lock.child_env())  # raises before dbt starts when the key is lost
             fingerprint = pii_key.check_build_key(env[pii_key.DBT_ENV_VAR])
-            code = dbt_progress.run(
-                cmd,
-                cwd=settings.repo_root(),
-                env=env,
-                pass_fds=(fd,) if fd is not None else (),
-                progress=progress,
-            )
+            try:
+                code = dbt_progress.run(
+                    cmd,
+                    cwd=settings.repo_root(),
+                    env=env,
+                    pass_fds=(fd,) if fd is not None else (),
+                    progress=progress,
+                )
+            except signals.Interrupted as exc:
+                # dbt may have replaced some models already: a stopped build counts as a failed one, so
+                # `elt export` will not publish from it
+                if sub in BUILD_COMMANDS:
+                    seconds = time.monotonic() - started
+                    record_build(DbtOutcome(list(args), exc.exit_code, seconds, None, None, fingerprint))
+                raise
     seconds = time.monotonic() - started
     summary = None
     if run_results.exists() and run_results.stat().st_mtime_ns != before:

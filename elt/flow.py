@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from elt import dbt_artifacts, dbt_runner, fleet, lock, pii_key, settings, steps, versions
+from elt import dbt_artifacts, dbt_runner, fleet, lock, pii_key, settings, signals, steps, versions
 from elt.publish import PublishError, PublishResult, publish
 from elt.secrets import scrub
 
@@ -63,6 +62,7 @@ class FlowResult:
     published: PublishResult | None = None
     failed_step: str | None = None
     error: str | None = None
+    interrupted: signals.Interrupted | None = None  # SIGTERM / SIGINT (failed_step says during which step)
 
 
 def lock_wait() -> float:
@@ -77,9 +77,9 @@ def run_extract(command: str, full_refresh: bool, wait: float) -> tuple[float, l
         before = steps.committed_loads()
         fd = lock.held_fd()
         log.info("extract: %s", shlex.join(args[1:]))
-        code = subprocess.run(
+        code = signals.run_child(
             args, cwd=settings.repo_root(), env=lock.child_env(), pass_fds=(fd,) if fd is not None else ()
-        ).returncode
+        )
         if code != 0:
             raise StepFailed("extract", f"`python -m extract` exited {code} (see its output above)")
         rec.tables = steps.rows_loaded_since(before)
@@ -247,6 +247,8 @@ def run_flow(
             StepResult("publish", "ok", time.monotonic() - t0, f"version {result.published.version_id}")
         )
         result.ok = True
+    except signals.Interrupted as exc:  # the children got SIGTERM and ended; clean up below, then exit 128+N
+        result.interrupted, result.failed_step, result.error = exc, step, f"{exc} during step '{step}'"
     except StepFailed as exc:
         result.failed_step, result.error = exc.step, str(exc)
     except (lock.WarehouseBusy, dbt_artifacts.ArtifactError, RuntimeError, OSError, duckdb.Error) as exc:
@@ -270,7 +272,7 @@ def _close_flow_run(run: steps.RunRecord, result: FlowResult, wait: float) -> No
     (busy, read-only folder) the row is kept in the fallback file for the next run (elt/ops_fallback.py).
     A flow that did not get the lock at its start does not wait for it a second time."""
     rows = result.published.rows if result.published else None
-    status = "success" if result.ok else "failed"
+    status = "success" if result.ok else ("interrupted" if result.interrupted else "failed")
     try:
         with lock.warehouse_lock("elt run: finish", wait=0.0 if result.failed_step == "start" else wait):
             steps.close_run(run, status, rows, result.error)
@@ -284,6 +286,11 @@ def format_summary(result: FlowResult, exports: Path | None = None) -> str:
     lines = []
     if result.ok:
         lines.append(f"elt run OK in {result.seconds:.1f}s")
+    elif result.interrupted:
+        lines.append(
+            f"elt run {result.interrupted} at step '{result.failed_step}' after {result.seconds:.1f}s: "
+            "its processes stopped, nothing published; the next run carries on from what committed"
+        )
     else:
         lines.append(f"elt run FAILED at step '{result.failed_step}' after {result.seconds:.1f}s")
         lines.append(f"  {scrub(result.error)}")

@@ -111,6 +111,7 @@ def warehouse_lock(owner: str, wait: float | None = None) -> Iterator[Path]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         _acquire(fd, path, wait)
+        _note_dead_holder(fd, path)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}: {owner}\n".encode(), 0)
         _held[key] = [fd, 1]
@@ -144,6 +145,24 @@ def _acquire(fd: int, path: Path, wait: float | None) -> None:
                 )
                 announced = True
             time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+
+def _note_dead_holder(fd: int, path: Path) -> None:
+    """Say so when the lock we just took was left by a holder that died without releasing it.
+
+    A holder empties the file when it lets go, so a name still in it means that process ended holding
+    the lock (kill -9, a crash). The kernel released the ``flock`` with its last open descriptor, so the
+    lock is taken at once; this line only tells the operator what happened to the previous run."""
+    try:
+        left = os.pread(fd, 200, 0).decode(errors="replace").strip()
+    except OSError:
+        return
+    if left:
+        print(
+            f"took the warehouse lock left by a process that ended without releasing it ({left})",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def held_fd() -> int | None:

@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 from elt import settings
-from elt.ops_log import RunRecord, finish, save_run
+from elt.ops_log import RunRecord, close_orphans, finish, save_run
 from elt.secrets import scrub
 
 log = logging.getLogger("elt.ops")
@@ -173,10 +173,13 @@ def kept_on_failure(record: RunRecord) -> Iterator[RunRecord]:
 
 
 def save(con: duckdb.DuckDBPyConnection, record: RunRecord) -> bool:
-    """Write ``record`` to ``ops`` after anything kept earlier; on a storage failure keep it in the
-    fallback file instead. Never raises for a storage failure; True when the warehouse has it."""
+    """Write ``record`` to ``ops`` after anything kept earlier (and after closing rows whose process is
+    gone, ``ops_log.close_orphans``); on a storage failure keep it in the fallback file instead.
+    Never raises for a storage failure; True when the warehouse has it."""
     try:
         replay(con, quiet=True)
+        if closed := close_orphans(con):
+            log.info("ops.runs: closed %d run(s) left 'running' by processes that are gone", closed)
         save_run(con, record)
     except STORAGE_ERRORS as exc:
         keep(record, exc)

@@ -33,7 +33,7 @@ import duckdb
 from elt import settings
 from elt.secrets import scrub
 
-STATUSES = ("running", "success", "failed", "skipped")
+STATUSES = ("running", "success", "failed", "skipped", "interrupted")
 
 _DDL = """
 create schema if not exists {ops};
@@ -48,8 +48,10 @@ create table if not exists {ops}.runs (
     finished_at timestamp with time zone,
     status varchar not null,
     rows bigint,
-    error varchar
+    error varchar,
+    pid bigint
 );
+alter table {ops}.runs add column if not exists pid bigint;
 create table if not exists {ops}.run_tables (
     run_id varchar not null,
     source varchar not null,
@@ -132,6 +134,7 @@ class RunRecord:
     error: str | None = None
     tables: list[tuple[str, str, int]] = field(default_factory=list)
     inputs: list[tuple[str, str, str | None]] = field(default_factory=list)
+    pid: int | None = None  # the writer's process, so a row it could not close is closed by the next
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
@@ -148,6 +151,7 @@ class RunRecord:
             error=data.get("error"),
             tables=[(str(s), str(t), int(n)) for s, t, n in data.get("tables") or []],
             inputs=[(str(k), str(n), d) for k, n, d in data.get("inputs") or []],
+            pid=data.get("pid"),
         )
         if record.status not in STATUSES or not record.run_id:
             raise ValueError(f"not a run record: status {record.status!r}")
@@ -168,6 +172,7 @@ def new_run(command: str, step: str) -> RunRecord:
         host=socket.gethostname(),
         git_rev=git_revision(),
         started_at=_now(),
+        pid=os.getpid(),
     )
 
 
@@ -204,8 +209,8 @@ def save_run(con: duckdb.DuckDBPyConnection, record: RunRecord) -> bool:
             return False
         con.execute(
             f"""insert or replace into {ops}.runs (run_id, command, step, "user", host, git_rev, started_at,
-               finished_at, status, rows, error)
-               values (?, ?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?, ?, ?)""",
+               finished_at, status, rows, error, pid)
+               values (?, ?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?, ?, ?, ?)""",
             [
                 record.run_id,
                 record.command,
@@ -218,6 +223,7 @@ def save_run(con: duckdb.DuckDBPyConnection, record: RunRecord) -> bool:
                 record.status,
                 record.rows,
                 scrub(record.error),
+                record.pid,
             ],
         )
         con.execute(f"delete from {ops}.run_tables where run_id = ?", [record.run_id])
@@ -238,6 +244,54 @@ def save_run(con: duckdb.DuckDBPyConnection, record: RunRecord) -> bool:
             con.rollback()
         raise
     return True
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), or None when there is no such process.
+
+    Read from ``/proc``: the start time tells a live writer from a new process that got a dead
+    writer's pid. Off Linux a process that exists counts as started at the epoch (never "new")."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # exists, another user's
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # the command may hold spaces and parentheses: fields after its closing one
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return 0.0
+
+
+def close_orphans(con: duckdb.DuckDBPyConnection) -> int:
+    """Close ``running`` rows of this host whose writer process is gone (killed with -9, or stopped
+    by its watchdog before it could write): status ``interrupted``, ended now. Returns how many.
+
+    A pid now used by a process that started after the row did is gone too. Rows of other hosts and
+    of older warehouses (no pid) are left alone: nothing here can tell whether they still run."""
+    ops = ensure_tables(con)
+    rows = con.execute(
+        f"select run_id, pid, epoch(started_at) from {ops}.runs "
+        "where status = 'running' and pid is not null and host = ? and pid <> ?",
+        [socket.gethostname(), os.getpid()],
+    ).fetchall()
+    closed = 0
+    for run_id, pid, started in rows:
+        began = _process_start(int(pid))
+        if began is not None and began <= float(started) + 1.0:
+            continue  # its writer still runs
+        con.execute(
+            f"update {ops}.runs set status = 'interrupted', finished_at = now(), error = ? "
+            "where run_id = ? and status = 'running'",
+            [f"its process (pid {pid}) ended without closing this run (killed or stopped)", run_id],
+        )
+        closed += 1
+    return closed
 
 
 def start_run(con: duckdb.DuckDBPyConnection, command: str, step: str) -> str:

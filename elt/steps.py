@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from elt import ops_fallback, ops_log, settings
+from elt import ops_fallback, ops_log, settings, signals
 from elt.checksums import quote_ident
 from elt.ops_log import RunRecord
 
@@ -74,6 +74,9 @@ def logged_step(command: str, step: str, run: RunRecord | None = None) -> Iterat
     started = time.monotonic()
     try:
         yield record
+    except signals.Interrupted as exc:  # SIGTERM / SIGINT: the row ends, as "interrupted"
+        record.status, record.error = "interrupted", str(exc)
+        raise
     except BaseException as exc:
         record.status = "failed"
         record.error = f"{type(exc).__name__}: {exc}"

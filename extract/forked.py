@@ -38,7 +38,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
+from elt import signals
+
 log = logging.getLogger("extract.forked")
+
+_live: set[int] = set()  # children not reaped yet, for ``stop_children``
+
+
+def stop_children(signum: int = 15) -> None:
+    """Send ``signum`` (SIGTERM) to every child still running: a stopping loader stops its children
+    (they end at once, unloaded; their services' cursors do not move). For ``elt.signals.on_stop``."""
+    for pid in list(_live):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            _live.discard(pid)
 
 
 @dataclass
@@ -75,6 +89,7 @@ class Child:
                 seen.add(name)
                 yield name, outcome
         _, status = os.waitpid(self.pid, 0)
+        _live.discard(self.pid)
         code = os.waitstatus_to_exitcode(status)
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         for name in self.services:
@@ -100,12 +115,16 @@ def start_child(services: list[Any], full_refresh: bool, cutoff: datetime) -> Ch
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # the child: never returns
+        _live.clear()  # its siblings are not its to stop
+        signals.die_with_parent()  # a loader killed with -9 takes its children with it
         os.close(read_fd)
         code = 70  # EX_SOFTWARE, if even the reporting below fails
         try:
             with os.fdopen(write_fd, "w", buffering=1) as reports:
                 _child_main(services, full_refresh, cutoff, reports)
             code = 0
+        except signals.Interrupted as exc:  # stopped with its parent: no traceback, nothing reported
+            code = exc.exit_code
         except BaseException:  # the child must reach os._exit whatever happens
             traceback.print_exc()
         finally:
@@ -113,6 +132,7 @@ def start_child(services: list[Any], full_refresh: bool, cutoff: datetime) -> Ch
             sys.stderr.flush()
             os._exit(code)
     os.close(write_fd)
+    _live.add(pid)
     log.debug("forked extract child %d for %s", pid, ", ".join(s.name for s in services))
     return Child(pid=pid, services=[s.name for s in services], reports=os.fdopen(read_fd, "r"))
 

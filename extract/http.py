@@ -24,11 +24,11 @@ and what to check (``extract.advice``); the message never includes headers or cr
 from __future__ import annotations
 
 import logging
-import time
 from urllib.parse import urlsplit
 
 import requests
 
+from elt import signals
 from extract import tls, transfer
 from extract.advice import error_code, hint, public_url, transport_failure
 from extract.auth import Auth
@@ -154,4 +154,4 @@ class ServiceClient:
                 detail,
                 wait,
             )
-            time.sleep(wait)
+            signals.sleep(wait)  # a stop (SIGTERM) cuts the backoff short

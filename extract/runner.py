@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -34,7 +35,7 @@ import duckdb
 import pyarrow as pa
 
 from elt import file_modes as private
-from elt import ops_fallback, ops_log
+from elt import ops_fallback, ops_log, signals
 from elt.lock import WarehouseBusy, warehouse_lock
 from extract import forked, hints, horizon, redact, tracebacks
 from extract.config import ServiceConfig, service_config
@@ -364,9 +365,22 @@ def run_service(
             full_refresh,
         )
     except Exception as exc:  # one service's failure is recorded and the others still load
-        message = describe_failure(service.name, exc)
-        result.failures[service.name] = message
-        log.error("%s: FAILED: %s", service.name, message)
+        _record_failure(service.name, exc, result)
+
+
+def _record_failure(name: str, exc: Exception, result: RunResult) -> None:
+    """Log and keep one service's failure. One that a stop signal caused (dlt wraps the Ctrl-C it took
+    during a load, or ours, in its own error) starts our stop too, so the run ends as interrupted."""
+    cause = _root_cause(exc)
+    if isinstance(cause, KeyboardInterrupt):
+        signum = getattr(cause, "signum", None) or getattr(cause, "signal_code", None) or signal.SIGINT
+        signals.begin_stop(int(signum))
+        result.failures[name] = f"stopped by {signal.Signals(int(signum)).name} before it committed"
+        log.warning("%s: %s", name, result.failures[name])
+        return
+    message = describe_failure(name, exc)
+    result.failures[name] = message
+    log.error("%s: FAILED: %s", name, message)
 
 
 def load_child(
@@ -382,6 +396,8 @@ def load_child(
     for name, outcome in child.outcomes():
         service = by_name[name]
         if outcome.error is not None:
+            if signals.stop_requested():  # stopped with us: not a fault of its own
+                outcome.error = f"stopped by {signal.Signals(signals.received()).name} before it loaded"
             result.failures[name] = outcome.error
             log.error("%s: FAILED: %s", name, outcome.error)
             continue
@@ -409,9 +425,7 @@ def load_child(
                 full_refresh,
             )
         except Exception as exc:
-            message = describe_failure(name, exc)
-            result.failures[name] = message
-            log.error("%s: FAILED: %s", name, message)
+            _record_failure(name, exc, result)
 
 
 def committed_rows(cursor: duckdb.DuckDBPyConnection, dataset: str) -> dict[str, int]:
@@ -573,6 +587,7 @@ def _run_services(
     try:
         if workers == 1:
             for service in services:
+                signals.raise_if_stopping()
                 run_service(service, full_refresh, progress, result, cutoff, cursors[service.name])
             return
         if use_processes():
@@ -683,12 +698,15 @@ def run(names: list[str], full_refresh: bool = False, wait: float | None = None)
             ops_fallback.save(con, run_log)  # `running`, after any rows earlier runs could not write
             try:
                 _run_services(services, full_refresh, result, con)
+                signals.raise_if_stopping()  # a stop the services' threads saw ends the run as interrupted
                 # after the loads committed, for the services that did not fail (dbt's consistent cut)
                 horizon.record_loaded(con, (s.name for s in services), result.failures, result.cutoff, run_id)
             except BaseException as exc:  # Ctrl-C / SIGTERM, a failed write: the row must not stay "running"
-                interrupted = not isinstance(exc, Exception)
-                why = f"interrupted: {type(exc).__name__}" if interrupted else ops_fallback.reason(exc)
-                ops_fallback.save(con, ops_log.finish(run_log, "failed", result.rows, why))
+                if isinstance(exc, KeyboardInterrupt):
+                    status, why = "interrupted", str(exc) or type(exc).__name__
+                else:
+                    status, why = "failed", ops_fallback.reason(exc)
+                ops_fallback.save(con, ops_log.finish(run_log, status, result.rows, why))
                 raise
             result.seconds = time.monotonic() - started
             run_log.tables = [(src, table, n) for (src, table), n in sorted(result.table_rows.items())]
@@ -733,7 +751,20 @@ def skip_pandas_in_arrow() -> None:
         sys.meta_path.remove(blocker)
 
 
+def _stop_loads(signum: int) -> None:
+    """On a stop signal: raise dlt's own stop flag, which its extract and load loops check between
+    items (in every thread; its own handler only runs in the main thread), wake its sleeps, and stop
+    the forked extract children."""
+    from dlt.common.runtime import signals as dlt_signals
+
+    dlt_signals.set_received_signal(signum)
+    dlt_signals.wake_all()
+    forked.stop_children(signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signals.install()  # SIGTERM / SIGINT: the run ends as "interrupted", children stopped, exit 128+N
+    signals.on_stop(_stop_loads)
     args = parse_args(argv)
     setup_logging(args.log_level)
     private.owner_only()  # the warehouse, its WAL and spill folder, dlt's state: owner-only
@@ -743,6 +774,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.recover:
             return recover(args.names, args.wait)
         result = run(args.names, args.full_refresh, args.wait)
+    except signals.Interrupted as exc:
+        log.error("extract %s: what committed stays, the rest loads next run", exc)
+        return exc.exit_code
     except WarehouseBusy as exc:
         log.error("%s", exc)
         return EXIT_BUSY

@@ -60,6 +60,18 @@ def service_processes(run_dir: Path) -> dict[int, str]:
     return found
 
 
+def loader_processes(run_dir: Path) -> list[int]:
+    """pids of live `python -m extract` processes whose ``SHOP_RUN_DIR`` is ``run_dir``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if "extract" not in (proc.info.get("cmdline") or []):
+            continue
+        with contextlib.suppress(psutil.Error):
+            if proc.status() != psutil.STATUS_ZOMBIE and proc.environ().get("SHOP_RUN_DIR") == str(run_dir):
+                found.append(proc.pid)
+    return found
+
+
 def alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -286,4 +298,41 @@ def test_two_elt_runs_at_once_leave_no_service_behind(fleet: Fleet, elt_env: Elt
         for run in runs:
             if run.poll() is None:
                 run.kill()
+        kill_all(elt_env.run)
+
+
+def test_a_run_stopped_by_sigterm_stops_the_fleet_it_started(fleet: Fleet, elt_env: EltPaths) -> None:
+    """`python -m elt run` starts its fleet and gets SIGTERM once its loader runs: it exits 143 with one
+    line, and neither the loader nor any service of the fleet it started is left running."""
+    base = free_port_base()
+    env = fleet_env(elt_env.run, fleet.data_dir, base, RUNTIME__DLTHUB_TELEMETRY="false")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "elt", "run"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "INFO elt.flow: extract:" in line:
+                assert service_processes(elt_env.run), "the run started no fleet"
+                time.sleep(1.0)
+                proc.send_signal(signal.SIGTERM)
+                break
+        output = "".join(lines) + proc.communicate(timeout=120)[0]
+        assert proc.returncode == 143, output[-4000:]
+        assert "Traceback" not in output, output[-4000:]
+        assert "elt run stopped by SIGTERM at step 'extract'" in output, output[-3000:]
+        left = service_processes(elt_env.run)
+        assert not left, f"the fleet the run started is still running: {left}"
+        assert answering(base) == []
+        assert not loader_processes(elt_env.run), "the loader outlived the run"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
         kill_all(elt_env.run)
