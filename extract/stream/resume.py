@@ -64,6 +64,16 @@ def _jobs_of_table(packages: PackageStorage, load_id: str, table: str) -> int:
     return len(packages.list_job_with_states_for_table(load_id, table))
 
 
+def _identity(schema: Schema, table: str, file_format: str, path: str, columns: set[str]) -> list[str]:
+    """Columns that tell one job file's rows from the other files' of ``table`` in the same package:
+    the primary key, else dlt's row id; empty when the file is not Parquet or lacks them."""
+    if file_format != "parquet":
+        return []
+    in_file = set(pq.read_schema(path).names)
+    keys = get_columns_names_with_prop(schema.tables[table], "primary_key") or ["_dlt_id"]
+    return keys if set(keys) <= in_file & columns else []
+
+
 def _undo_job(
     con: duckdb.DuckDBPyConnection,
     packages: PackageStorage,
@@ -75,7 +85,8 @@ def _undo_job(
     """Delete the rows a job about to run again may already have committed; returns how many.
 
     A job's rows are found by its load id and, when the package holds other files of the same table,
-    by the primary keys in its Parquet file (an INSERT of one file is all or nothing)."""
+    by the keys in its Parquet file (``_identity``). An INSERT of one file is all or nothing, so the
+    rows found are either all of the file's or none."""
     job = ParsedLoadJobFileName.parse(job_path)
     table = job.table_name
     if table not in schema.tables or get_write_disposition(schema.tables, table) != "append":
@@ -87,21 +98,19 @@ def _undo_job(
     if _jobs_of_table(packages, load_id, table) == 1:
         where, params = f"{LOAD_ID_COLUMN} = ?", [load_id]
     else:
-        keys = get_columns_names_with_prop(schema.tables[table], "primary_key")
         path = packages.storage.make_full_path(job_path)
-        if job.file_format != "parquet" or not keys or not set(keys) <= columns:
+        keys = _identity(schema, table, job.file_format, path, columns)
+        if not keys:
             log.warning(
                 "%s: job %s of package %s may have committed before the kill and cannot be told apart"
-                " from the package's other files of %s (no primary key in a Parquet file); dlt loads it"
-                " again, check %s for duplicates",
+                " from the package's other files of %s (no primary key or _dlt_id in a Parquet file);"
+                " dlt loads it again, check %s for duplicates",
                 dataset,
                 job.job_id(),
                 load_id,
                 table,
                 table,
             )
-            return 0
-        if set(keys) - set(pq.read_schema(path).names):
             return 0
         names = ", ".join(_quote(k) for k in keys)
         where = f"{LOAD_ID_COLUMN} = ? and ({names}) in (select {names} from read_parquet(?))"
