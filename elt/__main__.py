@@ -16,11 +16,23 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import shlex
 import sys
 
 import duckdb
 
-from elt import dbt_artifacts, dbt_runner, flow, lock, pii_key, settings, signals, versions
+from elt import (
+    dbt_artifacts,
+    dbt_runner,
+    flow,
+    lock,
+    pii_key,
+    settings,
+    signals,
+    steps,
+    versions,
+    warehouse_check,
+)
 from elt import file_modes as private
 from elt.publish import PublishError
 from elt.secrets import scrub
@@ -49,6 +61,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(flow.format_summary(result).splitlines()[0], file=sys.stderr, flush=True)
         return result.interrupted.exit_code
     print(flow.format_summary(result), flush=True)
+    if not result.ok and (line := warehouse_check.explain(result.error or "")) is not None:
+        print(f"error: {line}", file=sys.stderr, flush=True)  # the step's error said why, this what to do
     return 0 if result.ok else 1
 
 
@@ -92,10 +106,28 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_dbt(args: argparse.Namespace) -> int:
+    """dbt under the lock, recorded in ``ops.runs`` (step ``dbt``, the whole command line) unless the
+    command never opens the warehouse. The flow's own dbt step is logged by the flow (run_dbt logs none)."""
     if not args.dbt_args:
         print("usage: python -m elt dbt <dbt arguments>, e.g. build --select marts", file=sys.stderr)
         return 2
-    return dbt_runner.run_dbt(args.dbt_args, wait=flow.lock_wait()).exit_code
+    wait = flow.lock_wait()
+    if dbt_runner._subcommand(args.dbt_args) in dbt_runner.NO_WAREHOUSE:  # parse, ls, ...: no row
+        return dbt_runner.run_dbt(args.dbt_args, wait=wait).exit_code
+    command = shlex.join(["python", "-m", "elt", "dbt", *args.dbt_args])  # scrubbed by new_run
+    run = steps.new_run(command, "dbt")
+    with steps.kept_if_unlocked(run), lock.warehouse_lock(f"dbt {' '.join(args.dbt_args)}", wait=wait):
+        warehouse_check.check()  # before dbt: it would retry a damaged file's connection for minutes
+        with steps.logged_step(command, "dbt", run) as rec:
+            rec.inputs = [("raw_load", s, load_id) for s, load_id in sorted(steps.committed_loads().items())]
+            outcome = dbt_runner.run_dbt(args.dbt_args, wait=wait)
+            if outcome.summary:
+                rec.rows = outcome.summary.models_built
+            if not outcome.ok:
+                failures = outcome.summary.failures[:10] if outcome.summary else []
+                rec.status = "failed"
+                rec.error = "; ".join([f"dbt exited {outcome.exit_code}", *failures])
+    return outcome.exit_code
 
 
 def _cmd_shell(args: argparse.Namespace) -> int:
@@ -197,13 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     signals.install()  # SIGTERM / SIGINT: children stopped, rows closed as interrupted, exit 128+N
     _setup_logging()
     private.owner_only()  # warehouse, run folder and what dbt creates: owner-only (exports: their own mode)
-    private.tighten(settings.private_paths())
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["dbt"]:  # everything after `dbt` belongs to dbt, options included
         args = argparse.Namespace(func=_cmd_dbt, dbt_args=argv[1:])
     else:
         args = build_parser().parse_args(argv)
     try:
+        warehouse_check.tighten_private_paths()  # owner-only; a warehouse this user cannot read: one line
         return args.func(args)
     except signals.Interrupted as exc:
         print(f"python -m elt {argv[0] if argv else ''}: {exc}; its child processes stopped", file=sys.stderr)
@@ -215,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (OSError, duckdb.Error) as exc:  # a missing file, a read-only or full warehouse folder
+        if (line := warehouse_check.explain(exc)) is not None:  # a damaged or unreadable warehouse file
+            print(f"error: {line}", file=sys.stderr)
+            return 1
         hint = ""
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
             hint = f" (warehouse {settings.warehouse_path()}): free space or make it writable, then re-run"

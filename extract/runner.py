@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -35,7 +36,7 @@ import duckdb
 import pyarrow as pa
 
 from elt import file_modes as private
-from elt import ops_fallback, ops_log, signals
+from elt import ops_fallback, ops_log, signals, warehouse_check
 from elt.lock import WarehouseBusy, warehouse_lock
 from extract import forked, hints, horizon, redact, tracebacks
 from extract.config import ServiceConfig, service_config
@@ -500,19 +501,38 @@ def recover_service(service: Service, connection: duckdb.DuckDBPyConnection) -> 
     return [f"{name}: {line}" for line in lines + lost], not lost
 
 
-def recover(names: list[str], wait: float | None = None) -> int:
+def recover(names: list[str], wait: float | None = None, command: str | None = None) -> int:
     """``--recover``: each service's recovery and what it leaves, one log line per fact; exit 1 when a
-    raw table lost rows (never reported as recovered)."""
+    raw table lost rows (never reported as recovered).
+
+    Recorded in ``ops.runs`` as step ``recover`` (``command``: the command line), its facts as
+    ``run_inputs`` (kind ``recover``): the run log shows which run aborted which packages."""
     healthy = True
-    with warehouse_lock("extract --recover", wait=wait):
+    facts: list[tuple[str, str, str | None]] = []
+    run_log = ops_log.new_run(
+        command or shlex.join(["python", "-m", "extract", "--recover", *names]), "recover"
+    )
+    with ops_fallback.kept_on_failure(run_log), warehouse_lock("extract --recover", wait=wait):
         con = connect_warehouse()
         try:
-            for name in names or list(SERVICES):
-                with con.cursor() as cursor:
-                    lines, ok = recover_service(SERVICES[name], cursor)
-                healthy &= ok
-                for line in lines:
-                    (log.info if ok or "ROWS LOST" not in line else log.error)("recover: %s", line)
+            ops_fallback.save(con, run_log)  # `running`
+            try:
+                for name in names or list(SERVICES):
+                    with con.cursor() as cursor:
+                        lines, ok = recover_service(SERVICES[name], cursor)
+                    healthy &= ok
+                    for line in lines:
+                        (log.info if ok or "ROWS LOST" not in line else log.error)("recover: %s", line)
+                        facts.append(("recover", name, line))
+            except BaseException as exc:  # the row must not stay "running"
+                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                why = str(exc) if isinstance(exc, KeyboardInterrupt) else ops_fallback.reason(exc)
+                ops_fallback.save(con, ops_log.finish(run_log, status, None, why or status, inputs=facts))
+                raise
+            lost = "; ".join(line for *_, line in facts if line and "ROWS LOST" in line) or None
+            ops_fallback.save(
+                con, ops_log.finish(run_log, "success" if healthy else "failed", None, lost, inputs=facts)
+            )
         finally:
             con.close()
     return 0 if healthy else EXIT_FAILED
@@ -768,11 +788,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_level)
     private.owner_only()  # the warehouse, its WAL and spill folder, dlt's state: owner-only
-    private.tighten(settings.private_paths())
     skip_pandas_in_arrow()
     try:
-        if args.recover:
-            return recover(args.names, args.wait)
+        warehouse_check.tighten_private_paths()  # owner-only; a warehouse this user cannot read: one line
+        if args.recover:  # recorded with its whole command line
+            command = shlex.join(["python", "-m", "extract", *(sys.argv[1:] if argv is None else argv)])
+            return recover(args.names, args.wait, command)
         result = run(args.names, args.full_refresh, args.wait)
     except signals.Interrupted as exc:
         log.error("extract %s: what committed stays, the rest loads next run", exc)
@@ -781,6 +802,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return EXIT_BUSY
     except (duckdb.Error, OSError) as exc:  # open in another process, read-only, out of space
+        if (line := warehouse_check.explain(exc)) is not None:  # damaged or unreadable: what to do
+            log.error("%s", line)
+            return EXIT_FAILED
         log.error("warehouse %s: %s", settings.warehouse_path(), redact.mask(str(exc)))
         return EXIT_FAILED
     return EXIT_FAILED if result.failures else 0

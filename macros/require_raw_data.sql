@@ -1,0 +1,46 @@
+{#- on-run-start (dbt_project.yml): a build, run, test or snapshot whose selected nodes read a source schema
+    that no load has created yet stops at once with one line saying what to run first. Without it a fresh
+    clone (or a warehouse moved away) failed with one "Catalog Error: ... does not exist" per model.
+
+    The schemas checked are those of the sources upstream of the selected nodes (through their parents), in
+    one information_schema query, none when they read no source: `dbt seed` and a selection that reads no
+    source pass, and a source that is loaded but young (a table dlt has not created yet, read through
+    source_or_empty) is not refused. Commands that run no model SQL (parse, ls, compile, docs generate,
+    seed, show) are left alone. -#}
+{% macro require_raw_data() -%}
+    {%- if not execute or flags.WHICH not in ('build', 'run', 'test', 'snapshot') -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set needed = {} -%}
+    {%- set queue = selected_resources | list -%}
+    {%- set seen = {} -%}
+    {#- a breadth-first walk up the graph: the loop also visits the parents appended to `queue` -#}
+    {%- for unique_id in queue if unique_id not in seen -%}
+        {%- do seen.update({unique_id: true}) -%}
+        {%- if unique_id in graph.sources -%}
+            {%- set source = graph.sources[unique_id] -%}
+            {%- do needed.update({(source.database ~ '.' ~ source.schema) | lower: source.schema}) -%}
+        {%- elif unique_id in graph.nodes -%}
+            {%- do queue.extend(graph.nodes[unique_id].depends_on.nodes) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if not needed -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set loaded_query -%}
+        select distinct lower(table_catalog || '.' || table_schema) as loaded_schema
+        from information_schema.tables
+    {%- endset -%}
+    {%- set loaded = run_query(loaded_query).columns[0].values() -%}
+    {%- set missing = [] -%}
+    {%- for key, schema in needed | dictsort if key not in loaded -%}
+        {%- do missing.append(schema) -%}
+    {%- endfor -%}
+    {%- if missing -%}
+        {%- do exceptions.raise_compiler_error(
+            "no raw data yet: run make elt (or make extract) first (nothing has been loaded into "
+            ~ missing | join(", ") ~ ")"
+        ) -%}
+    {%- endif -%}
+    {{ return('') }}
+{%- endmacro %}
