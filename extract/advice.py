@@ -127,7 +127,7 @@ def hint(service: str, outcome: Attempt, policy: HttpPolicy, detail: str = "") -
             f"[sources.{service}] in .dlt/secrets.toml)"
         )
     if status == 404:
-        return f"check {base} and the endpoint's path in extract/sources/{service}.py"
+        return f"check {base} and the endpoint's path in sources/{service}.yml"
     if status == 429:
         return (
             "rate limited on every attempt: re-run later, or raise [sources.extract] max_attempts / "
@@ -138,4 +138,4 @@ def hint(service: str, outcome: Attempt, policy: HttpPolicy, detail: str = "") -
             f"the {service} service is failing: check its logs and re-run once it is back "
             "(max_attempts and backoff_max ride out longer outages)"
         )
-    return f"the service refused the request: check {base} and the endpoint in extract/sources/{service}.py"
+    return f"the service refused the request: check {base} and the endpoint in sources/{service}.yml"

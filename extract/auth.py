@@ -1,7 +1,8 @@
-"""Credentials as request headers, kept out of every printable surface.
+"""Credentials as request headers (or, for an API key that must, a query parameter), kept out of every
+printable surface.
 
-Each auth object adds its header to a request and nothing else: ``repr`` never shows the secret,
-and the secret values are registered with ``extract.redact`` so any log line that would contain
+Each auth object adds its header (or parameter) to a request and nothing else: ``repr`` never shows
+the secret, and the secret values are registered with ``extract.redact`` so any log line that would contain
 them is masked. ``OAuth2ClientCredentials`` fetches a token lazily, refreshes it ahead of
 ``expires_in``, and - unlike dlt's built-in class - also refreshes when the service answers
 401 ``token_expired`` mid-run (the caller asks ``refresh_on`` and retries). The token request is
@@ -12,11 +13,13 @@ says so, with the content type.
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import threading
 import time
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -30,40 +33,66 @@ from extract.retry import Attempt, RetryAfterReader, decide
 
 log = logging.getLogger("extract.auth")
 
-TOKEN_ENDPOINT = "POST /oauth/token"
-
 
 class Auth(Protocol):
     """What the HTTP client needs from an auth scheme."""
 
     def headers(self) -> dict[str, str]: ...
 
+    def params(self) -> dict[str, str]: ...
+
     def refresh_on(self, status: int, code: str | None) -> bool: ...
 
     def use_policy(self, policy: HttpPolicy) -> None: ...
 
 
-class ApiKeyAuth:
-    """A static API key in a header (customers, payments: ``X-API-Key``)."""
-
-    def __init__(self, key: str, header: str = "X-API-Key") -> None:
-        self._key = redact.register(key)
-        self._header = header
+class _Static:
+    """A scheme whose credentials never change: no refresh, no request of its own."""
 
     def headers(self) -> dict[str, str]:
-        return {self._header: self._key}
+        return {}
+
+    def params(self) -> dict[str, str]:
+        return {}
 
     def refresh_on(self, status: int, code: str | None) -> bool:
         return False
 
     def use_policy(self, policy: HttpPolicy) -> None:
-        """Static headers make no request of their own."""
+        """Static credentials make no request of their own."""
+
+
+class NoAuth(_Static):
+    """No credentials at all (``auth: none``): nothing is added, nothing is sent."""
 
     def __repr__(self) -> str:
-        return f"ApiKeyAuth(header={self._header!r}, key=***)"
+        return "NoAuth()"
 
 
-class BearerAuth:
+class ApiKeyAuth(_Static):
+    """A static API key in a header (customers, payments: ``X-API-Key``) or in a query parameter.
+
+    In a parameter the key is part of the URL: every URL the loader prints drops its query
+    (``extract.advice.public_url``) and the key is masked in every log line (``extract.redact``).
+    """
+
+    def __init__(self, key: str, header: str = "X-API-Key", query_param: str | None = None) -> None:
+        self._key = redact.register(key)
+        self._header = header
+        self._param = query_param
+
+    def headers(self) -> dict[str, str]:
+        return {} if self._param else {self._header: self._key}
+
+    def params(self) -> dict[str, str]:
+        return {self._param: self._key} if self._param else {}
+
+    def __repr__(self) -> str:
+        where = f"query_param={self._param!r}" if self._param else f"header={self._header!r}"
+        return f"ApiKeyAuth({where}, key=***)"
+
+
+class BearerAuth(_Static):
     """A static bearer token (catalog, events)."""
 
     def __init__(self, token: str) -> None:
@@ -72,18 +101,28 @@ class BearerAuth:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"}
 
-    def refresh_on(self, status: int, code: str | None) -> bool:
-        return False
-
-    def use_policy(self, policy: HttpPolicy) -> None:
-        """Static headers make no request of their own."""
-
     def __repr__(self) -> str:
         return "BearerAuth(token=***)"
 
 
+class BasicAuth(_Static):
+    """HTTP basic (RFC 7617); the user, the password and their encoded pair are all masked in logs."""
+
+    def __init__(self, username: str, password: str) -> None:
+        redact.register(username)
+        redact.register(password)
+        pair = base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._value = "Basic " + redact.register(pair)
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": self._value}
+
+    def __repr__(self) -> str:
+        return "BasicAuth(username=***, password=***)"
+
+
 class OAuth2ClientCredentials:
-    """OAuth2 client-credentials grant against the service's own ``/oauth/token`` (orders)."""
+    """OAuth2 client-credentials grant against ``token_url`` (orders: the service's own ``/oauth/token``)."""
 
     def __init__(
         self,
@@ -97,9 +136,12 @@ class OAuth2ClientCredentials:
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
         max_retry_after: float = 30.0,
+        scopes: tuple[str, ...] = (),
     ) -> None:
         self._service = service
         self._url = token_url
+        self._scopes = " ".join(scopes)
+        self._label = f"POST {urlsplit(token_url).path or '/'}"
         self._client_id = redact.register(client_id)
         self._secret = redact.register(client_secret)
         self._session = transfer.bound_session(session)
@@ -124,7 +166,7 @@ class OAuth2ClientCredentials:
     def _fail(self, outcome: Attempt, status: int | str, attempt: int, detail: str) -> FetchError:
         return FetchError(
             self._service,
-            TOKEN_ENDPOINT,
+            self._label,
             status,
             attempt,
             detail,
@@ -173,15 +215,16 @@ class OAuth2ClientCredentials:
                         "grant_type": "client_credentials",
                         "client_id": self._client_id,
                         "client_secret": self._secret,
+                        **({"scope": self._scopes} if self._scopes else {}),
                     },
                 )
             except requests.exceptions.SSLError as exc:  # a wrong certificate does not fix itself
                 raise FetchError(
                     self._service,
-                    TOKEN_ENDPOINT,
+                    self._label,
                     "TLS error",
                     attempt,
-                    tls.describe_ssl_error(self._service, TOKEN_ENDPOINT, exc),
+                    tls.describe_ssl_error(self._service, self._label, exc),
                     url=public_url(self._url),
                 ) from None
             except (transfer.DeadlineExceeded, transfer.BodyTooLarge, requests.RequestException) as exc:
@@ -195,7 +238,7 @@ class OAuth2ClientCredentials:
                     outcome, detail = Attempt("bad_page", 200), problem
                 else:
                     retry_after = (
-                        self._read_retry_after(reply.headers, f"{self._service} /oauth/token")
+                        self._read_retry_after(reply.headers, f"{self._service} {self._label[5:]}")
                         if status in (429, 503)
                         else None
                     )
@@ -207,8 +250,9 @@ class OAuth2ClientCredentials:
             if wait is None:
                 raise self._fail(outcome, status, attempt, detail)
             log.warning(
-                "%s /oauth/token: attempt %d/%d failed (%s: %s); retrying in %.1fs",
+                "%s %s: attempt %d/%d failed (%s: %s); retrying in %.1fs",
                 self._service,
+                self._label[5:],
                 attempt,
                 policy.max_attempts,
                 status,
@@ -216,6 +260,9 @@ class OAuth2ClientCredentials:
                 wait,
             )
             time.sleep(wait)
+
+    def params(self) -> dict[str, str]:
+        return {}
 
     def headers(self) -> dict[str, str]:
         with self._lock:

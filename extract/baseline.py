@@ -46,7 +46,7 @@ def walk_service(name: str, page_size: int) -> int:
     rows = 0
     for ep in spec.endpoints:
         url: str | None = base + ep.path
-        params: dict | None = {**ep.params, spec.page_size_param: page_size}
+        params: dict | None = {**ep.params, ep.paging.limit_param or "limit": page_size}
         if ep.paginator == "offset":
             params["offset"] = 0
         while url:

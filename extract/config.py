@@ -23,9 +23,11 @@ from extract.limits import HttpPolicy
 
 log = logging.getLogger("extract.config")
 
-CREDENTIAL_KEYS = {
+CREDENTIAL_KEYS = {  # the secrets each auth kind of a source file needs (docs/sources.md)
+    "none": (),
     "api_key": ("api_key",),
     "bearer": ("token",),
+    "basic": ("username", "password"),
     "oauth2": ("client_id", "client_secret"),
 }
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

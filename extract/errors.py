@@ -57,3 +57,16 @@ class SchemaDrift(ExtractError):
 
 class ConfigMissing(ExtractError):
     """A base URL or credential could not be found in env, .dlt/ files or run/fleet.env."""
+
+
+class SourceFileError(ExtractError):
+    """An invalid source file (``sources/<name>.yml``): names the file, the key and what is allowed."""
+
+
+class PageShape(BadPage):
+    """A complete JSON body of the wrong shape for the endpoint's ``records`` (an array where an object
+    was expected, or the reverse): a configuration error, so it is not retried."""
+
+
+class ShortWalk(ExtractError):
+    """A walk that ended with fewer records than the API said it holds (a wrong pagination key)."""

@@ -32,9 +32,9 @@ from elt import signals
 from extract import tls, transfer
 from extract.advice import error_code, hint, public_url, transport_failure
 from extract.auth import Auth
-from extract.errors import BadPage, FetchError, UnsafePagination
+from extract.errors import BadPage, FetchError, PageShape, UnsafePagination
 from extract.limits import HttpPolicy
-from extract.pages import Page, parse_page
+from extract.pages import DATA_KEY, Page, parse_page
 from extract.retry import Attempt, RetryAfterReader, decide
 
 __all__ = ["HttpPolicy", "ServiceClient", "origin"]  # HttpPolicy: built by extract.config
@@ -54,9 +54,16 @@ class ServiceClient:
     """Fetches and parses pages of one service, never leaving its origin."""
 
     def __init__(
-        self, service: str, base_url: str, auth: Auth, policy: HttpPolicy, session: requests.Session
+        self,
+        service: str,
+        base_url: str,
+        auth: Auth,
+        policy: HttpPolicy,
+        session: requests.Session,
+        source_file: str | None = None,
     ):
         self.service = service
+        self.source_file = source_file or f"sources/{service}.yml"
         self.base_url = base_url.rstrip("/")
         self.origin = origin(self.base_url)
         self.auth = auth
@@ -98,10 +105,15 @@ class ServiceClient:
             hint=hint(self.service, outcome, self.policy, detail),
         )
 
-    def fetch_page(self, endpoint: str, url: str, params: dict | None = None) -> Page:
-        """GET one page and parse it, retrying within the budget; raise ``FetchError`` when spent."""
+    def fetch_page(
+        self, endpoint: str, url: str, params: dict | None = None, records: str = DATA_KEY
+    ) -> Page:
+        """GET one page and parse it (records at ``records``), retrying within the budget; raise
+        ``FetchError`` when spent, or at once for a body of the wrong shape (``PageShape``)."""
         self.check_origin(url, endpoint)
         policy = self.policy
+        if extra := self.auth.params():  # an API key in the query (never shown: public_url drops it)
+            params = {**(params or {}), **extra}
         attempts = 0
         refreshes = 0
         while True:
@@ -125,7 +137,17 @@ class ServiceClient:
                 status = reply.status
                 if status == 200:
                     try:
-                        return parse_page(reply.body, reply.headers)
+                        return parse_page(reply.body, reply.headers, records)
+                    except PageShape as exc:  # the same URL sends the same shape: no retry
+                        raise FetchError(
+                            self.service,
+                            endpoint,
+                            status,
+                            attempts,
+                            str(exc),
+                            url=public_url(url),
+                            hint=f"check the endpoint's records in {self.source_file}",
+                        ) from None
                     except BadPage as exc:
                         outcome, detail = Attempt("bad_page", 200), str(exc)
                 else:

@@ -1,9 +1,13 @@
 """Turn one HTTP response body into Arrow, entirely in C++ (no Python dict per record).
 
-The services answer with one JSON object per page, ``{"data": [...], <paging fields>}``, on one line,
-so ``pyarrow.json`` reads it as a one-row table: the ``data`` column is a list of structs (the
+The shop's services answer with one JSON object per page, ``{"data": [...], <paging fields>}``, on one
+line, so ``pyarrow.json`` reads it as a one-row table: the ``data`` column is a list of structs (the
 records), the other columns are the paging metadata. This is ~5x faster than ``orjson`` +
-``Table.from_pylist`` and keeps memory bounded by the page.
+``Table.from_pylist`` and keeps memory bounded by the page. The records may sit at any dotted path
+(``results``, ``payload.items``: the endpoint's ``records``), or be the body itself (``$``, a bare
+JSON array): such a body is wrapped as ``{"<key>": [...]}`` (one copy of the bytes) and read the same
+way. A bare array where an object was expected (or the reverse) is a ``PageShape`` error that says
+which ``records`` to set, not "malformed JSON", and is not retried: the same URL sends the same shape.
 
 A body that does not parse (truncated), that carries an ``error`` envelope, or that lacks the data
 key raises ``BadPage`` - a 200 is never mistaken for an empty page. A body that does not parse and is
@@ -23,9 +27,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pj
 
-from extract.errors import BadPage
+from extract.errors import BadPage, PageShape
+from extract.spec import BODY
 
 DATA_KEY = "data"
+_WRAP = "__records__"  # the key a bare array body is wrapped under
 Body = bytes | bytearray
 
 
@@ -82,15 +88,63 @@ def _malformed(body: Body, headers: dict[str, str] | None, why: str) -> BadPage:
     return BadPage(not_json(body, headers) or f"malformed JSON body ({len(body)} bytes; truncated?): {why}")
 
 
-def parse_page(body: Body, headers: dict[str, str] | None = None) -> Page:
-    """Parse a page body; raise ``BadPage`` when it is not a complete page with a data list."""
+def _first_byte(body: Body) -> bytes:
+    return bytes(body[:64]).lstrip()[:1]
+
+
+def _records_at(table: pa.Table, path: list[str], shown: str) -> tuple[pa.Array, dict[str, Any]]:
+    """The list column at ``path`` of the one-row ``table`` and the rest of the body (paging metadata)."""
+    names = table.column_names
+    if path[0] not in names:
+        raise BadPage(f"body has no {shown!r} key (keys: {', '.join(names)[:200]})")
+    meta = {name: table.column(name)[0].as_py() for name in names if name != path[0]}
+    column = table.column(path[0]).combine_chunks()
+    holder = meta
+    for depth, key in enumerate(path[1:], start=1):
+        parent = ".".join(path[:depth])
+        if not pa.types.is_struct(column.type) or column.null_count:
+            raise BadPage(f"{parent!r} is not an object but {column.type}, so there is no {shown!r}")
+        fields = [column.type.field(i).name for i in range(column.type.num_fields)]
+        if key not in fields:
+            raise BadPage(f"body has no {shown!r} key (keys of {parent!r}: {', '.join(fields)[:200]})")
+        rest: dict[str, Any] = {f: column.field(f)[0].as_py() for f in fields if f != key}
+        holder[path[depth - 1]] = rest
+        holder = rest
+        column = column.field(key)
+    return column, meta
+
+
+def parse_page(body: Body, headers: dict[str, str] | None = None, records: str = DATA_KEY) -> Page:
+    """Parse a page body whose records are at the dotted path ``records`` (``$``: the body is the list);
+    raise ``BadPage`` when it is not a complete page with a record list."""
     if not body or body.isspace():
         raise BadPage("empty body (truncated response?)")
+    bare = _first_byte(body) == b"["
+    if records == BODY and not bare and _first_byte(body) == b"{":
+        try:
+            orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise _malformed(body, headers, str(exc)) from None
+        if envelope := _envelope_message(body):  # an error answer: retried like any other
+            raise BadPage(envelope)
+        raise PageShape(
+            "the body is a JSON object, not the array of records that records: $ expects;"
+            " set records to the path of the list in it (e.g. data, results, items)"
+        )
+    if records != BODY and bare:
+        raise PageShape(
+            f"the body is a JSON array, not an object with the records at {records!r}: set records: $"
+        )
     if b"\n" in body:  # pyarrow reads one JSON object per line: re-serialise a pretty-printed body
         try:
             body = orjson.dumps(orjson.loads(body))
         except orjson.JSONDecodeError as exc:
             raise _malformed(body, headers, str(exc)) from None
+    size = len(body)
+    path = records.split(".")
+    if records == BODY:
+        body = b'{"' + _WRAP.encode() + b'":' + bytes(body) + b"}"
+        path = [_WRAP]
     opts = pj.ReadOptions(block_size=len(body) + 64, use_threads=False)
     try:
         table = pj.read_json(pa.BufferReader(pa.py_buffer(body)), read_options=opts)
@@ -101,20 +155,16 @@ def parse_page(body: Body, headers: dict[str, str] | None = None) -> Page:
         raise _malformed(body, headers, str(exc)[:200]) from None
     if table.num_rows != 1:
         raise BadPage(f"expected one JSON object per page, got {table.num_rows}")
-    names = table.column_names
-    if "error" in names:
+    if "error" in table.column_names:
         raise BadPage(_envelope_message(body) or "error envelope")
-    if DATA_KEY not in names:
-        raise BadPage(f"body has no {DATA_KEY!r} key (keys: {', '.join(names)[:200]})")
-    meta = {name: table.column(name)[0].as_py() for name in names if name != DATA_KEY}
-    data = table.column(DATA_KEY).combine_chunks()
+    data, meta = _records_at(table, path, records)
     if not pa.types.is_list(data.type):
-        raise BadPage(f"{DATA_KEY!r} is not a list but {data.type}")
+        raise BadPage(f"{records!r} is not a list but {data.type}")
     values = data.flatten()
     if len(values) == 0 or not pa.types.is_struct(values.type):
         if len(values):
-            raise BadPage(f"{DATA_KEY!r} items are not objects but {values.type}")
-        records = pa.table({})
+            raise BadPage(f"{records!r} items are not objects but {values.type}")
+        table = pa.table({})
     else:
-        records = pa.Table.from_struct_array(values)
-    return Page(records=records, meta=meta, headers=dict(headers or {}), size_bytes=len(body))
+        table = pa.Table.from_struct_array(values)
+    return Page(records=table, meta=meta, headers=dict(headers or {}), size_bytes=size)

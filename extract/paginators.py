@@ -1,68 +1,161 @@
-"""Walk an endpoint page by page with the service's pagination style, safely.
+"""Walk an endpoint page by page with its pagination style, safely.
 
-Five styles (see docs/contracts.md): opaque ``cursor``, ``offset``/limit with ``total``, RFC 8288
-``link_header``, JSON ``links.next`` (``json_link``) and ``id_cursor`` (``after_id``/``has_more``).
-Each style only says how to build the next request from a page; ``walk`` adds the guards that apply
-to all of them:
+Seven styles (the ``paginator`` of a source file, docs/sources.md): ``none`` (one request), opaque
+``cursor``, ``offset``/limit, ``page_number``, RFC 8288 ``link_header``, a next URL in the body
+(``json_link``) and ``id_cursor`` (``after_id``/``has_more``). Each style only says how to build the
+next request from a page, reading the body paths and parameter names of the endpoint's ``Paging``;
+``walk`` adds the guards that apply to all of them:
 
 * every next request must differ from all earlier ones - a repeating cursor/link fails the run
-  instead of paging forever;
+  instead of paging forever; for ``offset`` and ``page_number`` a page that starts with the same
+  record as the one before (a server that ignores the parameter) fails too;
 * at most ``max_pages`` pages per walk;
 * next-page URLs are checked against the service's origin before they are requested
-  (``ServiceClient.check_origin``).
+  (``ServiceClient.check_origin``);
+* **no silent short walk**: when the API reports a total (``total_path`` in the body or
+  ``total_header``), a walk that ends with fewer records fails (``ShortWalk``) - before the resource
+  commits, so nothing of it loads and no cursor moves. More is fine (records added during the walk);
+  the smallest total any page reported counts (records removed during the walk). A walk that ends
+  on a full first page without a next page is reported as a warning naming the keys to check.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urljoin
 
 from requests.utils import parse_header_links
 
-from extract.errors import UnsafePagination
+from extract.errors import ShortWalk, UnsafePagination
 from extract.http import ServiceClient
 from extract.pages import Page
+from extract.spec import Endpoint, Paging
+
+log = logging.getLogger("extract.paginators")
 
 Request = tuple[str, dict[str, Any] | None]
 
+# the Paging keys each style reads: what a message tells the user to check
+STYLE_KEYS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "cursor": ("cursor_path", "cursor_param"),
+    "offset": ("offset_param", "limit_param", "total_path", "total_header"),
+    "page_number": ("page_param", "first_page", "limit_param", "stop_on_short_page", "total_pages_path"),
+    "link_header": ("limit_param",),
+    "json_link": ("next_path",),
+    "id_cursor": ("has_more_path", "next_id_path", "after_param"),
+}
+
+
+def at_path(doc: Any, path: str | None) -> Any:
+    """The value at a dotted path of a parsed body (None when any part is absent)."""
+    if not path:
+        return None
+    value = doc
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def header(page: Page, name: str) -> str | None:
+    """A response header, by case-insensitive name."""
+    lower = name.lower()
+    return next((v for k, v in page.headers.items() if k.lower() == lower), None)
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def reported_total(page: Page, paging: Paging) -> int | None:
+    """The total number of records the page says the walk holds (``total_header`` wins), if any."""
+    if paging.total_header:
+        return _integer(header(page, paging.total_header))
+    return _integer(at_path(page.meta, paging.total_path))
+
 
 def _next_link(page: Page) -> str | None:
-    header = page.headers.get("Link") or page.headers.get("link")
-    if not header:
+    value = header(page, "Link")
+    if not value:
         return None
-    for link in parse_header_links(header):
+    for link in parse_header_links(value):
         if "next" in (link.get("rel") or "").split():
             return link.get("url")
     return None
 
 
-def next_request(style: str, current: Request, page: Page, base_url: str) -> Request | None:
-    """The request for the page after ``page``, or None at the end."""
+def first_request(ep: Endpoint, url: str, page_size: int | None, params: dict[str, Any]) -> Request:
+    """The first page's request: the endpoint's parameters, the page size, ``params`` (the incremental
+    position) and the style's start (offset 0, the first page number)."""
+    p = ep.paging
+    query: dict[str, Any] = dict(ep.params)
+    if p.limit_param and page_size:
+        query[p.limit_param] = page_size
+    query.update(params)
+    if ep.paginator == "offset":
+        query[p.offset_param] = 0
+    elif ep.paginator == "page_number":
+        query[p.page_param] = p.first_page
+    return url, query
+
+
+def next_request(ep: Endpoint, current: Request, page: Page, base_url: str, walked: int) -> Request | None:
+    """The request for the page after ``page`` (``walked`` records so far, this page included), or None
+    at the end."""
+    style, p = ep.paginator, ep.paging
     url, params = current
+    params = params or {}
     meta = page.meta
+    got = page.records.num_rows
+    limit = _integer(params.get(p.limit_param)) if p.limit_param else None
+    if style == "none":
+        return None
     if style == "cursor":
-        token = meta.get("next_cursor")
-        return None if token in (None, "") else (url, {**(params or {}), "cursor": token})
+        token = at_path(meta, p.cursor_path)
+        return None if token in (None, "") else (url, {**params, p.cursor_param: token})
     if style == "offset":
-        got = page.records.num_rows
-        offset = int(meta.get("offset") or (params or {}).get("offset") or 0)
-        total = meta.get("total")
-        if got == 0 or total is None or offset + got >= int(total):
+        offset = _integer(params.get(p.offset_param)) or 0
+        total = reported_total(page, p)
+        if got == 0:
             return None
-        return url, {**(params or {}), "offset": offset + got}
+        if total is not None:
+            if offset + got >= total:
+                return None
+        elif limit is not None and got < limit:  # no total: a short page is the last
+            return None
+        return url, {**params, p.offset_param: offset + got}
+    if style == "page_number":
+        number = _integer(params.get(p.page_param))
+        number = p.first_page if number is None else number
+        pages = _integer(at_path(meta, p.total_pages_path))
+        total = reported_total(page, p)
+        if got == 0 or (pages is not None and number - p.first_page + 1 >= pages):
+            return None
+        if total is not None and walked >= total:
+            return None
+        if p.stop_on_short_page and limit is not None and got < limit:
+            return None
+        return url, {**params, p.page_param: number + 1}
     if style == "link_header":
         link = _next_link(page)
         return None if not link else (urljoin(base_url + "/", link), None)
     if style == "json_link":
-        links = meta.get("links") or {}
-        link = links.get("next") if isinstance(links, dict) else None
-        return None if not link else (urljoin(base_url + "/", link), None)
+        link = at_path(meta, p.next_path)
+        return None if not isinstance(link, str) or not link else (urljoin(base_url + "/", link), None)
     if style == "id_cursor":
-        if not meta.get("has_more"):
+        if not at_path(meta, p.has_more_path):
             return None
-        return url, {**(params or {}), "after_id": meta.get("next_after_id")}
+        return url, {**params, p.after_param: at_path(meta, p.next_id_path)}
     raise ValueError(f"unknown paginator {style!r}")
 
 
@@ -72,11 +165,31 @@ def _fingerprint(req: Request) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-def walk(client: ServiceClient, endpoint: str, style: str, first: Request, max_pages: int) -> Iterator[Page]:
-    """Yield the pages of one walk, enforcing origin, loop and page-cap guards."""
+def keys_to_check(ep: Endpoint) -> str:
+    """``paginator.kind = 'offset', paginator.offset_param = 'offset', ...`` for messages."""
+    keys = [f"paginator.kind = {ep.paginator!r}"]
+    keys += [f"paginator.{k} = {getattr(ep.paging, k)!r}" for k in STYLE_KEYS.get(ep.paginator, ())]
+    return ", ".join(keys)
+
+
+def walk(
+    client: ServiceClient,
+    ep: Endpoint,
+    first: Request,
+    max_pages: int,
+    where: str | None = None,
+) -> Iterator[Page]:
+    """Yield the pages of one walk, enforcing origin, loop, page-cap and short-walk guards.
+
+    ``where`` is the source file, named in messages (default ``sources/<service>.yml``)."""
+    where = where or f"sources/{client.service}.yml"
+    endpoint = ep.name
     request: Request | None = first
     seen: set[str] = set()
-    pages = 0
+    pages = walked = 0
+    totals: list[int] = []
+    previous_first: list[dict] | None = None
+    limit = _integer((first[1] or {}).get(ep.paging.limit_param)) if ep.paging.limit_param else None
     while request is not None:
         fp = _fingerprint(request)
         if fp in seen:
@@ -92,9 +205,47 @@ def walk(client: ServiceClient, endpoint: str, style: str, first: Request, max_p
             )
         url, params = request
         client.check_origin(url, endpoint)
-        page = client.fetch_page(endpoint, url, params)
+        page = client.fetch_page(endpoint, url, params, ep.records)
         pages += 1
+        got = page.records.num_rows
+        walked += got
+        if ep.paginator in ("offset", "page_number") and got:
+            head = page.records.slice(0, 1).to_pylist()
+            if head == previous_first:
+                raise UnsafePagination(
+                    f"{client.service} {endpoint}: page {pages} starts with the same record as page "
+                    f"{pages - 1}: the service seems to ignore the paging parameter; check "
+                    f"{keys_to_check(ep)} in {where}"
+                )
+            previous_first = head
+        total = reported_total(page, ep.paging)
+        if total is not None:
+            totals.append(total)
+        elif pages == 1 and (ep.paging.total_header or ep.paging.total_path):
+            log.warning(
+                "%s %s: the first page reports no total at %s; the walk cannot be checked against one",
+                client.service,
+                endpoint,
+                f"header {ep.paging.total_header}" if ep.paging.total_header else ep.paging.total_path,
+            )
         yield page
-        request = next_request(style, request, page, client.base_url)
+        request = next_request(ep, request, page, client.base_url, walked)
         if request is not None:
             client.check_origin(request[0], endpoint)
+    expected = min(totals) if totals else None
+    if expected is not None and walked < expected:
+        raise ShortWalk(
+            f"{client.service} {endpoint}: the API reported {expected} records but the walk ended after "
+            f"{walked} in {pages} page(s); nothing of this walk is loaded. Check {keys_to_check(ep)} "
+            f"in {where}"
+        )
+    if pages == 1 and limit is not None and got >= limit and expected is None and ep.paginator != "none":
+        log.warning(
+            "%s %s: the first page was full (%d records = the page size) and named no next page: "
+            "if the endpoint holds more, the walk stopped short; check %s in %s",
+            client.service,
+            endpoint,
+            got,
+            keys_to_check(ep),
+            where,
+        )

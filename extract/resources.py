@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import dlt
 import pyarrow as pa
@@ -24,12 +25,12 @@ import pyarrow.compute as pc
 import requests
 from dlt.extract.source import DltSource
 
-from extract.auth import ApiKeyAuth, Auth, BearerAuth, OAuth2ClientCredentials
+from extract.auth import ApiKeyAuth, Auth, BasicAuth, BearerAuth, NoAuth, OAuth2ClientCredentials
 from extract.config import ServiceConfig
 from extract.http import ServiceClient
 from extract.incremental import CursorWindow, IdCursor
 from extract.pages import Page
-from extract.paginators import walk
+from extract.paginators import first_request, walk
 from extract.progress import RunProgress
 from extract.shape import DriftTracker, conform
 from extract.spec import Endpoint, Service
@@ -41,16 +42,24 @@ _DONE = object()
 
 
 def make_auth(service: Service, cfg: ServiceConfig, session: requests.Session) -> Auth:
-    """The auth object for the service's scheme."""
+    """The auth object for the service's scheme (``auth`` of its source file)."""
     creds = cfg.credentials
+    spec = service.auth_options
+    if service.auth == "none":
+        return NoAuth()
     if service.auth == "api_key":
-        return ApiKeyAuth(creds["api_key"])
+        return ApiKeyAuth(creds["api_key"], spec.header, spec.query_param)
     if service.auth == "bearer":
         return BearerAuth(creds["token"])
+    if service.auth == "basic":
+        return BasicAuth(creds["username"], creds["password"])
     policy = cfg.tuning.http
+    token_url = spec.token_url
+    if not urlsplit(token_url).scheme:  # a path on the service's own base URL
+        token_url = cfg.base_url.rstrip("/") + "/" + token_url.lstrip("/")
     return OAuth2ClientCredentials(
         service.name,
-        cfg.base_url.rstrip("/") + "/oauth/token",
+        token_url,
         creds["client_id"],
         creds["client_secret"],
         session,
@@ -59,6 +68,7 @@ def make_auth(service: Service, cfg: ServiceConfig, session: requests.Session) -
         backoff_base=policy.backoff_base,
         backoff_max=policy.backoff_max,
         max_retry_after=policy.max_retry_after,
+        scopes=spec.scopes,
     )
 
 
@@ -67,7 +77,12 @@ def make_client(service: Service, cfg: ServiceConfig) -> ServiceClient:
     session = requests.Session()
     session.trust_env = False  # loopback services: never route through a proxy from the environment
     return ServiceClient(
-        service.name, cfg.base_url, make_auth(service, cfg, session), cfg.tuning.http, session
+        service.name,
+        cfg.base_url,
+        make_auth(service, cfg, session),
+        cfg.tuning.http,
+        session,
+        source_file=service.where,
     )
 
 
@@ -180,10 +195,8 @@ def endpoint_resource(
     parent_columns = {ep.cursor: {"dedup_sort": "desc"}} if ep.mode == "updated" and ep.cursor else None
 
     def pages_from(params: dict[str, Any]) -> Iterator[tuple[Page, pa.Table, dict[str, pa.Table]]]:
-        first = (client.url(ep.path), {**ep.params, service.page_size_param: tuning.page_size, **params})
-        if ep.paginator == "offset":
-            first[1]["offset"] = 0
-        pages = walk(client, ep.name, ep.paginator, first, tuning.max_pages)
+        first = first_request(ep, client.url(ep.path), ep.page_size or tuning.page_size, params)
+        pages = walk(client, ep, first, tuning.max_pages, service.where)
         return _prefetch(pages, tuning.prefetch_pages, lambda p: (p, *conform(p.records, ep, table, drift)))
 
     def gen() -> Iterator[Any]:
@@ -245,7 +258,7 @@ def endpoint_resource(
         state = dlt.current.resource_state()
         if ep.mode == "append_id":
             cursor = IdCursor(state)
-            for page, parent, _children in pages_from({"after_id": cursor.last}):
+            for page, parent, _children in pages_from({ep.since_param: cursor.last}):
                 parent = cursor.observe(parent, ep.primary_key)
                 prog.page(page.records.num_rows, parent.num_rows, page.size_bytes)
                 for _name, batch in batches.add(ep.name, parent, {}):

@@ -41,7 +41,7 @@ from elt.lock import WarehouseBusy, warehouse_lock
 from extract import forked, hints, horizon, redact, tracebacks
 from extract.config import ServiceConfig, service_config
 from extract.destination import warehouse_destination
-from extract.errors import ExtractError
+from extract.errors import ExtractError, SourceFileError
 from extract.pending import drop_normalized_duplicates
 from extract.progress import RunProgress, summary_lines
 from extract.refresh import Refresh, describe_rows, package_rows
@@ -555,7 +555,7 @@ def setup_logging(level: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m extract", description=__doc__.splitlines()[0])
-    p.add_argument("names", nargs="*", help=f"services to load (default all: {' '.join(SERVICES)})")
+    p.add_argument("names", nargs="*", help="services to load (default: every file of sources/)")
     p.add_argument(
         "--full-refresh",
         action="store_true",
@@ -569,9 +569,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--wait", type=float, default=None, help="wait up to SECONDS for the warehouse lock")
     p.add_argument("--log-level", default=os.environ.get("EXTRACT_LOG_LEVEL", "INFO"))
     args = p.parse_args(argv)
-    unknown = [n for n in args.names if n not in SERVICES]
+    try:
+        known = list(SERVICES)  # reads and validates the source files (sources/, SHOP_SOURCES_DIR)
+    except SourceFileError as exc:
+        p.error(str(exc))
+    unknown = [n for n in args.names if n not in known]
     if unknown:
-        p.error(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}")
+        p.error(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(known)}")
     return args
 
 

@@ -1,7 +1,8 @@
 """Declarative description of the services: what each endpoint serves and how to walk it.
 
-Configuration over code: a new endpoint of an existing service is one ``Endpoint(...)`` entry, a new
-service one ``Service(...)`` block in ``extract/sources/<name>.py``. Field types use a tiny vocabulary
+Configuration over code: a service is one YAML file in ``sources/`` (``extract/sourcefile.py`` validates
+it and builds these objects; the keys are in docs/sources.md), so the engine only ever sees the frozen
+dataclasses below, whoever wrote the file. Field types use a tiny vocabulary
 ("int", "str", "bool", "ts", "float", a dict for a nested object, ``[dict]`` for a list of objects)
 that ``arrow_schema`` turns into explicit Arrow types, so every page - even an empty one - gets the
 same schema and a type change at the source is caught instead of producing variant columns.
@@ -24,9 +25,10 @@ _SCALARS: dict[str, pa.DataType] = {
     "ts": pa.timestamp("us", tz="UTC"),
 }
 
-AuthKind = Literal["api_key", "bearer", "oauth2"]
-PaginatorKind = Literal["cursor", "offset", "link_header", "json_link", "id_cursor"]
+AuthKind = Literal["none", "api_key", "bearer", "basic", "oauth2"]
+PaginatorKind = Literal["none", "cursor", "offset", "page_number", "link_header", "json_link", "id_cursor"]
 Mode = Literal["updated", "append_id", "snapshot"]
+BODY = "$"  # records path of a body that is itself the JSON array of records
 
 
 def arrow_type(spec: FieldSpec) -> pa.DataType:
@@ -46,6 +48,47 @@ def arrow_schema(fields: dict[str, FieldSpec]) -> pa.Schema:
 
 
 @dataclass(frozen=True)
+class AuthSpec:
+    """How requests authenticate; the secrets themselves are never here (``extract.config`` reads them).
+
+    ``api_key`` goes in ``header``, or in the query parameter ``query_param`` when that is set;
+    ``oauth2`` posts the client credentials to ``token_url`` (a path is relative to the base URL).
+    """
+
+    kind: AuthKind = "none"
+    header: str = "X-API-Key"
+    query_param: str | None = None
+    token_url: str = "/oauth/token"
+    scopes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Where each pagination style finds its next page, and where the API reports its total.
+
+    One flat set of knobs with the shop's conventions as defaults: each style reads only its own
+    (the source file schema allows only those per ``kind``). Paths are dotted keys into the body.
+    ``total_header`` (e.g. ``X-Total-Count``) wins over ``total_path``; either one arms the short-walk
+    guard (``extract.paginators.walk``).
+    """
+
+    limit_param: str | None = "limit"
+    cursor_path: str = "next_cursor"
+    cursor_param: str = "cursor"
+    offset_param: str = "offset"
+    page_param: str = "page"
+    first_page: int = 1
+    stop_on_short_page: bool = True
+    total_pages_path: str | None = None
+    next_path: str = "links.next"
+    has_more_path: str = "has_more"
+    next_id_path: str = "next_after_id"
+    after_param: str = "after_id"
+    total_path: str | None = None
+    total_header: str | None = None
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """One collection endpoint and the raw table it feeds.
 
@@ -56,6 +99,8 @@ class Endpoint:
     ``children`` maps a list-of-objects field to the key of its rows; it becomes table
     ``<name>__<field>`` carrying the parent's key and is replaced per parent on merge.
     ``loose`` names nested objects whose keys vary by record (absent keys are just NULL).
+    ``records`` is the dotted path of the record list in the body (``$``: the body is the list);
+    ``paging`` the knobs of the ``paginator`` style; ``page_size`` overrides the service's knob.
     """
 
     name: str
@@ -69,6 +114,9 @@ class Endpoint:
     children: dict[str, str] = field(default_factory=dict)
     loose: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    records: str = "data"
+    paging: Paging = field(default_factory=Paging)
+    page_size: int | None = None
 
     @property
     def child_fields(self) -> dict[str, dict[str, FieldSpec]]:
@@ -78,15 +126,32 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Service:
-    """One service: its auth scheme, its endpoints and the loader's post-load duties."""
+    """One service: its auth scheme, its endpoints and the loader's post-load duties.
+
+    ``auth`` is the scheme's kind (what ``extract.config`` needs to know which secrets to read),
+    ``auth_spec`` its details. ``embedded`` marks the shop's own services (started by the local fleet);
+    ``source_file`` is the file it came from, for messages that say what to edit.
+    """
 
     name: str
     auth: AuthKind
     endpoints: tuple[Endpoint, ...]
-    page_size_param: str = "limit"
+    auth_spec: AuthSpec | None = None
+    embedded: bool = False
+    source_file: str | None = None
     # hard deletes: (feed endpoint, key) -> rows with that key are removed from these tables after a load
     hard_delete_feed: str | None = None
     hard_delete_tables: tuple[str, ...] = ()
+
+    @property
+    def auth_options(self) -> AuthSpec:
+        """``auth_spec``, or the defaults of ``auth``'s kind."""
+        return self.auth_spec or AuthSpec(kind=self.auth)
+
+    @property
+    def where(self) -> str:
+        """The file to edit, for messages (``sources/orders.yml``)."""
+        return self.source_file or f"sources/{self.name}.yml"
 
     def endpoint(self, name: str) -> Endpoint:
         """The endpoint called ``name``."""
