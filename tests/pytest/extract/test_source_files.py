@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from elt.settings import repo_root
-from extract import config
+from extract import config, sourcefile
 from extract.config import ServiceConfig
 from extract.errors import FetchError, ShortWalk, SourceFileError, UnsafePagination
 from extract.paginators import first_request, walk
@@ -154,6 +154,21 @@ def test_a_secret_in_a_source_file_is_refused_without_echoing_it() -> None:
     assert "auth.client_secret: secrets never go in a source file" in message
     assert "SOURCES__ORDERS__CLIENT_SECRET" in message
     assert SECRET not in message
+
+
+def test_docs_sources_md_is_the_schema() -> None:
+    """docs/sources.md is rendered from the pydantic schema: a key added, renamed or re-described
+    without regenerating it (``python -m extract.sourcedoc``) fails here."""
+    from extract import sourcedoc
+
+    assert (repo_root() / "docs" / "sources.md").read_text() == sourcedoc.render()
+    for model in (
+        *sourcedoc._members(sourcefile.PaginatorModel),
+        sourcefile.EndpointModel,
+        sourcefile.SourceModel,
+    ):
+        for key in model.model_fields:
+            assert f"| `{key}` |" in sourcedoc.render(), key
 
 
 def test_the_shop_services_load_from_their_files_marked_embedded() -> None:
