@@ -171,6 +171,16 @@ def test_docs_sources_md_is_the_schema() -> None:
             assert f"| `{key}` |" in sourcedoc.render(), key
 
 
+def test_the_readme_example_is_a_valid_source_file() -> None:
+    """README "Pointing it at your own services" shows a plain service's file: it must validate."""
+    readme = (repo_root() / "README.md").read_text()
+    section = readme.split("## Pointing it at your own services", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    model = parse(block, "README.md")
+    ep = model.endpoints[0]
+    assert (model.auth.kind, ep.records, ep.paginator.kind) == ("none", "$", "page_number")
+
+
 def test_the_shop_services_load_from_their_files_marked_embedded() -> None:
     assert sorted(SERVICES) == ["catalog", "customers", "events", "orders", "payments"]
     assert all(s.embedded for s in SERVICES.values())
