@@ -144,7 +144,8 @@ def conform(
         hint = f"; new fields in the same records: {', '.join(extra)}" if extra else ""
         raise SchemaDrift(
             f"{table}: field(s) {', '.join(missing)} missing from the source records (removed or renamed at "
-            f"the source?){hint}. Refusing to load them as NULL; update extract/sources/ and the dbt models."
+            f"the source?){hint}. Refusing to load them as NULL; update the fields in sources/<service>.yml"
+            " and the dbt models."
         )
     columns: dict[str, pa.Array] = {}
     for name, spec in ep.fields.items():
