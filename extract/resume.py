@@ -1,4 +1,5 @@
-"""Finish the load packages a killed run left so that no row loads twice and the cursor is the warehouse's.
+"""Finish the load packages a killed run left so that no row loads twice and the cursor is the warehouse's
+(the batch loader's ``prepare_pipeline`` and the stream's raw loader both call ``finish_pending``).
 
 Why our own code around dlt's resume: dlt 1.31 finishes a pending package at least once, not exactly
 once. Three moments of a kill -9 make it load or record something twice; each was reproduced by
@@ -40,7 +41,7 @@ from dlt.common.storages.load_package import PackageStorage, ParsedLoadJobFileNa
 
 from extract.pending import drop_normalized_duplicates
 
-log = logging.getLogger("extract.stream.resume")
+log = logging.getLogger("extract.resume")
 
 LOAD_ID_COLUMN = "_dlt_load_id"
 

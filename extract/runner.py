@@ -38,11 +38,10 @@ import pyarrow as pa
 from elt import file_modes as private
 from elt import ops_fallback, ops_log, signals, warehouse_check
 from elt.lock import WarehouseBusy, warehouse_lock
-from extract import forked, hints, horizon, redact, tracebacks
+from extract import forked, hints, horizon, redact, resume, tracebacks
 from extract.config import ServiceConfig, service_config
 from extract.destination import warehouse_destination
 from extract.errors import ExtractError, SourceFileError
-from extract.pending import drop_normalized_duplicates
 from extract.progress import RunProgress, summary_lines
 from extract.refresh import Refresh, describe_rows, package_rows
 from extract.resources import build_source
@@ -239,12 +238,10 @@ def prepare_pipeline(
     if sync and not pipeline._state_restored:
         pipeline.sync_destination()
         pipeline._state_restored = True  # what run() sets after its own sync
-    drop_normalized_duplicates(pipeline)  # a kill inside normalize's commit (see extract/pending.py)
     discard_unfinished_refresh(service)
-    if pipeline.has_pending_data:
-        # dlt's run() with pending packages only finishes them and extracts nothing: do it explicitly
-        log.warning("%s: finishing a pending load package from an earlier run first", service.name)
-        pipeline.run()
+    # a package a killed run left (by this loader or by the stream) loads exactly once, and the cursor
+    # is the warehouse's (dlt alone resumes at least once: extract/resume.py)
+    if resume.finish_pending(pipeline):
         _add_counts(counts, pipeline)
     positions = cursor_positions(pipeline) or "none (first load)"
     result.inputs[service.name] = f"{cfg.base_url}; cursors: {positions}"

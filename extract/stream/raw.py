@@ -26,11 +26,11 @@ import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from extract import resume
 from extract.incremental import IdCursor
 from extract.resources import SCHEMA_CONTRACT
 from extract.runner import make_pipeline
 from extract.statesync import align_with_warehouse
-from extract.stream import resume
 from extract.stream.feed import ENDPOINT, EVENTS, KEY
 
 log = logging.getLogger("extract.stream.raw")

@@ -2,7 +2,7 @@
 ``--once`` run: every event exactly once in ``raw_events.events``, every load recorded once.
 
 The kill is deterministic (tests/pytest/stream/killed_stream.py: the real stream, killed right after
-the dlt call that opens the window); the fix is extract/stream/resume.py. These are the windows the
+the dlt call that opens the window); the fix is extract/resume.py. These are the windows the
 many-kill9s case (test_stream_e2e.py) hit by chance: "279 duplicate event ids" in one load.
 """
 
