@@ -5,7 +5,7 @@ After each: every process of the run is gone (found by the workspace's warehouse
 not through the project's own records), no ``ops.runs`` row is left ``running`` and the run's rows say
 ``interrupted``, the output ends with one line and no traceback, ``exports/current`` did not move, and
 a plain re-run converges on the clean reference. Short form in ``make test``: SIGTERM to the make
-process during extract (the grandchild loader must stop too). The rest is ``slow``.
+process during extract (the grandchild loader must stop too), without the re-run. The rest is ``slow``.
 """
 
 from __future__ import annotations
@@ -92,7 +92,9 @@ def runs_rows(ws: Workspace) -> list[tuple[str, str, str | None]]:
         return con.execute("select step, status, error from ops.runs order by started_at").fetchall()
 
 
-def _signal_and_check(ws: Workspace, reference: Reference, point: str, signum: int, to_group: bool) -> None:
+def _signal_and_check(
+    ws: Workspace, reference: Reference, point: str, signum: int, to_group: bool, rerun: bool = True
+) -> None:
     name = signal.Signals(signum).name
     before = ws.current_version()
     code, output = make_elt_signalled(ws, point, signum, to_group)
@@ -111,7 +113,8 @@ def _signal_and_check(ws: Workspace, reference: Reference, point: str, signum: i
     rows = runs_rows(ws)
     assert not [r for r in rows if r[1] == "running"], f"rows left running: {rows}"
     assert ("run", "interrupted") in [(step, status) for step, status, _ in rows], rows
-
+    if not rerun:
+        return
     out = flow(ws)
     assert out.returncode == 0, f"re-run after {name} during {point} failed: {out.describe()}"
     assert_matches_clean(reference.prints, ws, f"{name} to make during {point}")
@@ -121,7 +124,8 @@ def test_sigterm_to_make_during_extract(workspace, reference: Reference, fleet_c
     """make forwards SIGTERM to the flow; the flow stops the loader it started (a grandchild of make),
     which closes its own row as interrupted."""
     ws = workspace("term-make-extract")
-    _signal_and_check(ws, reference, "extract", signal.SIGTERM, to_group=False)
+    # the re-run that converges is in every slow case (the kill -9 cases prove the same recovery)
+    _signal_and_check(ws, reference, "extract", signal.SIGTERM, to_group=False, rerun=False)
     rows = runs_rows(ws)
     assert ("extract", "interrupted") in [(s, st) for s, st, _ in rows], rows
 
@@ -130,13 +134,21 @@ def test_sigterm_to_make_during_extract(workspace, reference: Reference, fleet_c
 @pytest.mark.parametrize(
     ("point", "signum", "to_group"),
     [
+        ("extract", signal.SIGTERM, False),
         ("extract", signal.SIGTERM, True),
         ("dbt models", signal.SIGTERM, False),
         ("dbt models", signal.SIGTERM, True),
         ("load", signal.SIGINT, True),
         ("dbt models", signal.SIGINT, True),
     ],
-    ids=["term-group-extract", "term-make-dbt", "term-group-dbt", "int-group-load", "int-group-dbt"],
+    ids=[
+        "term-make-extract",
+        "term-group-extract",
+        "term-make-dbt",
+        "term-group-dbt",
+        "int-group-load",
+        "int-group-dbt",
+    ],
 )
 def test_signal_at_each_step(
     point: str, signum: int, to_group: bool, workspace, reference: Reference, fleet_clean
