@@ -283,3 +283,40 @@ def test_recover_is_in_the_run_log(elt_env: EltPaths) -> None:
         facts = con.execute("select kind, name, detail from ops.run_inputs order by all").fetchall()
     assert ("recover", "customers", "customers: no pending load package") in facts, facts
     assert all(kind == "recover" and name == "customers" for kind, name, _ in facts), facts
+
+
+def _committed(warehouse: Path, table: str) -> int:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(
+            f"select count(*) from raw_catalog.{table} where _dlt_load_id in "
+            "(select load_id from raw_catalog._dlt_loads where status = 0)"
+        ).fetchone()[0]
+
+
+@pytest.mark.slow
+def test_moving_a_damaged_warehouse_away_and_re_running_rebuilds_it(
+    elt_env: EltPaths, fleet_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the line tells the user to do works: with the damaged file moved away, the next load (its dlt
+    state still that of the old file) loads everything again, not only what changed since."""
+    for name, value in fleet_env.items():
+        monkeypatch.setenv(name, value)
+    assert _run(["-m", "extract", "catalog"]).returncode == 0
+    products, categories = (
+        _committed(elt_env.warehouse, "products"),
+        _committed(elt_env.warehouse, "categories"),
+    )
+    assert products > 0 and categories > 0
+
+    data = elt_env.warehouse.read_bytes()
+    elt_env.warehouse.write_bytes(data[:4096] + os.urandom(8192) + data[12288:])
+    broken = _run(["-m", "extract", "catalog"])
+    assert broken.returncode == 1 and UNREADABLE in broken.stderr.strip().splitlines()[-1], broken.stderr
+
+    elt_env.warehouse.rename(elt_env.warehouse.with_name("shop.duckdb.damaged"))
+    again = _run(["-m", "extract", "catalog"])
+    assert again.returncode == 0, again.stderr
+    assert (_committed(elt_env.warehouse, "products"), _committed(elt_env.warehouse, "categories")) == (
+        products,
+        categories,
+    )
