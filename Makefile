@@ -56,7 +56,7 @@ dbt: setup ## run dbt under the warehouse lock (ARGS="build --select marts")
 	$(PY) -m elt dbt $(ARGS)
 
 elt: setup ## the whole flow: services → extract → dbt build → Parquet publish → summary
-	$(PY) -m elt run $(ARGS)
+	$(PY) -m elt run $(if $(SOURCES),--sources $(SOURCES)) $(ARGS)
 
 export: setup ## publish the marts to exports/ as Parquet with a manifest
 	$(PY) -m elt export $(ARGS)

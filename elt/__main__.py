@@ -1,7 +1,7 @@
 """``python -m elt``: the project's orchestration commands (what ``make elt``/``export``/``dbt``/
 ``shell``/``lint`` run).
 
-    python -m elt run [--no-services] [--full-refresh] [--keep N] [--rotate-pii-key]
+    python -m elt run [--sources A,B] [--no-services] [--full-refresh] [--keep N] [--rotate-pii-key]
                       [--accept-row-drop SCHEMA.TABLE ...]
     python -m elt export [--keep N] [--wait S] [--force] [--rotate-pii-key] [--list] [--verify]
                          [--rollback VERSION]
@@ -27,6 +27,7 @@ from elt import (
     flow,
     lock,
     pii_key,
+    selection,
     settings,
     signals,
     steps,
@@ -50,7 +51,13 @@ def _setup_logging() -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        sources = selection.parse(args.sources)  # a typo fails here, before the lock or any service
+    except selection.SelectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     result = flow.run_flow(
+        sources=sources,
         services=not args.no_services,
         full_refresh=args.full_refresh,
         keep=args.keep,
@@ -164,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="services -> extract -> dbt build -> publish -> summary")
+    p.add_argument(
+        "--sources",
+        metavar="A,B",
+        help="load only these sources (comma-separated names of sources/*.yml); dbt builds as usual",
+    )
     p.add_argument("--no-services", action="store_true", help="do not start/stop the local fleet")
     p.add_argument("--full-refresh", action="store_true", help="reload sources and rebuild incrementals")
     p.add_argument("--keep", type=int, default=versions.default_keep(), help="old export versions to keep")

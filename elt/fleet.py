@@ -8,6 +8,11 @@ what that stops, from its owner record and the leases of the other runs (service
 owns the fleet"): never the user's fleet, and a fleet a run started only once no live run uses it.
 Why the CLI and not an import: the services stand alone (they import nothing of the pipeline), and
 the pipeline only talks to them as a user would.
+
+Which services: the sources whose file says ``embedded: true`` (the registry, ``elt.selection``), and
+only those a ``--sources`` selection names; a user's own source is loaded like any other but never
+started or probed here. Their ports come from the launcher (``python -m services ports``), so no name
+or port of the shop is written in this module.
 """
 
 from __future__ import annotations
@@ -21,11 +26,10 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from elt import settings
+from elt import selection, settings
 
 log = logging.getLogger("elt.fleet")
 
-SERVICES = ("customers", "catalog", "orders", "payments", "events")
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 EXIT_FOREIGN = 3  # `python -m services use`: the ports serve another fleet (services/__main__.py)
 
@@ -47,14 +51,39 @@ def _fleet_env() -> dict[str, str]:
     return values
 
 
-def base_urls() -> dict[str, str]:
-    """Each service's base URL: the environment, else ``run/fleet.env``, else the launcher's default port."""
+def layout() -> tuple[int, dict[str, int]]:
+    """The launcher's port base (flag, ``SHOP_PORT_BASE``, its fleet.env, else its default) and each of
+    its services' port (``python -m services ports``)."""
+    code, reply = _services_cli("ports")
+    ports = reply.get("ports")
+    if code != 0 or not isinstance(ports, dict):
+        raise FleetError(f"`python -m services ports` exited {code}: {reply.get('error') or 'see above'}")
+    return int(str(reply.get("port_base"))), {str(k): int(v) for k, v in ports.items()}
+
+
+def base_urls(names: list[str] | None = None) -> dict[str, str]:
+    """Each embedded source's base URL (only those among ``names`` when given): the environment, else
+    ``run/fleet.env``, else the launcher's port for it.
+
+    Raises FleetError when a file says ``embedded: true`` for a service the launcher does not run."""
+    try:
+        wanted = selection.embedded(names)
+    except selection.SelectionError as exc:
+        raise FleetError(str(exc)) from exc
+    if not wanted:
+        return {}
     fleet = _fleet_env()
-    port_base = int(os.environ.get("SHOP_PORT_BASE") or 8100)
+    _, ports = layout()
+    foreign = [n for n in wanted if n not in ports]
+    if foreign:
+        raise FleetError(
+            f"source(s) {', '.join(foreign)} say embedded: true but the local fleet runs only "
+            f"{', '.join(ports)}; set embedded: false in their file and configure their base URL"
+        )
     urls: dict[str, str] = {}
-    for i, name in enumerate(SERVICES, start=1):
+    for name in wanted:
         var = f"SOURCES__{name.upper()}__BASE_URL"
-        urls[name] = os.environ.get(var) or fleet.get(var) or f"http://127.0.0.1:{port_base + i}"
+        urls[name] = os.environ.get(var) or fleet.get(var) or f"http://127.0.0.1:{ports[name]}"
     return urls
 
 
@@ -64,14 +93,21 @@ def is_local(urls: dict[str, str]) -> bool:
 
 
 def unhealthy(urls: dict[str, str], timeout: float = 2.0) -> list[str]:
-    """Services whose ``GET /health`` does not answer ``{"status": "ok"}``."""
+    """Services whose ``GET /health`` does not answer ``{"status": "ok"}`` as that service (its
+    ``service`` field, when it names one: a URL that reaches another service is not healthy)."""
     import requests  # here, not at the top: `elt export`/`elt dbt` import this module but never probe
 
     bad = []
     for name, url in urls.items():
         try:
             resp = requests.get(url.rstrip("/") + "/health", timeout=timeout)
-            ok = resp.status_code == 200 and resp.json().get("status") == "ok"
+            body = resp.json()
+            ok = (
+                resp.status_code == 200
+                and isinstance(body, dict)
+                and body.get("status") == "ok"
+                and body.get("service", name) == name
+            )
         except (requests.RequestException, ValueError):
             ok = False
         if not ok:
@@ -79,13 +115,16 @@ def unhealthy(urls: dict[str, str], timeout: float = 2.0) -> list[str]:
     return bad
 
 
-def fleet_port_base(urls: dict[str, str]) -> int | None:
-    """The launcher's port base when the URLs are one fleet's ports (base+1 … base+5), else None."""
-    ports = [urlsplit(urls[name]).port for name in SERVICES]
-    if ports[0] is None:
+def fleet_port_base(urls: dict[str, str], fleet_layout: tuple[int, dict[str, int]]) -> int | None:
+    """The launcher's port base when the URLs are one fleet's ports (its layout, shifted), else None."""
+    layout_base, ports = fleet_layout
+    offsets = {name: ports[name] - layout_base for name in urls}
+    configured = {name: urlsplit(url).port for name, url in urls.items()}
+    first = next(iter(urls))
+    if configured[first] is None:
         return None
-    base = ports[0] - 1
-    return base if ports == [base + i for i in range(1, len(SERVICES) + 1)] else None
+    base = configured[first] - offsets[first]
+    return base if all(configured[n] == base + offsets[n] for n in urls) else None
 
 
 def _services_cli(*args: str) -> tuple[int, dict[str, object]]:
@@ -114,25 +153,31 @@ class FleetHandle:
     holder: int = field(default_factory=os.getpid)
 
 
-def ensure_up(wait_seconds: float = 30.0) -> FleetHandle:
-    """Make sure the configured services answer; on loopback, lease the local fleet for this run
-    (``python -m services use``), which starts whatever is down.
+def ensure_up(names: list[str] | None = None, wait_seconds: float = 30.0) -> FleetHandle:
+    """Make sure the configured embedded services (among ``names``, when given) answer; on loopback,
+    lease the local fleet for this run (``python -m services use``), which starts whatever is down.
+    With no embedded source to load there is nothing to manage.
 
     Raises FleetError when they cannot be brought up, after stopping whatever this run started (also on
     Ctrl-C or SIGTERM while starting).
     """
-    urls = base_urls()
+    urls = base_urls(names)
+    if not urls:
+        log.info("no embedded source to load: not managing the local fleet")
+        return FleetHandle(managed=False, started=False, urls=urls)
     if not is_local(urls):
         log.info("services configured off this machine (%s): not managing them", sorted(set(urls.values())))
         return FleetHandle(managed=False, started=False, urls=urls)
-    base = fleet_port_base(urls)
+    fleet_layout = layout()
+    base = fleet_port_base(urls, fleet_layout)
     if base is None:
         if not unhealthy(urls):
             log.info("services already running (not one fleet's ports): not managing them")
             return FleetHandle(managed=False, started=False, urls=urls)
         raise FleetError(
-            "the configured base URLs are on this machine but not one fleet's ports (base+1 … base+5 for "
-            f"{', '.join(SERVICES)}): {', '.join(urls.values())}; fix SOURCES__<SERVICE>__BASE_URL "
+            "the configured base URLs are on this machine but not one fleet's ports ("
+            + ", ".join(f"{n} base+{p - fleet_layout[0]}" for n, p in fleet_layout[1].items() if n in urls)
+            + f"): {', '.join(urls.values())}; fix SOURCES__<SERVICE>__BASE_URL "
             "(or unset it to use run/fleet.env)"
         )
     handle = FleetHandle(managed=True, started=False, urls=urls)

@@ -70,9 +70,13 @@ def lock_wait() -> float:
     return float(os.environ.get("SHOP_LOCK_WAIT") or DEFAULT_LOCK_WAIT)
 
 
-def run_extract(command: str, full_refresh: bool, wait: float) -> tuple[float, list[tuple[str, str, int]]]:
-    """The loaders as a child process under our lock; returns seconds and rows loaded per raw table."""
-    args = [sys.executable, "-m", "extract", *(["--full-refresh"] if full_refresh else [])]
+def run_extract(
+    command: str, full_refresh: bool, wait: float, sources: list[str] | None = None
+) -> tuple[float, list[tuple[str, str, int]]]:
+    """The loaders as a child process under our lock; returns seconds and rows loaded per raw table.
+
+    ``sources`` (``--sources``) limits the loader to those names; empty or None loads every source."""
+    args = [sys.executable, "-m", "extract", *(["--full-refresh"] if full_refresh else []), *(sources or [])]
     with lock.warehouse_lock(f"{command}: extract", wait=wait), steps.logged_step(command, "extract") as rec:
         before = steps.committed_loads()
         fd = lock.held_fd()
@@ -190,8 +194,12 @@ def run_flow(
     keep: int = versions.DEFAULT_KEEP,
     rotate_pii_key: bool = False,
     accept_row_drop: list[str] | None = None,
+    sources: list[str] | None = None,
 ) -> FlowResult:
-    """Run the whole flow; never raises for a step failure (the result says which step failed)."""
+    """Run the whole flow; never raises for a step failure (the result says which step failed).
+
+    ``sources`` (checked names, ``elt.selection.parse``) limits the extract step, and the services step
+    to the embedded ones among them; dbt builds and publishes everything as usual."""
     command = (
         shlex.join(["python", "-m", "elt", "run", *sys.argv[2:]]) if sys.argv[1:2] == ["run"] else "elt run"
     )
@@ -212,15 +220,16 @@ def run_flow(
             step = "services"
             t0 = time.monotonic()
             try:
-                handle = fleet.ensure_up()
+                handle = fleet.ensure_up(sources)
             except fleet.FleetError as exc:
                 raise StepFailed("services", str(exc)) from exc
             state = "started" if handle.started else ("running" if handle.managed else "remote")
+            state = state if handle.urls else "none"  # no embedded source selected
             started_services = ", ".join(handle.started_services)
             result.steps.append(StepResult("services", state, time.monotonic() - t0, started_services))
 
         step = "extract"
-        seconds, result.loaded = run_extract(command, full_refresh, wait)
+        seconds, result.loaded = run_extract(command, full_refresh, wait, sources)
         rows = sum(r for _, _, r in result.loaded)
         result.steps.append(StepResult("extract", "ok", seconds, f"{rows:,} new/changed rows"))
 

@@ -1,6 +1,8 @@
 """`python -m services start|stop|status|use|release`: the fleet from the command line (services/README.md).
 
-`start`/`stop`/`status` are the user's commands. `use --holder PID` and `release --holder PID` are what a
+`start`/`stop`/`status` are the user's commands; `ports` prints the fleet's layout as JSON (each
+service's port for the port base it would use), which is how a flow run learns it without importing this
+package. `use --holder PID` and `release --holder PID` are what a
 flow run calls (`python -m elt run`, through elt/fleet.py): a lease for that process, so the run stops
 only a fleet a run started and only once no other run uses it. Those two print one JSON object on
 stdout for the caller and log to stderr, so a first start's progress is still shown.
@@ -15,14 +17,14 @@ import sys
 
 import orjson
 
-from services.launcher import Fleet, FleetError, ForeignFleet
+from services.launcher import SERVICES, Fleet, FleetError, ForeignFleet
 
 EXIT_FOREIGN = 3  # `use`: the ports serve another fleet (not this run folder's)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m services", description="run the shop's five services")
-    parser.add_argument("command", choices=("start", "stop", "status", "use", "release"))
+    parser.add_argument("command", choices=("start", "stop", "status", "use", "release", "ports"))
     parser.add_argument(
         "--scale", type=float, help="data scale for a first start (env SHOP_SCALE, default 1)"
     )
@@ -96,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if leasing:
         return _lease_command(fleet, args)
+    if args.command == "ports":
+        layout = {"port_base": fleet.port_base, "ports": {name: fleet.port(name) for name in SERVICES}}
+        print(orjson.dumps(layout).decode(), flush=True)
+        return 0
     try:
         if args.command == "start":
             statuses = fleet.start()

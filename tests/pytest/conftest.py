@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +24,22 @@ from pathlib import Path
 import pytest
 
 from services.launcher import SERVICES, Fleet
+from tests.pytest.sources_env import use_embedded_sources
 from tests.pytest.world import Reference, build_reference, start_source_fleet
+
+_SOURCES_DIRS: list[Path] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every suite loads only the shop's embedded sources, whatever else ``sources/`` holds
+    (tests/pytest/sources_env.py)."""
+    _SOURCES_DIRS.append(use_embedded_sources())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for folder in _SOURCES_DIRS:
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 # Areas whose session-scoped fixtures build a loaded world, and the xdist group each runs in: the dbt
 # and fault suites share `reference` (tests/pytest/world.py), the stream suite has its own world.

@@ -10,7 +10,6 @@ suite may change data without disturbing the fault suite that compares against t
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -23,6 +22,7 @@ from typing import Any
 import duckdb
 
 from services.launcher import Fleet
+from tests.pytest.sources_env import child_env
 from tests.pytest.world import PII_KEY, SCALE, Reference
 
 REPO = Path(__file__).resolve().parents[3]
@@ -76,7 +76,7 @@ class DbtWorld:
 
     def env(self) -> dict[str, str]:
         """Environment for extract and dbt: the fleet's credentials, private paths, the test PII key."""
-        env = dict(os.environ)
+        env = child_env()
         env.update({k: v for k, v in self.fleet.env().items() if k.startswith("SOURCES__")})
         env.update(
             {

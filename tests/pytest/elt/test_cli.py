@@ -14,6 +14,7 @@ import pytest
 
 from elt import dbt_runner, pii_key, versions
 from tests.pytest.elt.helpers import EltPaths, fill_marts, write_dbt_artifacts
+from tests.pytest.sources_env import child_env
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -205,7 +206,7 @@ def test_failed_step_stops_the_flow_and_publishes_nothing(fake_project: EltPaths
     """No credentials and --no-services: the extract step fails; the previous version stays current."""
     assert elt("export").returncode == 0
     current = versions.current_version_id(fake_project.exports)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    env = child_env("SOURCES__")
     result = subprocess.run(
         [sys.executable, "-m", "elt", "run", "--no-services"],
         cwd=REPO,
@@ -229,3 +230,22 @@ def test_failed_step_stops_the_flow_and_publishes_nothing(fake_project: EltPaths
             ).fetchall()
         )
     assert rows == {"run": "failed", "extract": "failed"}
+
+
+def test_run_with_an_unknown_source_fails_at_once_naming_the_known_ones(elt_env: EltPaths) -> None:
+    """``--sources`` with a typo: exit 2, one line listing the known sources, before any step runs."""
+    known = sorted(p.stem for p in (REPO / "sources").glob("*.yml") if "embedded: true" in p.read_text())
+    result = subprocess.run(
+        [sys.executable, "-m", "elt", "run", "--sources", f"{known[0]},nosuch"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env("SOURCES__"),
+    )
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: unknown source(s) nosuch; known: "), lines[0]
+    assert all(name in lines[0] for name in known)
+    assert not elt_env.warehouse.exists(), "the run started before checking its sources"

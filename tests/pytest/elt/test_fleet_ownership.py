@@ -13,7 +13,6 @@ decide when each run ends.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import requests
 from services.launcher import SERVICES, Fleet
 from tests.pytest.conftest import free_port_base
 from tests.pytest.elt.helpers import EltPaths
+from tests.pytest.sources_env import child_env
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -101,7 +101,7 @@ def kill_all(run_dir: Path) -> None:
 
 def fleet_env(run_dir: Path, data_dir: Path, port_base: int, **extra: str) -> dict[str, str]:
     """An environment whose fleet is ``run_dir``'s on ``port_base``, nothing inherited from the caller's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "SHOP_FAULTS", "SHOP_PORT"))}
+    env = child_env("SOURCES__", "SHOP_FAULTS", "SHOP_PORT")
     env.update(
         SHOP_RUN_DIR=str(run_dir), SHOP_SERVICES_DATA=str(data_dir), SHOP_PORT_BASE=str(port_base), **extra
     )

@@ -8,8 +8,8 @@ Scale 0.02 keeps the two runs around a minute and a half in all (dbt's start-up 
 from __future__ import annotations
 
 import json
-import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +25,7 @@ from elt import lock, versions
 from elt.verify import verify_version
 from services.simulator import Simulator
 from tests.pytest.elt.helpers import free_port_base
+from tests.pytest.sources_env import child_env
 
 REPO = Path(__file__).resolve().parents[3]
 SCALE = "0.02"
@@ -52,7 +53,7 @@ class TwoRuns:
 
 
 def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "SHOP_", "DBT_"))}
+    env = child_env("SOURCES__", "SHOP_", "DBT_")
     env.pop(lock.INHERITED_FD_ENV, None)
     env.update(
         SHOP_WAREHOUSE=str(root / "warehouse" / "shop.duckdb"),
@@ -265,3 +266,47 @@ def test_no_personal_data_in_any_parquet_file(two_runs: TwoRuns) -> None:
                         where t."{name}" in (select v from personal) or t."{name}" like '%_@_%._%'""",
                 ).fetchone()[0]
                 assert hits == 0, f"{f.relative_to(two_runs.exports)} column {name}: {hits} personal values"
+
+
+@pytest.fixture(scope="module")
+def selected_run(
+    two_runs: TwoRuns, tmp_path_factory: pytest.TempPathFactory
+) -> subprocess.CompletedProcess[str]:
+    """A third run, ``--sources customers``, on a copy of the two runs' folders (so the other cases see
+    two runs whatever the order): the simulator changes every source first."""
+    root = tmp_path_factory.mktemp("elt-flow-selected")
+    ignore = shutil.ignore_patterns("*.lock", "*.pid")
+    shutil.copytree(two_runs.root, root, symlinks=True, dirs_exist_ok=True, ignore=ignore)
+    env = {**two_runs.env, **{k: v.replace(str(two_runs.root), str(root)) for k, v in two_runs.env.items()}}
+    with Simulator(root / "data", seed=43) as sim:
+        sim.step(80)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "elt", "run", "--sources", "customers"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = proc.communicate(timeout=600)
+    subprocess.run([sys.executable, "-m", "services", "stop"], cwd=REPO, env=env, capture_output=True)
+    return subprocess.CompletedProcess(
+        proc.args, proc.returncode, out + f"\nwarehouse={env['SHOP_WAREHOUSE']}", err
+    )
+
+
+def test_sources_selection_loads_only_those_and_is_in_the_run_log(
+    selected_run: subprocess.CompletedProcess[str],
+) -> None:
+    """``--sources customers``: the extract step loads raw_customers only (every source had changes),
+    dbt builds and publishes as usual, and ops.runs records the selection in its command."""
+    assert selected_run.returncode == 0, selected_run.stdout[-3000:] + selected_run.stderr[-3000:]
+    loaded = _loaded(_summary(selected_run))
+    assert loaded and all(table.startswith("raw_customers.") for table in loaded), loaded
+    warehouse = selected_run.stdout.rsplit("warehouse=", 1)[1].strip()
+    with duckdb.connect(warehouse, read_only=True) as con:
+        commands = con.execute(
+            "select step, command, status from ops.runs where command like '%--sources%' order by all"
+        ).fetchall()
+    assert {step for step, _, _ in commands} >= {"run", "extract", "dbt", "export"}, commands
+    assert all(cmd == "python -m elt run --sources customers" and s == "success" for _, cmd, s in commands)

@@ -23,6 +23,7 @@ import pytest
 
 from elt.settings import repo_root
 from services.launcher import Fleet
+from tests.pytest.sources_env import child_env
 
 # knobs that keep fault tests short: small retry budget, short backoff
 FAST_RETRIES = {
@@ -85,7 +86,7 @@ def run_cli(
     env: LoaderEnv, *args: str, timeout: float = 300, extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """``python -m extract ARGS`` as a real process with the loader env."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    full_env = child_env("SOURCES__")
     full_env.update(env.env)
     full_env.update(extra or {})
     return subprocess.run(
@@ -99,7 +100,7 @@ def run_cli(
 
 
 def popen_cli(env: LoaderEnv, *args: str, extra: dict[str, str] | None = None) -> subprocess.Popen:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    full_env = child_env("SOURCES__")
     full_env.update(env.env)
     full_env.update(extra or {})
     return subprocess.Popen(

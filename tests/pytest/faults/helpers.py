@@ -27,6 +27,7 @@ import duckdb
 
 from elt import lock
 from elt.checksums import quote_ident, quote_literal
+from tests.pytest.sources_env import child_env
 
 REPO = Path(__file__).resolve().parents[3]
 # Columns that record *when/which run* wrote a row, not what the row says.
@@ -69,7 +70,7 @@ def make_workspace(
     ``seed_target`` holds a dbt ``partial_parse.msgpack`` it is copied in, saving dbt's ~10 s full parse.
     """
     root.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "SHOP_", "DBT_"))}
+    env = child_env("SOURCES__", "SHOP_", "DBT_")
     env.pop(lock.INHERITED_FD_ENV, None)
     env.update({k: v for k, v in fleet_env.items() if k.startswith("SOURCES__")})
     env.update(

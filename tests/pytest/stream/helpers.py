@@ -26,6 +26,7 @@ from elt import dbt_runner, lock
 from services.launcher import Fleet
 from services.simulator import Simulator
 from services.store.timefmt import parse_us
+from tests.pytest.sources_env import child_env
 
 REPO = Path(__file__).resolve().parents[3]
 LOCK_ERROR_MARKERS = ("Could not set lock", "WarehouseBusy", "warehouse is locked", "Traceback")
@@ -317,7 +318,7 @@ def make_world(root: Path, port_base: int, scale: float) -> StreamWorld:
     """Start a private fleet and load the raw tables the real-time marts read (events, orders)."""
     fleet = Fleet(run_dir=root / "run", data_dir=root / "data", port_base=port_base, scale=scale, seed=7)
     fleet.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    env = child_env("SOURCES__")
     env.pop(lock.INHERITED_FD_ENV, None)
     env.update(fleet.env())
     env.update(
