@@ -2,17 +2,27 @@
     that no load has created yet stops at once with one line saying what to run first. Without it a fresh
     clone (or a warehouse moved away) failed with one "Catalog Error: ... does not exist" per model.
 
-    The schemas checked are those of the sources upstream of the selected nodes (through their parents), in
-    one information_schema query, none when they read no source: `dbt seed` and a selection that reads no
-    source pass, and a source that is loaded but young (a table dlt has not created yet, read through
-    source_or_empty) is not refused. Commands that run no model SQL (parse, ls, compile, docs generate,
-    seed, show) are left alone. -#}
+    The schemas checked are those of the sources upstream (through their parents) of the selected models,
+    seeds and snapshots (of the selected tests when there are none: `dbt test`), in one information_schema
+    query, none when they read no source: `dbt seed` and a selection that reads no source pass, and a
+    source that is loaded but young (a table dlt has not created yet, read through source_or_empty) is not
+    refused. Tests are not followed when models are selected: dbt also selects a test with one selected
+    parent, and its other parents (a relationship to another service's model) would refuse a build of the
+    loaded lineage, e.g. the stream's `build -s +tag:realtime` with only events and orders loaded.
+    Commands that run no model SQL (parse, ls, compile, docs generate, seed, show) are left alone. -#}
 {% macro require_raw_data() -%}
     {%- if not execute or flags.WHICH not in ('build', 'run', 'test', 'snapshot') -%}
         {{ return('') }}
     {%- endif -%}
     {%- set needed = {} -%}
-    {%- set queue = selected_resources | list -%}
+    {%- set queue = [] -%}
+    {%- for unique_id in selected_resources
+        if unique_id in graph.nodes and graph.nodes[unique_id].resource_type != 'test' -%}
+        {%- do queue.append(unique_id) -%}
+    {%- endfor -%}
+    {%- if not queue -%}
+        {%- do queue.extend(selected_resources) -%}
+    {%- endif -%}
     {%- set seen = {} -%}
     {#- a breadth-first walk up the graph: the loop also visits the parents appended to `queue` -#}
     {%- for unique_id in queue if unique_id not in seen -%}
