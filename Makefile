@@ -72,7 +72,7 @@ lint: setup ## ruff and sqlfluff
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m elt lint-sql
 
-test: setup lint ## lint, then the pytest suites in 2 workers against real services on loopback (~8 min on 2 cores)
+test: setup lint ## lint, then the pytest suites in 2 workers against real services on loopback (budget: 15 min on 2 cores)
 	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 test-faults: setup ## the whole fault suite over the full flow (long)
