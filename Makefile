@@ -55,7 +55,7 @@ stream: setup ## follow the events feed in micro-batches and keep the real-time 
 dbt: setup ## run dbt under the warehouse lock (ARGS="build --select marts")
 	$(PY) -m elt dbt $(ARGS)
 
-elt: setup ## the whole flow: services → extract → dbt build → Parquet publish → summary
+elt: setup ## the whole flow: services → extract → dbt build → Parquet publish → summary (SOURCES=a,b: load only those)
 	$(PY) -m elt run $(if $(SOURCES),--sources $(SOURCES)) $(ARGS)
 
 export: setup ## publish the marts to exports/ as Parquet with a manifest
