@@ -119,7 +119,7 @@ def _cmd_dbt(args: argparse.Namespace) -> int:
         print("usage: python -m elt dbt <dbt arguments>, e.g. build --select marts", file=sys.stderr)
         return 2
     wait = flow.lock_wait()
-    if dbt_runner._subcommand(args.dbt_args) in dbt_runner.NO_WAREHOUSE:  # parse, ls, ...: no row
+    if dbt_runner.subcommand(args.dbt_args) in dbt_runner.NO_WAREHOUSE:  # parse, ls, ...: no row
         return dbt_runner.run_dbt(args.dbt_args, wait=wait).exit_code
     command = shlex.join(["python", "-m", "elt", "dbt", *args.dbt_args])  # scrubbed by new_run
     run = steps.new_run(command, "dbt")

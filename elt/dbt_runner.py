@@ -69,7 +69,8 @@ def dbt_command(args: list[str]) -> list[str]:
     return [str(exe), *args] if exe.exists() else [sys.executable, "-m", "dbt.cli.main", *args]
 
 
-def _subcommand(args: list[str]) -> str | None:
+def subcommand(args: list[str]) -> str | None:
+    """The dbt subcommand in ``args`` (the first word that is not an option)."""
     return next((a for a in args if not a.startswith("-")), args[0] if args else None)
 
 
@@ -110,7 +111,7 @@ def run_dbt(args: list[str], *, wait: float | None = None, owner: str | None = N
     uncoloured unless stdout is a terminal. Returns the exit code, timing and (when dbt wrote one)
     the run results summary.
     """
-    sub = _subcommand(args)
+    sub = subcommand(args)
     cmd = dbt_command(args)
     run_results = dbt_artifacts.target_dir() / "run_results.json"
     before = run_results.stat().st_mtime_ns if run_results.exists() else None
