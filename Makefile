@@ -67,9 +67,10 @@ shell: setup ## open the warehouse read-only in a SQL shell
 docs: setup ## build the dbt docs site into target/
 	$(PY) -m elt dbt docs generate
 
-lint: setup ## ruff and sqlfluff
+lint: setup ## ruff, sqlfluff, and the import direction between services and pipeline
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest -q -p no:randomly -p no:cacheprovider tests/pytest/test_layers.py
 	$(PY) -m elt lint-sql
 
 test: setup lint ## lint, then the pytest suites in 2 workers against real services on loopback (budget: 15 min on 2 cores)

@@ -5,27 +5,50 @@ The loaders verify every service certificate: against ``SHOP_TLS_CA_BUNDLE`` (or
 setting turns verification off; "false"-like values are refused with an error, so a misconfiguration
 fails loudly instead of silently trusting anyone. A verification failure is reported as such (not as a
 generic connection error) and is not retried: a wrong certificate does not fix itself.
+
+The embedded services read the same variable for their own health checks (services/common/tls.py);
+the loaders keep this reading of their own, because the pipeline imports nothing of the services: a
+team pointing the loaders at its own services does not run the shop's code.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dlt
 import requests
 
-from services.common.tls import CA_VAR, TLSConfigError, client_verify
+__all__ = ["CA_VAR", "TLSConfigError", "configure_session", "describe_ssl_error", "verify_setting"]
 
-__all__ = ["TLSConfigError", "configure_session", "describe_ssl_error", "verify_setting"]
+CA_VAR = "SHOP_TLS_CA_BUNDLE"
+# Spellings of "turn verification off": refused, never interpreted.
+_DISABLING = {"", "0", "false", "no", "off", "none", "disable", "disabled"}
+
+
+class TLSConfigError(ValueError):
+    """The CA bundle setting points at a missing file or tries to switch verification off."""
+
+
+def _bundle(value: str, where: str) -> str:
+    path = value.strip()
+    if path.lower() in _DISABLING:
+        raise TLSConfigError(
+            f"{where}={value!r}: certificate verification cannot be turned off; "
+            "point it at the CA bundle (PEM) that signed the services' certificates, or unset it"
+        )
+    if not Path(path).is_file():
+        raise TLSConfigError(f"{where}: CA bundle not found: {path}")
+    return path
 
 
 def verify_setting() -> str | bool:
     """The ``verify`` value for the loaders' session (CA bundle path, or True for the system store)."""
     if CA_VAR in os.environ:
-        return client_verify(os.environ)
+        return _bundle(os.environ[CA_VAR], CA_VAR)
     configured = dlt.config.get("sources.extract.ca_bundle")
     if configured is not None:
-        return client_verify({CA_VAR: str(configured)})
+        return _bundle(str(configured), "[sources.extract] ca_bundle")
     return True
 
 
