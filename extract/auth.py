@@ -164,6 +164,13 @@ class OAuth2ClientCredentials:
         self._policy = policy
 
     def _fail(self, outcome: Attempt, status: int | str, attempt: int, detail: str) -> FetchError:
+        advice = hint(self._service, outcome, self._policy, detail)
+        if outcome.kind in ("connection", "timeout", "deadline"):
+            # the token endpoint was never reached: say so, so it is not read as a credentials problem
+            advice = (
+                f"the token endpoint did not answer, so the credentials were not tried; {advice}; if "
+                f"auth.token_url in sources/{self._service}.yml is a full URL, check that one"
+            )
         return FetchError(
             self._service,
             self._label,
@@ -171,7 +178,7 @@ class OAuth2ClientCredentials:
             attempt,
             detail,
             url=public_url(self._url),
-            hint=hint(self._service, outcome, self._policy, detail),
+            hint=advice,
         )
 
     def _take(self, reply: transfer.Reply) -> str | None:

@@ -4,12 +4,20 @@ Lookup order for each key is dlt's: environment (``SOURCES__ORDERS__CLIENT_ID``)
 ``.dlt/config.toml``. When a service has no credentials configured, the launcher's ``run/fleet.env``
 (``elt.settings.run_dir()``) is read, as long as it points at a loopback fleet - so ``make extract``
 works right after ``make services`` with whatever port base the fleet got.
+
+A credential still holding a placeholder of ``.dlt/secrets.toml.example`` (the file is copied to
+``.dlt/secrets.toml`` to start) is refused here, before any request: sent, it would come back as a
+401 that reads like a wrong password, and it would reach the service. The message names the service
+and the key to set, never the value.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +38,9 @@ CREDENTIAL_KEYS = {  # the secrets each auth kind of a source file needs (docs/s
     "basic": ("username", "password"),
     "oauth2": ("client_id", "client_secret"),
 }
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}  # one host to the same-origin rule (extract.paginators)
+SECRETS_EXAMPLE = ".dlt/secrets.toml.example"
+_PLACEHOLDER_FORM = re.compile(r"<[^<>]*>")  # the example file's convention: "<orders oauth client secret>"
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,46 @@ def read_env_file(path: Path) -> dict[str, str]:
         if sep and name and not name.startswith("#"):
             values[name.strip()] = value.strip().strip("'\"")
     return values
+
+
+@functools.cache
+def example_placeholders() -> frozenset[str]:
+    """Every string value of ``.dlt/secrets.toml.example`` (all placeholders, by its own header)."""
+    try:
+        doc = tomllib.loads((settings.repo_root() / SECRETS_EXAMPLE).read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return frozenset()
+    found: set[str] = set()
+    stack: list[Any] = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, str):
+            found.add(node.strip())
+    return frozenset(found)
+
+
+def is_placeholder(value: str) -> bool:
+    """True for a value of the example file, or one in its ``<...>`` placeholder form."""
+    text = value.strip()
+    return text in example_placeholders() or bool(_PLACEHOLDER_FORM.fullmatch(text))
+
+
+def refuse_placeholders(service: str, creds: dict[str, Any]) -> None:
+    """Raise ``ConfigMissing`` naming each credential key that still holds a placeholder (never the value)."""
+    keys = [k for k, v in creds.items() if isinstance(v, str) and is_placeholder(v)]
+    if not keys:
+        return
+    upper = service.upper()
+    env = ", ".join(f"SOURCES__{upper}__{k.upper()}" for k in keys)
+    toml = ", ".join(f"[sources.{service}] {k}" for k in keys)
+    raise ConfigMissing(
+        f"{service}: {env} ({toml}) still {'holds' if len(keys) == 1 else 'hold'} the placeholder from "
+        f"{SECRETS_EXAMPLE}; set the real "
+        f"value in the environment or .dlt/secrets.toml, or remove it there to use the local fleet's "
+        f"run/fleet.env (make services)"
+    )
 
 
 def _get(service: str, key: str, default: Any) -> Any:
@@ -140,6 +190,7 @@ def service_config(service: str, auth: str) -> ServiceConfig:
             f"{service}: credentials missing ({names}); set them in the environment or "
             f".dlt/secrets.toml, or start the local fleet (make services) to get run/fleet.env"
         )
+    refuse_placeholders(service, creds)
     if from_fleet:
         log.info("%s: using %s and credentials from %s", service, base_url, settings.run_dir() / "fleet.env")
     return ServiceConfig(

@@ -11,7 +11,10 @@ next request from a page, reading the body paths and parameter names of the endp
   record as the one before (a server that ignores the parameter) fails too;
 * at most ``max_pages`` pages per walk;
 * next-page URLs are checked against the service's origin before they are requested
-  (``ServiceClient.check_origin``);
+  (``ServiceClient.check_origin``); the loopback names ``localhost``, ``127.0.0.1`` and ``::1`` count as
+  one host (``loopback_alias``): a service configured as ``http://localhost:8000`` whose links say
+  ``http://127.0.0.1:8000/...`` is followed, on the configured name. Only those names: scheme and port
+  must still match, and any other host is refused before a socket opens;
 * **no silent short walk**: when the API reports a total (``total_path`` in the body or
   ``total_header``), a walk that ends with fewer records fails (``ShortWalk``) - before the resource
   commits, so nothing of it loads and no cursor moves. More is fine (records added during the walk);
@@ -25,12 +28,13 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from requests.utils import parse_header_links
 
+from extract.config import LOOPBACK
 from extract.errors import ShortWalk, UnsafePagination
-from extract.http import ServiceClient
+from extract.http import ServiceClient, origin
 from extract.pages import Page
 from extract.spec import Endpoint, Paging
 
@@ -159,6 +163,23 @@ def next_request(ep: Endpoint, current: Request, page: Page, base_url: str, walk
     raise ValueError(f"unknown paginator {style!r}")
 
 
+def loopback_alias(url: str, base_url: str) -> str:
+    """``url`` on the base URL's host name when both name the loopback host by different names.
+
+    Why: a service run on this machine often builds its links from its bind address (``127.0.0.1``)
+    while the user configured ``localhost`` (or the reverse, or ``[::1]``); both reach the same
+    socket, so refusing the link as foreign would stop every such walk after page one. The request
+    goes to the *configured* name, the one the first page proved reachable. Any other difference
+    (scheme, port, a non-loopback host) is left for ``check_origin`` to refuse."""
+    got, own = origin(url), origin(base_url)
+    if got == own or got[0] != own[0] or got[2] != own[2] or got[1] not in LOOPBACK or own[1] not in LOOPBACK:
+        return url
+    parts = urlsplit(url)
+    host = own[1] if ":" not in own[1] else f"[{own[1]}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 def _fingerprint(req: Request) -> str:
     url, params = req
     text = url + "?" + "&".join(f"{k}={v}" for k, v in sorted((params or {}).items()))
@@ -231,6 +252,7 @@ def walk(
         yield page
         request = next_request(ep, request, page, client.base_url, walked)
         if request is not None:
+            request = (loopback_alias(request[0], client.base_url), request[1])
             client.check_origin(request[0], endpoint)
     expected = min(totals) if totals else None
     if expected is not None and walked < expected:
