@@ -157,6 +157,21 @@ def tuning(service: str) -> Tuning:
     )
 
 
+def same_loopback_url(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` are the same URL, up to the loopback name and a trailing slash.
+
+    Why: ``SOURCES__ORDERS__BASE_URL=http://localhost:8003`` names the fleet that ``run/fleet.env``
+    calls ``http://127.0.0.1:8003``; without this its credentials were not taken and the run said
+    "credentials missing" for a service that was up. Another port or path stays another service."""
+    pa, pb = urlsplit(a.rstrip("/")), urlsplit(b.rstrip("/"))
+    if pa.hostname not in LOOPBACK or pb.hostname not in LOOPBACK:
+        return a.rstrip("/") == b.rstrip("/")
+    try:
+        return (pa.scheme, pa.port, pa.path) == (pb.scheme, pb.port, pb.path)
+    except ValueError:  # a malformed port: not the fleet's URL
+        return False
+
+
 def service_config(service: str, auth: str) -> ServiceConfig:
     """Resolve one service's connection; raise ``ConfigMissing`` naming the keys to set."""
     keys = CREDENTIAL_KEYS[auth]
@@ -173,10 +188,10 @@ def service_config(service: str, auth: str) -> ServiceConfig:
         if (
             fleet_url
             and urlsplit(url or "").hostname in LOOPBACK
-            and (not explicit_url or explicit_url == fleet_url)
+            and (not explicit_url or same_loopback_url(explicit_url, fleet_url))
         ):
             creds = {k: creds.get(k) or fleet.get(prefix + k.upper()) for k in keys}
-            base_url = fleet_url
+            base_url = explicit_url or fleet_url
             from_fleet = True
     if not base_url:
         raise ConfigMissing(

@@ -96,6 +96,35 @@ def test_a_foreign_host_or_port_is_still_refused_and_receives_nothing(
     assert state.data_requests() == 1  # the first page only
 
 
+# ---- 1b. the same for the fleet's credentials (run/fleet.env) -------------------------------------
+@pytest.mark.parametrize(("configured", "same"), [("localhost", True), ("localhost:1", False)])
+def test_a_base_url_on_another_loopback_name_takes_the_fleets_credentials(
+    loader_at: tuple[Api, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configured: str, same: bool
+) -> None:
+    """``run/fleet.env`` says ``http://127.0.0.1:PORT``, the user set ``http://localhost:PORT/``: the
+    same service, so its credentials are used and the run loads. Old code: "credentials missing" for a
+    service that was up. Another port is another service and never gets the fleet's credentials."""
+    from extract.runner import run
+
+    state, folder = loader_at
+    state.auth = "bearer"
+    (folder / "plain.yml").write_text(
+        source_text({"kind": "page_number", "page_param": "p", "limit_param": "size"}, auth="bearer")
+    )
+    port = int(config.os.environ["SOURCES__PLAIN__BASE_URL"].rsplit(":", 1)[1])
+    fleet = f"SOURCES__PLAIN__BASE_URL=http://127.0.0.1:{port}\nSOURCES__PLAIN__TOKEN={SECRET}\n"
+    (tmp_path / "run" / "fleet.env").write_text(fleet)
+    host = f"localhost:{port}/" if same else f"localhost:{_closed_port()}"
+    monkeypatch.setenv("SOURCES__PLAIN__BASE_URL", f"http://{host}")
+    result = run(["plain"])
+    if same:
+        assert result.failures == {} and result.rows == len(ALL)
+    else:
+        assert "plain: credentials missing (SOURCES__PLAIN__TOKEN)" in result.failures["plain"]
+        assert state.hits == []
+    assert SECRET not in str(result.failures)
+
+
 # ---- 2. placeholder secrets are refused -----------------------------------------------------------
 @pytest.fixture
 def loader_at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Api, Path]]:
@@ -142,7 +171,9 @@ def test_a_placeholder_secret_fails_the_service_before_any_request(
     state, folder = loader_at
     state.auth = "oauth2"
     auth = {"kind": "oauth2", "token_url": "/token"}
-    (folder / "plain.yml").write_text(source_text({"kind": "page_number", "page_param": "p"}, auth=auth))
+    (folder / "plain.yml").write_text(
+        source_text({"kind": "page_number", "page_param": "p", "limit_param": "size"}, auth=auth)
+    )
     monkeypatch.setenv("SOURCES__PLAIN__CLIENT_ID", "reader")
     monkeypatch.setenv("SOURCES__PLAIN__CLIENT_SECRET", value)
     result = run(["plain"])
@@ -184,7 +215,10 @@ def test_a_refused_port_is_a_connection_error_naming_service_endpoint_and_url(tm
     refused and what to check, not credentials."""
     port = _closed_port()
     service = service_from(
-        tmp_path, source_text({"kind": "page_number", "page_param": "p"}, auth={"kind": "api_key"})
+        tmp_path,
+        source_text(
+            {"kind": "page_number", "page_param": "p", "limit_param": "size"}, auth={"kind": "api_key"}
+        ),
     )
     with pytest.raises(FetchError) as err:
         walk_ids(service, f"http://127.0.0.1:{port}", {"api_key": SECRET})
@@ -214,7 +248,10 @@ def test_an_unreachable_token_endpoint_says_the_credentials_were_not_tried(
         else:  # a plain-HTTP server asked for TLS: the handshake fails
             token_url = data_url.replace("http://", "https://") + "/token"
         auth = {"kind": "oauth2", "token_url": token_url}
-        service = service_from(tmp_path, source_text({"kind": "page_number", "page_param": "p"}, auth=auth))
+        service = service_from(
+            tmp_path,
+            source_text({"kind": "page_number", "page_param": "p", "limit_param": "size"}, auth=auth),
+        )
         with pytest.raises(FetchError) as err:
             walk_ids(service, data_url, {"client_id": "reader", "client_secret": SECRET})
     message = str(err.value)
