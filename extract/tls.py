@@ -14,6 +14,7 @@ team pointing the loaders at its own services does not run the shop's code.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dlt
@@ -22,6 +23,8 @@ import requests
 __all__ = ["CA_VAR", "TLSConfigError", "configure_session", "describe_ssl_error", "verify_setting"]
 
 CA_VAR = "SHOP_TLS_CA_BUNDLE"
+# OpenSSL's words for a handshake answered by something that is not TLS (plain HTTP, mostly).
+_NOT_TLS = re.compile(r"WRONG_VERSION_NUMBER|wrong version number|record layer failure", re.I)
 # Spellings of "turn verification off": refused, never interpreted.
 _DISABLING = {"", "0", "false", "no", "off", "none", "disable", "disabled"}
 
@@ -64,6 +67,11 @@ def describe_ssl_error(service: str, endpoint: str, exc: requests.exceptions.SSL
     anchor = f"the CA bundle {verify}" if isinstance(verify, str) else "the system trust store"
     reason = str(exc.args[0] if exc.args else exc)
     reason = reason.split("(Caused by ")[-1].rstrip(")") if "Caused by" in reason else reason
+    if _NOT_TLS.search(reason):  # the handshake met plain HTTP: a scheme mistake, not a certificate one
+        return (
+            f"{service} {endpoint}: the server does not speak TLS (it answered the handshake with plain "
+            "HTTP): check http:// versus https:// in its base_url (or auth.token_url)"
+        )
     return (
         f"{service} {endpoint}: TLS certificate verification failed against {anchor} ({reason[:200]}); "
         f"set {CA_VAR} to the CA that signed the service's certificate"

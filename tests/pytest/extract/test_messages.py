@@ -261,7 +261,10 @@ def test_an_unreachable_token_endpoint_says_the_credentials_were_not_tried(
         assert "connection refused" in message
         assert "the token endpoint did not answer, so the credentials were not tried" in message
         assert "auth.token_url in sources/plain.yml" in message
-    else:
+    else:  # old code: "TLS certificate verification failed ... set SHOP_TLS_CA_BUNDLE", the wrong advice
         assert "last status TLS error" in message
+        assert "the server does not speak TLS" in message
+        assert "check http:// versus https://" in message
+        assert "certificate verification failed" not in message
     assert state.data_requests() == 0
     _no_credentials_advice(message)
