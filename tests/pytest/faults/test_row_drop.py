@@ -95,6 +95,8 @@ def full_refresh_customers(ws: Workspace) -> None:
     assert out.returncode == 0, out.describe()
 
 
+# make test proves the guard stopping a build at dbt level (tests/pytest/dbt/test_row_drop_guard.py)
+@pytest.mark.slow
 def test_a_source_back_with_a_tenth_of_its_rows_stops_the_build_before_snapshots(
     reference: Reference,
     fleet_clean: Fleet,
