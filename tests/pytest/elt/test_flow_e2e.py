@@ -295,6 +295,7 @@ def selected_run(
     )
 
 
+@pytest.mark.slow  # a whole flow of its own; an unknown name is refused in make test (test_cli.py)
 def test_sources_selection_loads_only_those_and_is_in_the_run_log(
     selected_run: subprocess.CompletedProcess[str],
 ) -> None:

@@ -251,6 +251,7 @@ def test_dbt_before_any_load_says_what_to_run_first(elt_env: EltPaths) -> None:
     assert _ops_runs(elt_env.warehouse) == [("python -m elt dbt run", "dbt", "failed", "dbt exited 2")]
 
 
+@pytest.mark.slow  # make test: test_dbt_before_any_load_says_what_to_run_first
 def test_the_raw_data_check_looks_only_at_the_selected_lineage(elt_env: EltPaths) -> None:
     """Only events and orders loaded (the stream's world): the stream's bootstrap `build -s +tag:realtime`
     passes the check (its relationship tests to other services' models are not followed), while a
@@ -278,6 +279,7 @@ def test_the_raw_data_check_looks_only_at_the_selected_lineage(elt_env: EltPaths
     ), output
 
 
+@pytest.mark.slow  # make test: test_recover_is_in_the_run_log (the same run-log path)
 def test_manual_dbt_is_in_the_run_log_with_its_command_line(
     elt_env: EltPaths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
