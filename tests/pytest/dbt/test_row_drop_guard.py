@@ -15,6 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from services.launcher import Fleet
 from tests.pytest.dbt.dbt_world import DbtWorld, failures
 from tests.pytest.world import Reference
@@ -162,6 +164,7 @@ def test_erasures_explain_a_drop_that_otherwise_stops_the_build(
     assert erased == erased_before + len(gone) and accepted is False
 
 
+@pytest.mark.slow  # for make test's budget; the first-build and erasure cases stay in it
 def test_stream_runs_record_nothing_accepted_drops_and_thresholds_move_the_baseline(
     reference: Reference, source_fleet: Fleet, tmp_path: Path
 ) -> None:
