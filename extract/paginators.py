@@ -226,7 +226,7 @@ def walk(
             )
         url, params = request
         client.check_origin(url, endpoint)
-        page = client.fetch_page(endpoint, url, params, ep.records)
+        page = client.fetch_page(endpoint, url, params, ep.records, ep.error_path)
         pages += 1
         got = page.records.num_rows
         walked += got

@@ -28,12 +28,12 @@ from dlt.extract.source import DltSource
 from extract.auth import ApiKeyAuth, Auth, BasicAuth, BearerAuth, NoAuth, OAuth2ClientCredentials
 from extract.config import ServiceConfig
 from extract.http import ServiceClient
-from extract.incremental import CursorWindow, IdCursor
+from extract.incremental import CursorWindow, IdCursor, key_strings
 from extract.pages import Page
 from extract.paginators import first_request, walk
 from extract.progress import RunProgress
 from extract.shape import DriftTracker, conform
-from extract.spec import Endpoint, Service
+from extract.spec import TIME_CURSORS, Endpoint, Service
 
 log = logging.getLogger("extract.resources")
 
@@ -164,8 +164,8 @@ def _child_hints(ep: Endpoint, child: str) -> Any:
     return dlt.mark.make_hints(
         table_name=f"{ep.name}__{child}",
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-        primary_key=[ep.primary_key, ep.children[child]],
-        merge_key=ep.primary_key,
+        primary_key=[*ep.keys, ep.children[child]],
+        merge_key=list(ep.keys),
     )
 
 
@@ -174,9 +174,29 @@ def _deferred_hints(ep: Endpoint) -> Any:
     return dlt.mark.make_hints(
         table_name=f"{ep.name}__deferred",
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-        primary_key=ep.primary_key,
+        primary_key=list(ep.keys),
         columns={ep.cursor: {"dedup_sort": "desc"}},
     )
+
+
+def _children_of(kept: pa.Table, children: dict[str, pa.Table], keys: tuple[str, ...]) -> dict[str, pa.Table]:
+    """The child rows whose parent is in ``kept`` (the parents a filter dropped take their children)."""
+    if len(keys) == 1:
+        wanted = kept.column(keys[0]).combine_chunks()
+        return {name: c.filter(pc.is_in(c.column(keys[0]), value_set=wanted)) for name, c in children.items()}
+    wanted = pa.array(key_strings(kept, keys, list(range(kept.num_rows))), pa.string())
+    out = {}
+    for name, c in children.items():
+        mine = pa.array(key_strings(c, keys, list(range(c.num_rows))), pa.string())
+        out[name] = c.filter(pc.is_in(mine, value_set=wanted))
+    return out
+
+
+def window_lag(ep: Endpoint, lag_seconds: float) -> float:
+    """The endpoint's lag in cursor units: its own, else the service's knob for a time cursor, else 0."""
+    if ep.lag is not None:
+        return ep.lag
+    return lag_seconds if ep.cursor_type in TIME_CURSORS else 0
 
 
 def endpoint_resource(
@@ -241,7 +261,7 @@ def endpoint_resource(
                 prog.page(page.records.num_rows, parent.num_rows, page.size_bytes)
                 parents.append(parent)
                 kids.append(children)
-                digest.update(str(parent.sort_by(ep.primary_key).to_pydict()).encode())
+                digest.update(str(parent.sort_by([(k, "ascending") for k in ep.keys]).to_pydict()).encode())
             digests = dlt.current.source_state().setdefault("snapshot_digests", {})
             if digest.hexdigest() == digests.get(ep.name):
                 prog.unchanged()
@@ -259,7 +279,7 @@ def endpoint_resource(
         if ep.mode == "append_id":
             cursor = IdCursor(state)
             for page, parent, _children in pages_from({ep.since_param: cursor.last}):
-                parent = cursor.observe(parent, ep.primary_key)
+                parent = cursor.observe(parent, ep.keys[0])
                 prog.page(page.records.num_rows, parent.num_rows, page.size_bytes)
                 for _name, batch in batches.add(ep.name, parent, {}):
                     yield batch
@@ -269,17 +289,21 @@ def endpoint_resource(
             prog.done()
             return
 
-        window = CursorWindow(state, ep.primary_key, ep.cursor, tuning.lag_seconds, cutoff)
+        window = CursorWindow(
+            state,
+            ep.keys,
+            ep.cursor,
+            window_lag(ep, tuning.lag_seconds),
+            cutoff,
+            ep.cursor_type,
+            ep.since_format,
+        )
         since = window.since()
-        params = {ep.since_param: since} if since else {}
+        params = {ep.since_param: since} if since is not None and ep.since_param else {}
         for page, parent, children in pages_from(params):
             kept = window.filter(parent)
             if kept.num_rows != parent.num_rows and children:
-                keys = kept.column(ep.primary_key)
-                children = {
-                    name: c.filter(pc.is_in(c.column(ep.primary_key), value_set=keys.combine_chunks()))
-                    for name, c in children.items()
-                }
+                children = _children_of(kept, children, ep.keys)
             window.observe(kept)
             prog.page(page.records.num_rows, kept.num_rows, page.size_bytes)
             yield from emit_batches(batches.add(ep.name, kept, children))
@@ -300,7 +324,7 @@ def endpoint_resource(
         name=ep.name,
         table_name=ep.name,
         write_disposition=disposition,
-        primary_key=ep.primary_key,
+        primary_key=list(ep.keys),
         schema_contract=SCHEMA_CONTRACT,
     )
 

@@ -3,9 +3,10 @@
 One dlt pipeline per service (dataset ``raw_<service>``, working folder under ``run/dlt`` so it is
 covered by the warehouse lock). A service that fails does not stop the others, but the run exits
 non-zero, records the failure in ``ops.runs`` and leaves that service's incremental state where it
-was. After the customers load, erased customers (the deletions feed) are removed from the raw tables.
-``--full-refresh`` builds a first load aside and swaps it in atomically (extract/refresh.py);
-``--recover`` says what it aborted, what raw holds and where the next run starts.
+was. Erased keys (a deletions feed) and records that mark themselves deleted (``soft_delete``) are
+removed after each load (extract/deletes.py). ``--full-refresh`` builds a first load aside and swaps it
+in atomically (extract/refresh.py); ``--recover`` says what it aborted, what raw holds and where the
+next run starts.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from elt import ops_fallback, ops_log, signals, warehouse_check
 from elt.lock import WarehouseBusy, warehouse_lock
 from extract import forked, hints, horizon, redact, resume, tracebacks
 from extract.config import ServiceConfig, service_config
+from extract.deletes import apply_deletes
 from extract.destination import warehouse_destination
 from extract.errors import ExtractError, SourceFileError
 from extract.progress import RunProgress, summary_lines
@@ -168,36 +170,6 @@ def cursor_positions(pipeline: dlt.Pipeline) -> str:
     return ", ".join(positions)
 
 
-def apply_hard_deletes(pipeline: dlt.Pipeline, service: Service) -> int:
-    """Remove erased keys (the deletions feed) from the service's raw tables; idempotent."""
-    if not service.hard_delete_feed:
-        return 0
-    feed = service.endpoint(service.hard_delete_feed)
-    key = feed.primary_key
-    removed = 0
-    with pipeline.sql_client() as sql:
-        existing = {
-            row[0]
-            for row in sql.execute_sql(
-                "select table_name from information_schema.tables where table_schema = %s",
-                pipeline.dataset_name,
-            )
-        }
-        if service.hard_delete_feed not in existing:
-            return 0
-        feed_table = sql.make_qualified_table_name(service.hard_delete_feed)
-        for table in service.hard_delete_tables:
-            if table not in existing:
-                continue
-            target = sql.make_qualified_table_name(table)
-            rows = sql.execute_sql(f"delete from {target} where {key} in (select {key} from {feed_table})")
-            n = int(rows[0][0]) if rows else 0
-            removed += n
-            if n:
-                log.info("%s: removed %d erased row(s) from raw_%s.%s", service.name, n, service.name, table)
-    return removed
-
-
 def _add_counts(counts: dict[str, int], pipeline: dlt.Pipeline) -> None:
     """Add the rows per table that the pipeline's last run normalized (dlt's own tables excluded)."""
     trace = pipeline.last_trace
@@ -287,7 +259,7 @@ def full_refresh_service(
             pipeline = make_pipeline(service.name, refresh_con, root=target.pipelines_dir)
             load(pipeline)
             _add_counts(counts, pipeline)
-            erased = apply_hard_deletes(pipeline, service)
+            erased = apply_deletes(pipeline, service)
         finally:
             refresh_con.close()  # the swap attaches the file: no other handle may be open on it
         swap_started = time.monotonic()
@@ -349,7 +321,7 @@ def run_service(
         else:
             pipeline.run(source, loader_file_format="parquet")
             _add_counts(counts, pipeline)
-            erased = apply_hard_deletes(pipeline, service)
+            erased = apply_deletes(pipeline, service)
         for table, rows in counts.items():
             result.table_rows[(service.name, table)] = rows
         result.hard_deleted += erased
@@ -407,7 +379,7 @@ def load_child(
             else:
                 pipeline = make_pipeline(name, cursors[name])
                 pipeline.load()
-                erased = apply_hard_deletes(pipeline, service)
+                erased = apply_deletes(pipeline, service)
             for table, n in outcome.counts.items():
                 rows[table] = rows.get(table, 0) + n
             for table, n in rows.items():
