@@ -97,6 +97,8 @@ def format_bound(bound: Any, cursor_type: str, since_format: str) -> Any:
 def key_strings(table: pa.Table, keys: tuple[str, ...], idx: list[int] | pa.Array) -> list[str]:
     """The state's name of each key at rows ``idx``: the value as text for a one-field key (what older
     states hold), a JSON list of the parts for a composite key."""
+    if len(idx) == 0:
+        return []
     if len(keys) == 1:
         return [str(k) for k in table.column(keys[0]).take(idx).to_pylist()]
     parts = [table.column(k).take(idx).to_pylist() for k in keys]

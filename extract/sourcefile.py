@@ -411,7 +411,7 @@ class EndpointModel(Strict):
             allowed = " or ".join(_CURSOR_FIELDS[kind])
             refuse(
                 "incremental.cursor" if inc.cursor_type is None else "incremental.cursor_type",
-                f"a {kind} cursor needs a field of type {allowed}; {inc.cursor!r} is {declared!r}",
+                f"cursor_type {kind} needs a field of type {allowed}; {inc.cursor!r} is {declared!r}",
             )
         if kind not in TIME_CURSORS and inc.since_format != "raw":
             refuse("incremental.since_format", f"a {kind} cursor is sent as it is: since_format raw")
@@ -473,7 +473,7 @@ class SourceModel(Strict):
             if self.hard_deletes.feed not in names:
                 raise PydanticCustomError(
                     "inconsistent",
-                    "{feed!r} is not an endpoint",
+                    "'{feed}' is not an endpoint",
                     {"feed": self.hard_deletes.feed, "subpath": "hard_deletes.feed"},
                 )
             columns = _table_columns(self.endpoints)
@@ -482,7 +482,7 @@ class SourceModel(Strict):
                 if table not in columns:
                     raise PydanticCustomError(
                         "inconsistent",
-                        "{table!r} is not a table of this source; tables: {tables}",
+                        "'{table}' is not a table of this source; tables: {tables}",
                         {
                             "table": table,
                             "tables": ", ".join(sorted(columns)),
@@ -493,7 +493,7 @@ class SourceModel(Strict):
                 if lacking:
                     raise PydanticCustomError(
                         "inconsistent",
-                        "{table!r} has no column {lacking} of the feed's key",
+                        "'{table}' has no column {lacking} of the feed's key",
                         {"table": table, "lacking": ", ".join(lacking), "subpath": "hard_deletes.tables"},
                     )
         return self

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-BASE = datetime(2026, 1, 1, tzinfo=UTC)
+BASE = datetime(2025, 6, 1, tzinfo=UTC)  # in the past: nothing is newer than a run's cutoff
 PLUS_TWO = timezone(timedelta(hours=2))
 SECRET = "s3cr3t-change-api"
 Key = tuple[str, int]
@@ -31,7 +31,9 @@ Key = tuple[str, int]
 
 def instant(tick: int, cursor: str) -> datetime:
     """When the change numbered ``tick`` happened: 1.5 s apart (2 s for whole epoch seconds)."""
-    return BASE + (timedelta(seconds=2 * tick) if cursor == "epoch_s" else timedelta(milliseconds=1500 * tick))
+    return BASE + (
+        timedelta(seconds=2 * tick) if cursor == "epoch_s" else timedelta(milliseconds=1500 * tick)
+    )
 
 
 def cursor_value(tick: int, cursor: str) -> Any:
@@ -56,6 +58,8 @@ def _since_key(value: str, cursor: str, since_format: str) -> Any:
         return int(value)
     if cursor == "string":
         return value
+    if since_format == "raw":  # as the records carry the cursor
+        since_format = cursor if cursor.startswith("epoch") else "iso8601"
     if since_format == "epoch_s":
         return datetime.fromtimestamp(int(value), UTC)
     if since_format == "epoch_ms":
@@ -90,8 +94,10 @@ class ChangeApi:
     auth: str = "none"  # none | oauth2
     revoke_after: int | None = None  # oauth2: the token stops working after this many data requests
     refuse_all: bool = False  # oauth2: every data request is refused (401 invalid_token)
+    total_shift: int = 0  # added to X-Total-Count (a positive value: a total the walk cannot reach)
     ticks: dict[Key, int] = field(default_factory=dict)
     deleted: set[Key] = field(default_factory=set)
+    erased: dict[Key, int] = field(default_factory=dict)  # served by /erased, gone from /items
     clock: int = 0
     tokens_issued: int = 0
     valid_token: str | None = None  # the one token the server accepts (None once revoked)
@@ -118,6 +124,12 @@ class ChangeApi:
         """Mark ``key`` deleted (a new version carrying the marks)."""
         self.deleted.add(key)
         self.update(key)
+
+    def erase(self, key: Key) -> None:
+        """Erase ``key``: gone from ``/items``, listed (with its own change number) by ``/erased``."""
+        with self.lock:
+            self.clock += 1
+            self.erased[key] = self.clock
 
     def record(self, key: Key) -> dict[str, Any]:
         region, i = key
@@ -171,7 +183,7 @@ class ChangeApi:
         if self.auth == "oauth2" and not self._authorised(h):
             self._send(h, 401, {"error": {"code": "invalid_token", "message": "token revoked"}})
             return
-        self._page(h, query)
+        self._page(h, parts.path, query)
 
     def _authorised(self, h: BaseHTTPRequestHandler) -> bool:
         if self.refuse_all:
@@ -180,18 +192,32 @@ class ChangeApi:
             if self.revoke_after is not None and self.data_requests() > self.revoke_after:
                 self.revoke_after = None  # revoked once: the token issued next works
                 self.valid_token = None
-            return self.valid_token is not None and h.headers.get("Authorization") == f"Bearer {self.valid_token}"
+            return (
+                self.valid_token is not None
+                and h.headers.get("Authorization") == f"Bearer {self.valid_token}"
+            )
 
-    def _page(self, h: BaseHTTPRequestHandler, query: dict[str, list[str]]) -> None:
-        keys = sorted(self.keys(), key=lambda k: (self.ticks[k], k))
+    def _page(self, h: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
+        ticks = (
+            self.erased
+            if path == "/erased"
+            else {k: t for k, t in self.ticks.items() if k not in self.erased}
+        )
+        keys = sorted(ticks, key=lambda k: (ticks[k], k))
         since = query.get(self.since_param, [None])[0]
         if since is not None and not self.ignore_since:
             bound = _since_key(since, self.cursor, self.since_format)
-            keys = [k for k in keys if _record_key(self.ticks[k], self.cursor) >= bound]
+            keys = [k for k in keys if _record_key(ticks[k], self.cursor) >= bound]
         size = int(query.get("size", ["5"])[0])
         number = int(query.get("page", ["1"])[0])
-        chunk = [self.record(k) for k in keys[(number - 1) * size : number * size]]
-        headers = {"X-Total-Count": str(len(keys))}
+        page = keys[(number - 1) * size : number * size]
+        if path == "/erased":
+            chunk = [
+                {"region": r, "id": i, "changed": cursor_value(ticks[(r, i)], self.cursor)} for r, i in page
+            ]
+        else:
+            chunk = [self.record(k) for k in page]
+        headers = {"X-Total-Count": str(len(keys) + self.total_shift)}
         if self.envelope_path is None:
             self._send(h, 200, chunk, headers)
             return

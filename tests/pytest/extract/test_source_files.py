@@ -118,8 +118,8 @@ SHOP_ORDERS = (repo_root() / "sources" / "orders.yml").read_text()
         ),
         (
             ("incremental: updated", "incremental: {mode: updated, cursor: status, cursor_type: timestamp}"),
-            "sources/orders.yml: endpoints[0].incremental.cursor_type: a timestamp cursor needs a field of "
-            "type ts; 'status' is 'str'",
+            "sources/orders.yml: endpoints[0].incremental.cursor_type: cursor_type timestamp needs a "
+            "field of type ts; 'status' is 'str'",
         ),
         (
             ("incremental: updated", "incremental: {mode: updated, cursor: status, since_format: date}"),
