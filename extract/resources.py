@@ -31,7 +31,7 @@ from extract.http import ServiceClient
 from extract.incremental import CursorWindow, IdCursor, key_strings
 from extract.pages import Page
 from extract.paginators import first_request, walk
-from extract.progress import RunProgress
+from extract.progress import ResourceProgress, RunProgress
 from extract.shape import DriftTracker, conform
 from extract.spec import TIME_CURSORS, Endpoint, Service
 
@@ -214,9 +214,11 @@ def endpoint_resource(
     # newest version wins when one batch holds a record twice; set on the parent table only
     parent_columns = {ep.cursor: {"dedup_sort": "desc"}} if ep.mode == "updated" and ep.cursor else None
 
-    def pages_from(params: dict[str, Any]) -> Iterator[tuple[Page, pa.Table, dict[str, pa.Table]]]:
+    def pages_from(
+        params: dict[str, Any], prog: ResourceProgress
+    ) -> Iterator[tuple[Page, pa.Table, dict[str, pa.Table]]]:
         first = first_request(ep, client.url(ep.path), ep.page_size or tuning.page_size, params)
-        pages = walk(client, ep, first, tuning.max_pages, service.where)
+        pages = walk(client, ep, first, tuning.max_pages, service.where, on_total=prog.reported)
         return _prefetch(pages, tuning.prefetch_pages, lambda p: (p, *conform(p.records, ep, table, drift)))
 
     def gen() -> Iterator[Any]:
@@ -257,7 +259,7 @@ def endpoint_resource(
         if ep.mode == "snapshot":
             parents, kids = [], []
             digest = hashlib.sha256()
-            for page, parent, children in pages_from({}):
+            for page, parent, children in pages_from({}, prog):
                 prog.page(page.records.num_rows, parent.num_rows, page.size_bytes)
                 parents.append(parent)
                 kids.append(children)
@@ -278,7 +280,7 @@ def endpoint_resource(
         state = dlt.current.resource_state()
         if ep.mode == "append_id":
             cursor = IdCursor(state)
-            for page, parent, _children in pages_from({ep.since_param: cursor.last}):
+            for page, parent, _children in pages_from({ep.since_param: cursor.last}, prog):
                 parent = cursor.observe(parent, ep.keys[0])
                 prog.page(page.records.num_rows, parent.num_rows, page.size_bytes)
                 for _name, batch in batches.add(ep.name, parent, {}):
@@ -300,7 +302,7 @@ def endpoint_resource(
         )
         since = window.since()
         params = {ep.since_param: since} if since is not None and ep.since_param else {}
-        for page, parent, children in pages_from(params):
+        for page, parent, children in pages_from(params, prog):
             kept = window.filter(parent)
             if kept.num_rows != parent.num_rows and children:
                 children = _children_of(kept, children, ep.keys)

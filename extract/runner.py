@@ -66,6 +66,8 @@ class RunResult:
     inputs: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     hard_deleted: int = 0
+    # per endpoint walked: (reported total or None, rows walked, rows handed to the load)
+    endpoints: dict[tuple[str, str], tuple[int | None, int, int]] = field(default_factory=dict)
     seconds: float = 0.0
     cutoff: datetime | None = None  # one for every service of the run (extract/incremental.py)
 
@@ -336,6 +338,9 @@ def run_service(
         )
     except Exception as exc:  # one service's failure is recorded and the others still load
         _record_failure(service.name, exc, result)
+    finally:
+        for endpoint, expected, walked, loaded in progress.counts(service.name):
+            result.endpoints[(service.name, endpoint)] = (expected, walked, loaded)
 
 
 def _record_failure(name: str, exc: Exception, result: RunResult) -> None:
@@ -365,6 +370,8 @@ def load_child(
     by_name = {s.name: s for s in services}
     for name, outcome in child.outcomes():
         service = by_name[name]
+        for endpoint, expected, walked, loaded in outcome.endpoints:
+            result.endpoints[(name, endpoint)] = (expected, walked, loaded)
         if outcome.error is not None:
             if signals.stop_requested():  # stopped with us: not a fault of its own
                 outcome.error = f"stopped by {signal.Signals(signals.received()).name} before it loaded"
@@ -505,6 +512,18 @@ def recover(names: list[str], wait: float | None = None, command: str | None = N
         finally:
             con.close()
     return 0 if healthy else EXIT_FAILED
+
+
+def endpoint_rows(result: RunResult) -> list[tuple[str, str, int | None, int, int, str]]:
+    """``ops.run_endpoints`` rows: per endpoint walked, the total the API reported, the rows walked and
+    the rows loaded (0 for a service that failed: nothing of it committed), and how it ended."""
+    rows = []
+    for (source, endpoint), (expected, walked, loaded) in sorted(result.endpoints.items()):
+        failed = source in result.failures
+        rows.append(
+            (source, endpoint, expected, walked, 0 if failed else loaded, "failed" if failed else "loaded")
+        )
+    return rows
 
 
 def setup_logging(level: str) -> None:
@@ -704,6 +723,7 @@ def run(names: list[str], full_refresh: bool = False, wait: float | None = None)
             result.seconds = time.monotonic() - started
             run_log.tables = [(src, table, n) for (src, table), n in sorted(result.table_rows.items())]
             run_log.inputs = [("source", name, detail) for name, detail in sorted(result.inputs.items())]
+            run_log.endpoints = endpoint_rows(result)
             error = "; ".join(f"{k}: {v}" for k, v in result.failures.items()) or None
             ops_log.finish(run_log, "failed" if result.failures else "success", result.rows, error)
             ops_fallback.save(con, run_log)

@@ -469,3 +469,35 @@ def test_a_401_that_persists_with_a_fresh_token_fails_after_one_refresh(
     )
     assert "check the change credentials" in message and SECRET not in message
     assert (api.token_requests(), api.data_requests()) == (2, 2)  # one refresh, never a loop
+
+
+# ---- ops: expected and loaded rows per endpoint ---------------------------------------------------
+def _endpoint_log(loader: Loader) -> list[tuple]:
+    """``ops.run_endpoints`` of every loader run, oldest first."""
+    return loader.query(
+        "select e.endpoint, e.expected_rows, e.walked_rows, e.loaded_rows, e.status from ops.run_endpoints e"
+        " join ops.runs r using (run_id) order by r.started_at, e.endpoint"
+    )
+
+
+def test_ops_records_the_reported_total_and_the_rows_walked_and_loaded_per_endpoint(loader: Loader) -> None:
+    """Before, ``ops`` had rows per raw table only: neither what the API said it held nor what a failed
+    walk had seen. Now each endpoint of each run has its reported total (``X-Total-Count`` here; NULL
+    where the API reports none), the rows walked and the rows loaded; a short walk is recorded with its
+    counts and ``failed``, loading 0."""
+    api = loader.api
+    incremental = {"mode": "updated", "cursor": "changed", "since_param": "since"}
+    erased = {**ERASED, "primary_key": "id", "fields": {"id": "int", "changed": "ts"}, "paginator": "none"}
+    loader.write(source_text({"id": "int", "name": "str", "changed": "ts"}, incremental, more=[erased]))
+    assert loaded(loader.run()) == 12
+    assert loaded(loader.run()) == 0  # the lag window re-read: 12 walked, none new
+    api.total_shift = 5  # the API now claims 17: the walk cannot reach them
+    short = loader.run()
+    assert "the API reported 17 records but the walk ended after 12" in short.failures["change"]
+    assert _endpoint_log(loader) == [
+        ("erased", None, 0, 0, "loaded"),
+        ("items", 12, 12, 12, "loaded"),
+        ("erased", None, 0, 0, "loaded"),
+        ("items", 12, 12, 0, "loaded"),
+        ("items", 17, 12, 0, "failed"),  # the service stopped there: erased was not walked
+    ]
