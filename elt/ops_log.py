@@ -34,7 +34,8 @@ import duckdb
 from elt import settings
 from elt.secrets import scrub
 
-STATUSES = ("running", "success", "failed", "skipped", "interrupted")
+# "partial": a flow run that published without the sources that failed (--allow-partial)
+STATUSES = ("running", "success", "failed", "skipped", "interrupted", "partial")
 
 _DDL = """
 create schema if not exists {ops};

@@ -12,6 +12,7 @@ next run starts.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -555,6 +556,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="abort pending load packages (rewinds state), say what raw holds, and exit",
     )
     p.add_argument("--wait", type=float, default=None, help="wait up to SECONDS for the warehouse lock")
+    p.add_argument(
+        "--outcome-file",
+        type=Path,
+        help="write which services loaded and which failed (JSON) here at the end of the run "
+        "(the flow's --allow-partial reads it)",
+    )
     p.add_argument("--log-level", default=os.environ.get("EXTRACT_LOG_LEVEL", "INFO"))
     args = p.parse_args(argv)
     try:
@@ -764,6 +771,17 @@ def skip_pandas_in_arrow() -> None:
         sys.meta_path.remove(blocker)
 
 
+def write_outcome(path: Path, result: RunResult, names: list[str]) -> None:
+    """``{"loaded": [...], "failed": {name: message}}`` for the flow (messages as logged: no secrets),
+    written whole or not at all."""
+    failed = {name: result.failures[name] for name in names if name in result.failures}
+    text = json.dumps({"loaded": [n for n in names if n not in failed], "failed": failed}, indent=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text + "\n")
+    os.replace(tmp, path)
+
+
 def _stop_loads(signum: int) -> None:
     """On a stop signal: raise dlt's own stop flag, which its extract and load loops check between
     items (in every thread; its own handler only runs in the main thread), wake its sleeps, and stop
@@ -788,6 +806,8 @@ def main(argv: list[str] | None = None) -> int:
             command = shlex.join(["python", "-m", "extract", *(sys.argv[1:] if argv is None else argv)])
             return recover(args.names, args.wait, command)
         result = run(args.names, args.full_refresh, args.wait)
+        if args.outcome_file is not None:
+            write_outcome(args.outcome_file, result, args.names or list(SERVICES))
     except signals.Interrupted as exc:
         log.error("extract %s: what committed stays, the rest loads next run", exc)
         return exc.exit_code
