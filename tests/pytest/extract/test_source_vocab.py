@@ -156,11 +156,11 @@ CURSORS: dict[str, tuple[str, str, dict[str, Any], str | None]] = {
 
 @pytest.mark.parametrize("case", list(CURSORS))
 def test_each_cursor_type_loads_only_new_versions(loader: Loader, case: str) -> None:
-    """Old code: a cursor could only be a ``ts`` field sent as ISO 8601 in ``updated_since`` (an epoch,
-    a version number or a string cursor was refused: "must be a field of type ts"). Each type here:
-    the first run loads all, a re-run loads nothing although it re-reads the lag window (exact-version
-    dedup), the bound goes out in the declared parameter and format, and two new versions load as
-    exactly two rows merged over the old ones."""
+    """Old code: a cursor could only be a ``ts`` field, sent as ISO 8601 with microseconds (an epoch,
+    a version number or a string cursor was refused: "must be a field of type ts"; no other format).
+    Each type here: the first run loads all, a re-run loads nothing although it re-reads the lag window
+    (exact-version dedup), the bound goes out in the declared parameter and format, and two new versions
+    load as exactly two rows merged over the old ones."""
     served, declared, block, bound = CURSORS[case]
     api = loader.api
     api.cursor, api.since_format = served, block.get("since_format", "raw")
@@ -237,8 +237,8 @@ ERASED = {
 
 
 def test_a_composite_key_merges_dedups_and_deletes_by_all_its_fields(loader: Loader) -> None:
-    """``primary_key: [region, id]``: the same id in two regions is two records. Old code took one
-    field only: the second region's rows replaced the first's on merge (12 of 24 left). The child table
+    """``primary_key: [region, id]``: the same id in two regions is two records (old code: the key was
+    one field; a list was refused by the file schema). The child table
     carries both parent key fields and is replaced per parent; a new version of ``us/3`` leaves ``eu/3``
     alone; the lag window's dedup holds per composite key; an erasure feed keyed by both fields removes
     ``eu/5`` and its lines but not ``us/5``."""
