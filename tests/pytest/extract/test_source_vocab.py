@@ -417,7 +417,11 @@ def test_an_error_envelope_at_the_configured_path_fails_with_its_message(
     ("envelope_path", "envelope", "error_path"),
     [
         ("meta.errors", [], "meta.errors"),  # an empty error list: no error
-        ("error", None, "default"),  # "error": null next to the records: no error
+        (
+            "error",
+            None,
+            "default",
+        ),  # "error": null next to the records: no error (old code: "error envelope 'None'")
         ("error", "see status page", None),  # error_path: null: an "error" key means nothing
     ],
     ids=["empty-list", "null", "disabled"],
