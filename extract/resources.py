@@ -127,8 +127,8 @@ class Batches:
 
     Why: dlt's Arrow extractor does a fixed amount of Python work per item it receives (derive the
     table schema from the Arrow schema, apply contract filters, write a row group), whatever its size.
-    Per 5000-row page that was about 0.3 s of GIL time in a scale-1 full load (py-spy); ten pages per
-    item cut it tenfold. Memory stays bounded: at most ``rows`` parent rows (plus their children) are
+    Handed one page per item, that fixed work was a visible share of a full load's GIL time (py-spy;
+    bench/tuning-history.md, round 2); ten pages per item cut it tenfold. Memory stays bounded: at most ``rows`` parent rows (plus their children) are
     held here, independent of the data size. A parent's children are flushed together with it.
     """
 
