@@ -16,9 +16,7 @@ secrets and audit scan over everything the session left behind) run after the re
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import pytest
 
 from services.launcher import SERVICES, Fleet
 from tests.pytest.sources_env import use_embedded_sources
+from tests.pytest.support.ports import free_port_base
 from tests.pytest.world import Reference, build_reference, start_source_fleet
 
 _SOURCES_DIRS: list[Path] = []
@@ -87,25 +86,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
             return xdist_group_of(nodeid)
 
     return AreaScheduling(config, log)
-
-
-def free_port_base(attempts: int = 50) -> int:
-    """A base whose base+1..base+5 are all free on 127.0.0.1 right now."""
-    for _ in range(attempts):
-        base = random.randrange(20000, 60000, 10)
-        socks = []
-        try:
-            for offset in range(1, len(SERVICES) + 1):
-                s = socket.socket()
-                s.bind(("127.0.0.1", base + offset))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range found")
 
 
 def test_scale() -> float:
