@@ -1,13 +1,13 @@
 """Turn one HTTP response body into Arrow, entirely in C++ (no Python dict per record).
 
-The shop's services answer with one JSON object per page, ``{"data": [...], <paging fields>}``, on one
-line, so ``pyarrow.json`` reads it as a one-row table: the ``data`` column is a list of structs (the
-records), the other columns are the paging metadata. This is ~5x faster than ``orjson`` +
-``Table.from_pylist`` and keeps memory bounded by the page. The records may sit at any dotted path
-(``results``, ``payload.items``: the endpoint's ``records``), or be the body itself (``$``, a bare
-JSON array): such a body is wrapped as ``{"<key>": [...]}`` (one copy of the bytes) and read the same
-way. A bare array where an object was expected (or the reverse) is a ``PageShape`` error that says
-which ``records`` to set, not "malformed JSON", and is not retried: the same URL sends the same shape.
+The shop's services answer with one JSON object per page, ``{"data": [...], <paging fields>}``, on one line,
+so ``pyarrow.json`` reads it as a one-row table: the ``data`` column is a list of structs (the records), the
+other columns are the paging metadata. This is several times faster than ``orjson`` + ``Table.from_pylist``
+(bench/tuning-history.md) and keeps memory bounded by the page. The records may sit at any dotted path
+(``results``, ``payload.items``: the endpoint's ``records``), or be the body itself (``$``, a bare JSON
+array): such a body is wrapped as ``{"<key>": [...]}`` (one copy of the bytes) and read the same way. A bare
+array where an object was expected (or the reverse) is a ``PageShape`` error that says which ``records`` to
+set, not "malformed JSON", and is not retried: the same URL sends the same shape.
 
 A body that does not parse (truncated), that carries an error envelope (a value at the endpoint's
 ``error_path``, default ``error``), or that lacks the data key raises ``BadPage`` - a 200 is never

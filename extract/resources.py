@@ -125,11 +125,12 @@ def _prefetch(pages: Iterator[Page], depth: int, convert: Any) -> Iterator[Any]:
 class Batches:
     """Page tables gathered per table name and handed to dlt in batches of about ``rows`` parent rows.
 
-    Why: dlt's Arrow extractor does a fixed amount of Python work per item it receives (derive the
-    table schema from the Arrow schema, apply contract filters, write a row group), whatever its size.
-    Per 5000-row page that was about 0.3 s of GIL time in a scale-1 full load (py-spy); ten pages per
-    item cut it tenfold. Memory stays bounded: at most ``rows`` parent rows (plus their children) are
-    held here, independent of the data size. A parent's children are flushed together with it.
+    Why: dlt's Arrow extractor does a fixed amount of Python work per item it receives (derive the table
+    schema from the Arrow schema, apply contract filters, write a row group), whatever its size. Handed
+    one page per item, that fixed work was a visible share of a full load's GIL time (py-spy;
+    bench/tuning-history.md, round 2); ten pages per item cut it tenfold. Memory stays bounded: at most
+    ``rows`` parent rows (plus their children) are held here, independent of the data size. A parent's
+    children are flushed together with it.
     """
 
     def __init__(self, rows: int):

@@ -95,7 +95,7 @@ def make_pipeline(
     opening the file itself. Why: dlt's pool closes the database whenever its last borrowed cursor
     returns, i.e. several times per load step (schema update, each copy job, merge, completion); every
     close checkpoints the WAL into the file and every re-open reads the catalog again. Holding one
-    connection for the whole run made that a single checkpoint (py-spy: ~1.6 s of close/open at scale 1).
+    connection for the whole run made that a single checkpoint (py-spy; bench/tuning-history.md).
     """
     hints.install()  # cheaper config resolution for every dlt step (see extract/hints.py)
     target = connection if connection is not None else str(settings.warehouse_path())
@@ -684,8 +684,8 @@ def connect_warehouse() -> duckdb.DuckDBPyConnection:
     """The run's connection to the warehouse, with DuckDB's memory capped (``duckdb_memory_limit``).
 
     Why the cap: DuckDB keeps the blocks it writes in its buffer pool up to its default limit (80 % of
-    RAM), so without one the loader's peak memory grew with the data: 500 MB at scale 1, 1.2 GB at
-    scale 10, all of the growth in the load and final checkpoint (the page walk itself stayed flat).
+    RAM), so without one the loader's peak memory grew with the data, all of the growth in the load and
+    final checkpoint (the page walk itself stayed flat; bench/tuning-history.md, round 2).
     With a cap DuckDB evicts written blocks (and spills, if a merge ever needs more).
     """
     return duckdb.connect(str(settings.warehouse_path()), config=duckdb_config())
@@ -754,8 +754,8 @@ def skip_pandas_in_arrow() -> None:
 
     Why: pyarrow imports pandas lazily on its first conversion from Python objects (``pa.array([...])``,
     a scalar in ``pc.less(col, 5)``, dlt's ``_dlt_load_id`` column), to check whether the input is a
-    pandas object. The loader never hands pandas objects to Arrow, yet that import cost 1.5-4 s of
-    CPU per run (measured with py-spy at scale 1; pandas comes with the dev dependencies). pyarrow's
+    pandas object. The loader never hands pandas objects to Arrow, yet that import cost seconds of CPU
+    per run (py-spy; bench/tuning-history.md; pandas comes with the dev dependencies). pyarrow's
     shim remembers a failed import for its *implicit* checks only: ``to_pandas()``/``from_pandas()``
     and a plain ``import pandas`` still work afterwards.
     """

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from extract.forked import start_child
 from services.launcher import Fleet
-from tests.pytest.extract.conftest import LoaderEnv, assert_matches_source, popen_cli, run_cli
+from tests.pytest.extract.helpers import LoaderEnv, assert_matches_source, popen_cli, run_cli
 
 ALL = ("customers", "catalog", "orders", "payments", "events")
 
