@@ -19,8 +19,8 @@ import pytest
 
 from elt import versions
 from elt.verify import verify_version
-from tests.pytest.faults.conftest import Reference
 from tests.pytest.faults.helpers import Workspace, assert_matches_clean, flow, run
+from tests.pytest.world import Reference
 
 pytestmark = pytest.mark.slow  # three flows, two of them with a dbt build
 
