@@ -145,7 +145,8 @@ def empty_tables(ep: Endpoint) -> tuple[pa.Table, dict[str, pa.Table]]:
     children = {}
     for name, child_fields in ep.child_fields.items():
         key_fields = [pa.field(k, arrow_type(ep.fields[k])) for k in ep.keys]
-        schema = pa.schema([*key_fields, *arrow_schema(child_fields)])
+        own = {k: v for k, v in child_fields.items() if k not in ep.keys}  # the parent's key wins
+        schema = pa.schema([*key_fields, *arrow_schema(own)])
         children[name] = _keys_required(_flatten(schema.empty_table()), (*ep.keys, ep.children[name]))
     return parent, children
 
@@ -209,6 +210,8 @@ def conform(
             children[name] = empty_tables(ep)[1][name]
             continue
         for at, key_name in enumerate(ep.keys):
+            if key_name in child.column_names:  # an element that repeats its parent's key: the parent's wins
+                child = child.drop_columns([key_name])
             child = child.add_column(at, key_name, columns[key_name].take(parents))
         children[name] = _keys_required(_flatten(child), (*ep.keys, ep.children[name]))
     return parent, children

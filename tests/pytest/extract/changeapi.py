@@ -143,6 +143,8 @@ class ChangeApi:
             doc["deleted_at"] = instant(tick, "iso").strftime("%Y-%m-%dT%H:%M:%SZ") if gone else None
         if self.lines:
             doc["lines"] = [{"line_no": n, "qty": i * n} for n in (1, 2)]
+            if self.composite:  # a child that repeats part of its parent's key, as many APIs do
+                doc["lines"] = [{"region": region, **line} for line in doc["lines"]]
         return doc
 
     # -- HTTP ---------------------------------------------------------------------------------------

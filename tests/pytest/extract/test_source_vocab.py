@@ -222,7 +222,7 @@ COMPOSITE_FIELDS = {
     "id": "int",
     "name": "str",
     "changed": "ts",
-    "lines": [{"line_no": "int", "qty": "int"}],
+    "lines": [{"region": "str", "line_no": "int", "qty": "int"}],
 }
 ERASED = {
     "name": "erased",
@@ -260,6 +260,12 @@ def test_a_composite_key_merges_dedups_and_deletes_by_all_its_fields(loader: Loa
     assert (loaded(first), loaded(first, "items__lines")) == (24, 48)
     assert len(loader.ids(columns="region, id")) == 24
     assert loader.query("select count(distinct (region, id)) from raw_change.items__lines") == [(24,)]
+    # the element's own ``region`` is not a second column: the child carries the parent's key once
+    columns = loader.query(
+        "select column_name from information_schema.columns where table_schema = 'raw_change'"
+        " and table_name = 'items__lines'"
+    )
+    assert sorted(c for (c,) in columns if not c.startswith("_dlt")) == ["id", "line_no", "qty", "region"]
 
     assert loaded(loader.run()) == 0  # the whole window re-read, every (key, version) known
     api.update(("us", 3))
