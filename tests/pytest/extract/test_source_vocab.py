@@ -506,3 +506,28 @@ def test_ops_records_the_reported_total_and_the_rows_walked_and_loaded_per_endpo
         ("items", 12, 12, 0, "loaded"),
         ("items", 17, 12, 0, "failed"),  # the service stopped there: erased was not walked
     ]
+
+
+@pytest.mark.parametrize(
+    ("cursor_type", "since_format", "expected"),
+    [
+        ("timestamp", "raw", "2026-03-04T05:06:07.890123Z"),
+        ("timestamp", "iso8601_seconds", "2026-03-04T05:06:07Z"),  # floored: the bound is inclusive
+        ("timestamp", "date", "2026-03-04"),
+        ("timestamp", "epoch_s", 1772600767),
+        ("timestamp", "epoch_ms", 1772600767890),
+        ("epoch_s", "raw", 1772600767),
+        ("epoch_ms", "raw", 1772600767890),
+        ("epoch_ms", "iso8601", "2026-03-04T05:06:07.890123Z"),
+    ],
+)
+def test_a_time_bound_is_written_in_the_declared_format(
+    cursor_type: str, since_format: str, expected: Any
+) -> None:
+    from datetime import datetime
+
+    from extract.incremental import format_bound
+
+    at = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+    micros = int(at.timestamp()) * 1_000_000 + at.microsecond
+    assert format_bound(micros, cursor_type, since_format) == expected
