@@ -43,6 +43,15 @@ def run_processes(warehouse: Path) -> list[str]:
     return found
 
 
+def _default_signals() -> None:
+    """In the child before exec: SIGINT, SIGQUIT and SIGHUP back to their defaults, as a terminal's job
+    has them. Why: a suite started in the background (``make test-faults &``, nohup, a CI runner) passes
+    them on *ignored*, and GNU make does not catch a signal that was ignored when it started, so it
+    would exit 2 on its child's failure instead of dying of the signal the way it does for a user."""
+    for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def make_elt_signalled(
     ws: Workspace, point: str, signum: int, to_group: bool, timeout: float = 300.0
 ) -> tuple[int, str]:
@@ -59,6 +68,7 @@ def make_elt_signalled(
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own group: the group signal reaches the run only
+        preexec_fn=_default_signals,
     )
     sent: list[bool] = []
 
