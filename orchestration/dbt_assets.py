@@ -16,9 +16,10 @@ publish asset) runs in that run.
 
 dagster-dbt starts dbt itself (``DbtCliResource``) and reads its environment from ``os.environ``; the
 project's variables are set for the moment the child starts and restored at once (``_child_environ``).
-Unlike the flow's dbt, this child is not tied to its parent by the kernel: a run worker killed with
-kill -9 leaves dbt to finish on its own, without the project lock (DuckDB's file lock still refuses a
-second writer, and the next build's own checks run as usual).
+A step that ends early (the run terminated, SIGTERM to a headless run) stops dbt first (SIGTERM, then a
+grace period: ``elt.signals.stop_child``). Unlike the flow's dbt, this child is not tied to its parent
+by the kernel: a run worker killed with kill -9 leaves dbt to finish on its own, without the project
+lock (DuckDB's file lock still refuses a second writer meanwhile).
 """
 
 import contextlib
@@ -32,7 +33,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from elt import dbt_artifacts, dbt_runner, flow, lock, pii_key, settings, steps, warehouse_check
+from elt import dbt_artifacts, dbt_runner, flow, lock, pii_key, settings, signals, steps, warehouse_check
 from orchestration import runlog
 
 DBT_SELECT = "fqn:*"
@@ -200,10 +201,14 @@ def dbt_build_assets(manifest_path: Path) -> dg.AssetsDefinition:
                     before = run_results.stat().st_mtime_ns if run_results.exists() else None
                     with _child_environ(env):
                         invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
-                    for event in invocation.stream():
-                        if isinstance(event, dg.Output):
-                            event = event.with_metadata({**event.metadata, **links})
-                        yield event
+                    try:
+                        for event in invocation.stream():
+                            if isinstance(event, dg.Output):
+                                event = event.with_metadata({**event.metadata, **links})
+                            yield event
+                    except BaseException:  # terminated, interrupted, a bug: dbt must not run on unlocked
+                        signals.stop_child(invocation.process)
+                        raise
                     code = invocation.process.wait()
                     summary = None
                     if run_results.exists() and run_results.stat().st_mtime_ns != before:
