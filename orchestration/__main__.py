@@ -51,6 +51,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise_on_error=False,
             resources={"fleet": LocalFleet(manage=not args.no_services)},
             tags={"started_by": "python -m orchestration run"},
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         )
         tags = instance.get_run_by_id(result.run_id).tags if instance.get_run_by_id(result.run_id) else {}
     print(summary(result, time.monotonic() - started, tags), flush=True)
@@ -67,9 +68,7 @@ def summary(result: object, seconds: float, tags: dict[str, str]) -> str:
     skipped = [e for e in events if e.event_type == dg.DagsterEventType.STEP_SKIPPED]
     materialized = [e for e in events if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
     checks = [
-        e.event_specific_data.asset_check_evaluation  # type: ignore[union-attr]
-        for e in events
-        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        e.event_specific_data for e in events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ]
     failed_checks = [c for c in checks if not c.passed]
     ok = result.success  # type: ignore[attr-defined]
@@ -114,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the instance's storage set-up, every start
+    logging.getLogger("dagster").propagate = False  # Dagster prints its own lines: once, not twice
     file_modes.owner_only()  # the instance folder holds run logs: owner-only, like run/
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")

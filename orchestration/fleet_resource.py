@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import dagster as dg
 from pydantic import PrivateAttr
 
-from elt import fleet
+from elt import fleet, selection
 
 log = logging.getLogger("orchestration.fleet")
 
@@ -30,6 +30,7 @@ class LocalFleet(dg.ConfigurableResource):
 
     manage: bool = True
     _handle: fleet.FleetHandle | None = PrivateAttr(default=None)
+    _urls: dict[str, str] = PrivateAttr(default_factory=dict)  # services seen healthy in this run
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[LocalFleet]:
@@ -42,19 +43,31 @@ class LocalFleet(dg.ConfigurableResource):
                 self._handle = None
 
     def ensure(self, sources: list[str]) -> None:
-        """Make sure the embedded services among ``sources`` answer (starting the fleet on a first
-        need); raises ``dagster.Failure`` with the launcher's one-line reason."""
+        """Make sure the embedded services among ``sources`` answer, leasing the fleet on the run's first
+        need (the launcher starts every service that is down, as for ``make elt``); later steps only
+        check their services' health. Raises ``dagster.Failure`` with the launcher's one-line reason."""
         if not self.manage:
             return
         try:
-            handle = fleet.ensure_up(sources)
+            wanted = selection.embedded(sources)
+        except selection.SelectionError as exc:
+            raise dg.Failure(description=f"services: {exc}") from None
+        if not wanted:
+            return  # a user's own source: never started or stopped here
+        if set(wanted) <= set(self._urls):
+            bad = fleet.unhealthy({name: self._urls[name] for name in wanted})
+            if not bad:
+                return
+            log.info("services %s stopped answering: leasing the fleet again", ", ".join(bad))
+        try:
+            handle = fleet.ensure_up()
         except fleet.FleetError as exc:
             raise dg.Failure(description=f"services: {exc}") from None
+        self._urls.update(handle.urls)
         if not handle.managed:
             return
-        if self._handle is None:
+        held = self._handle
+        if held is None:
             self._handle = handle
-        else:  # the same process leased again: one lease, one release at the end
-            self._handle.started_services += [
-                s for s in handle.started_services if s not in self._handle.started_services
-            ]
+        else:  # the same process leased again: still one lease, released once at the end
+            held.started_services += [s for s in handle.started_services if s not in held.started_services]
