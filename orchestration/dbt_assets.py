@@ -253,13 +253,21 @@ def dbt_build_assets(manifest_path: Path) -> dg.AssetsDefinition:
     return _dbt_build
 
 
+SELECTION_FLAGS = ("--select", "-s", "--models", "-m", "--exclude", "--selector")
+
+
 def _selection(process_args: Any) -> list[str]:
-    """The selection dagster-dbt added to the command (after the executable and our own arguments)."""
+    """The selection dagster-dbt added to the command (it comes last), or [] for the whole project."""
     words = [str(a) for a in process_args]
-    for flag in ("--select", "--selector", "--exclude"):
-        if flag in words:
-            return words[words.index(flag) :]
-    return []
+    at = next((i for i, w in enumerate(words) if w in SELECTION_FLAGS), None)
+    if at is None or words[at:] == ["--select", DBT_SELECT]:
+        return []
+    return words[at:]
+
+
+def partial_build(args: list[str]) -> bool:
+    """Whether a recorded dbt build (``run/dbt_last_build.json`` args) built only a selection."""
+    return any(a in SELECTION_FLAGS for a in args)
 
 
 def realtime_keys(manifest: Mapping[str, Any]) -> list[dg.AssetKey]:

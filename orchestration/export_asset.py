@@ -4,22 +4,28 @@ It runs the flow's own publish step (``elt.flow.run_publish``: warehouse lock, a
 with its manifest, ``ops.runs`` row) in its standalone form, which first checks
 ``run/dbt_last_build.json``: when the last dbt build failed nothing is published, whichever way the
 publish was started (a run whose dbt step failed never reaches it; one selected on its own is
-refused). Its metadata is the new version's manifest: version id, rows per mart, the dbt invocation.
+refused). It also refuses when the last build passed but built only a selection (one mart and its
+upstream): the export is a consistent whole, so it follows a whole build, unless the run config says
+``allow_partial_build``. Its metadata is the new version's manifest: version id, rows per mart, the dbt
+invocation, the ``ops.runs`` row.
 """
 
 import dagster as dg
 
-from elt import flow, lock, pii_key, versions
+from elt import dbt_runner, flow, lock, pii_key, versions
 from elt.publish import PublishError
 from orchestration import runlog
+from orchestration.dbt_assets import partial_build
 
 EXPORT_KEY = dg.AssetKey(["exports", "parquet"])
 
 
 class PublishConfig(dg.Config):
-    """``keep``: old versions to keep besides the current one (``SHOP_EXPORTS_KEEP``, default 3)."""
+    """``keep``: old versions to keep besides the current one (``SHOP_EXPORTS_KEEP``, default 3);
+    ``allow_partial_build``: publish although the last dbt build built only a selection."""
 
     keep: int = versions.default_keep()
+    allow_partial_build: bool = False
 
 
 def export_asset(published: list[dg.AssetKey]) -> dg.AssetsDefinition:
@@ -35,6 +41,14 @@ def export_asset(published: list[dg.AssetKey]) -> dg.AssetsDefinition:
     )
     def _publish(context: dg.AssetExecutionContext, config: PublishConfig) -> dg.MaterializeResult:
         command = runlog.command(context, "publish")
+        last = dbt_runner.last_build() or {}
+        args = [str(a) for a in last.get("args") or []]
+        if last.get("exit_code") == 0 and partial_build(args) and not config.allow_partial_build:
+            raise dg.Failure(
+                description=f"publish: the last dbt build (`dbt {' '.join(args)}`, "
+                f"{last.get('finished_at')}) built only a selection; publish after a whole build "
+                "(the batch job, or every dbt asset), or set allow_partial_build in the run config"
+            )
         try:
             result = flow.run_publish(command, flow.lock_wait(), config.keep)
         except (PublishError, pii_key.PiiKeyError, lock.WarehouseBusy) as exc:
