@@ -40,16 +40,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from orchestration import manifest
     from orchestration.definitions import build_definitions
-    from orchestration.fleet_resource import LocalFleet
 
-    defs = build_definitions(manifest.ensure())
+    defs = build_definitions(manifest.ensure(), manage_services=not args.no_services)
     job = defs.resolve_job_def(args.job)
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
-            resources={"fleet": LocalFleet(manage=not args.no_services)},
             tags={"started_by": "python -m orchestration run"},
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         )

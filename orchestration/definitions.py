@@ -34,9 +34,12 @@ def _status(running: bool) -> dg.DefaultScheduleStatus:
     return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
 
 
-def build_definitions(manifest_path: Path, services: Mapping[str, Service] | None = None) -> dg.Definitions:
+def build_definitions(
+    manifest_path: Path, services: Mapping[str, Service] | None = None, *, manage_services: bool = True
+) -> dg.Definitions:
     """The definitions for the dbt manifest at ``manifest_path`` and the sources ``services`` (default:
-    the source registry, ``extract.sources.SERVICES``)."""
+    the source registry, ``extract.sources.SERVICES``). ``manage_services=False``: runs never start or
+    stop the local fleet (``--no-services``)."""
     if services is None:
         from extract.sources import SERVICES
 
@@ -101,7 +104,7 @@ def build_definitions(manifest_path: Path, services: Mapping[str, Service] | Non
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
-        resources={"dbt": dbt_assets.dbt_resource(), "fleet": LocalFleet()},
+        resources={"dbt": dbt_assets.dbt_resource(), "fleet": LocalFleet(manage=manage_services)},
         executor=dg.in_process_executor,
     )
 

@@ -31,7 +31,6 @@ import pytest
 from orchestration import dbt_assets, raw_assets
 from orchestration.definitions import BATCH_JOB, build_definitions
 from orchestration.export_asset import EXPORT_KEY
-from orchestration.fleet_resource import LocalFleet
 from orchestration.stream import stream_keeper
 from services.launcher import Fleet
 from tests.pytest.faults.helpers import Workspace, assert_matches_clean, make_workspace
@@ -72,7 +71,6 @@ def execute(
             instance=instance,
             raise_on_error=False,
             asset_selection=keys,
-            resources={"fleet": LocalFleet(manage=False)},
         )
 
 
@@ -99,7 +97,7 @@ def dbt_tests(manifest: dict) -> set[str]:
 @pytest.fixture(scope="module")
 def defs(reference: Reference) -> dg.Definitions:
     """The code location as Dagster loads it, on the shared build's manifest and the suite's sources."""
-    return build_definitions(reference_manifest(reference))
+    return build_definitions(reference_manifest(reference), manage_services=False)
 
 
 @dataclass
