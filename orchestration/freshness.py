@@ -44,7 +44,9 @@ def freshness_checks(
     @dg.multi_asset_check(specs=specs, name="dbt_source_freshness", can_subset=True)
     def _freshness(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
         keys = [check.asset_key for check in context.selected_asset_check_keys]
-        output = dbt_artifacts.target_dir() / "dagster" / f"sources-{context.run_id[:8]}.json"
+        output = (
+            dbt_artifacts.target_dir() / "dagster" / f"sources-{runlog.op_context(context).run_id[:8]}.json"
+        )
         args = ["source", "freshness", "--output", str(output), "--select", *(selectors[k] for k in keys)]
         try:
             outcome = dbt_runner.run_dbt(

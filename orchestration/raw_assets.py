@@ -119,6 +119,7 @@ def source_asset(service: Service, freshness: dict[dg.AssetKey, dict] | None = N
             seconds,
             ", ".join(f"{t} {r:,}" for t, r in new_rows.items() if r) or "nothing new",
         )
+        runlog.tag_run(context, {f"rows_loaded.{name}": sum(new_rows.values())})
         for table in tables:
             metadata: dict[str, object] = {
                 "rows_loaded": new_rows.get(table, 0),

@@ -25,9 +25,18 @@ log = logging.getLogger("orchestration.runlog")
 LOOKUP_WAIT = 30.0
 
 
-def command(context: dg.OpExecutionContext | dg.AssetExecutionContext, what: str) -> str:
+AnyContext = dg.OpExecutionContext | dg.AssetExecutionContext | dg.AssetCheckExecutionContext
+
+
+def op_context(context: AnyContext) -> dg.OpExecutionContext:
+    """The op context behind an asset or asset-check context (which do not all carry the run's id)."""
+    return context if isinstance(context, dg.OpExecutionContext) else context.op_execution_context
+
+
+def command(context: AnyContext, what: str) -> str:
     """The command recorded in ``ops.runs`` for ``what`` (a step) of this Dagster run."""
-    return f"dagster run {context.run_id[:8]} ({context.job_name}): {what}"
+    op = op_context(context)
+    return f"dagster run {op.run_id[:8]} ({op.job_name}): {what}"
 
 
 @dataclass
@@ -97,6 +106,7 @@ def ops_metadata(run_ids: list[str]) -> dict[str, dg.MetadataValue]:
     }
 
 
-def tag_run(context: dg.OpExecutionContext | dg.AssetExecutionContext, values: dict[str, object]) -> None:
+def tag_run(context: AnyContext, values: dict[str, object]) -> None:
     """Add ``shop/<name>`` tags to the run (shown in the run list: rows loaded, dbt nodes, export)."""
-    context.instance.add_run_tags(context.run_id, {f"shop/{k}": str(v) for k, v in values.items()})
+    op = op_context(context)
+    op.instance.add_run_tags(op.run_id, {f"shop/{k}": str(v) for k, v in values.items()})

@@ -249,7 +249,8 @@ def test_everything_equals_make_elt(batch_run: BatchRun, reference: Reference) -
 def test_one_mart_materialises_with_its_upstream_only(batch_run: BatchRun, defs: dg.Definitions) -> None:
     """Selecting one mart and its upstream (plus the rest of the sources it loads: a source's tables
     commit together) runs exactly those: dbt builds only the mart's upstream models, nothing is
-    published; a publish selected on its own afterwards is refused (the last build was a selection)."""
+    published; a publish selected on its own afterwards is refused (the last build was a selection).
+    The checks of the selected assets run too, dbt source freshness of the loaded tables among them."""
     ws = batch_run.ws
     graph = defs.resolve_asset_graph()
     selection = dg.AssetSelection.assets(SMALL_MART).upstream().required_multi_asset_neighbors()
@@ -259,6 +260,14 @@ def test_one_mart_materialises_with_its_upstream_only(batch_run: BatchRun, defs:
     assert result.success, [e.message for e in events_of(result, dg.DagsterEventType.STEP_FAILURE)]
     assert materialized(result) == wanted
     assert EXPORT_KEY not in wanted
+    # the loaded tables' dbt source freshness ran with them (dbt's own rule, measured by dbt): fresh
+    fresh = {k: ok for k, ok in check_results(result).items() if k.endswith(":dbt_source_freshness")}
+    assert {k.split(":")[0] for k in fresh} == {
+        "raw_catalog/products",
+        "raw_catalog/categories",
+        "raw_catalog/_dlt_loads",
+    }
+    assert all(fresh.values()), fresh
 
     manifest = json.loads((ws.root / "target" / "manifest.json").read_text())
     parents = manifest["parent_map"]
