@@ -321,7 +321,9 @@ def test_a_failing_dbt_test_is_a_failed_check_and_blocks_publish(
     assert EXPORT_KEY not in materialized(result)
     assert "exports__parquet" not in {e.step_key for e in events_of(result, dg.DagsterEventType.STEP_START)}
     blocked = [
-        e for e in result.all_events if e.step_key == "exports__parquet" and "Not executing" in e.message
+        e
+        for e in result.all_events
+        if e.step_key == "exports__parquet" and "Not executing" in (e.message or "")
     ]
     assert blocked, "the publish step should be reported as not executed after the dbt step failed"
     assert ws.current_version() == before
