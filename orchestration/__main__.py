@@ -13,9 +13,12 @@ run releases it at its end (orchestration/fleet_resource.py); ``--no-services`` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import time
 
@@ -26,13 +29,42 @@ log = logging.getLogger("orchestration")
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
-    """``dagster dev`` on loopback, from the repo root (where pyproject.toml names the code location)."""
+    """``dagster dev`` on loopback, from the repo root (where pyproject.toml names the code location).
+
+    It runs in a process group of its own, and Ctrl-C or SIGTERM is passed on to the whole group. Why
+    not just exec it: ``dagster dev`` was seen ignoring SIGINT and SIGTERM for over 30 s, so after the
+    grace period (``SHOP_STOP_GRACE_SECONDS``) what is left of the group gets SIGKILL, and the command
+    always ends. A run still in flight then ends as a failed one; its next run converges as usual."""
     port = args.port or orch_settings.ui_port()
     exe = shutil.which("dagster", path=os.path.dirname(sys.executable)) or "dagster"
     command = [exe, "dev", "--host", "127.0.0.1", "--port", str(port)]
     print(f"Dagster UI on http://127.0.0.1:{port} (instance {os.environ['DAGSTER_HOME']}); Ctrl-C stops it")
-    os.chdir(settings.repo_root())
-    os.execv(exe, command)  # dagster dev handles its own signals and children from here
+    proc = subprocess.Popen(command, cwd=settings.repo_root(), start_new_session=True)
+    stop: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if not stop:
+            stop.append(signum)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while proc.poll() is None and not stop:
+        time.sleep(0.5)
+    if not stop:
+        return proc.returncode
+    grace = signals.grace_seconds()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        print(
+            f"dagster dev still running {grace:.0f}s after the signal: killing its processes", file=sys.stderr
+        )
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # what is left of the group (daemon, code server, run workers)
+    proc.wait()
+    return 128 + stop[0]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
