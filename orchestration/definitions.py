@@ -28,6 +28,9 @@ from orchestration.fleet_resource import LocalFleet
 
 BATCH_JOB = "batch"
 FRESHNESS_JOB = "source_freshness"
+# on every job that writes the warehouse in short steps (not the stream, which runs for days): a run
+# coordinator limit on this tag lets one such run go at a time (docs/orchestration.md, "Deploying")
+WRITER_TAG = {"shop/warehouse": "writer"}
 
 
 def _status(running: bool) -> dg.DefaultScheduleStatus:
@@ -56,6 +59,7 @@ def build_definitions(
     batch = dg.define_asset_job(
         BATCH_JOB,
         selection=every_asset,
+        tags=WRITER_TAG,
         description="The whole flow, as `make elt`: every source loaded, dbt build (tests as checks), "
         "publish.",
     )
@@ -63,6 +67,7 @@ def build_definitions(
         dg.define_asset_job(
             f"load_{name}",
             selection=dg.AssetSelection.assets(assets_def).without_checks(),
+            tags=WRITER_TAG,
             description=f"Load the {name} source only (python -m extract {name}).",
         )
         for name, assets_def in sources.items()
@@ -70,6 +75,7 @@ def build_definitions(
     freshness_job = dg.define_asset_job(
         FRESHNESS_JOB,
         selection=dg.AssetSelection.checks(freshness_def),
+        tags=WRITER_TAG,
         description="dbt source freshness of every raw table with a freshness rule.",
     )
     realtime = [key for key in published if key in set(dbt_assets.realtime_keys(dbt_manifest))]
