@@ -74,6 +74,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from orchestration.definitions import build_definitions
 
     defs = build_definitions(manifest.ensure(), manage_services=not args.no_services)
+    jobs = sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
+    if args.job not in jobs:
+        print(f"error: no job {args.job!r}; the jobs are: {', '.join(jobs)}", file=sys.stderr)
+        return 2
     job = defs.resolve_job_def(args.job)
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
@@ -83,7 +87,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             tags={"started_by": "python -m orchestration run"},
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         )
-        tags = instance.get_run_by_id(result.run_id).tags if instance.get_run_by_id(result.run_id) else {}
+        run = instance.get_run_by_id(result.run_id)
+        tags = dict(run.tags) if run else {}
     print(summary(result, time.monotonic() - started, tags), flush=True)
     return 0 if result.success else 1
 
