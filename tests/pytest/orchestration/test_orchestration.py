@@ -319,13 +319,8 @@ def test_a_failing_dbt_test_is_a_failed_check_and_blocks_publish(
     failed_steps = {e.step_key for e in events_of(result, dg.DagsterEventType.STEP_FAILURE)}
     assert failed_steps == {"dbt_build"}
     assert EXPORT_KEY not in materialized(result)
+    # selected, but never started: Dagster does not run a step whose upstream step failed
     assert "exports__parquet" not in {e.step_key for e in events_of(result, dg.DagsterEventType.STEP_START)}
-    blocked = [
-        e
-        for e in result.all_events
-        if e.step_key == "exports__parquet" and "Not executing" in (e.message or "")
-    ]
-    assert blocked, "the publish step should be reported as not executed after the dbt step failed"
     assert ws.current_version() == before
 
     alone = execute(defs, ws, [EXPORT_KEY])
