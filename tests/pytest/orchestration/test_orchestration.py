@@ -326,7 +326,7 @@ def test_a_failing_dbt_test_is_a_failed_check_and_blocks_publish(
     alone = execute(defs, ws, [EXPORT_KEY])
     assert not alone.success
     (failure,) = events_of(alone, dg.DagsterEventType.STEP_FAILURE)
-    assert "failed" in failure.event_specific_data.error.message
+    assert "from a failed build" in failure.event_specific_data.error.message
     assert ws.current_version() == before
 
 
