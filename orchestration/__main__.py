@@ -119,7 +119,11 @@ def summary(result: object, seconds: float, tags: dict[str, str]) -> str:
     for e in failed_steps:
         error = e.event_specific_data.error  # type: ignore[union-attr]
         message = (error.message if error else "").strip().splitlines()
-        lines.append(f"  step {e.step_key} failed: {message[0] if message else 'see the run log'}")
+        first = message[0] if message else "see the run log"
+        head = first.split(": ", 1)[0]
+        if ": " in first and "." in head and " " not in head:  # "dagster._core...Failure: what happened"
+            first = first.split(": ", 1)[1]
+        lines.append(f"  step {e.step_key} failed: {first}")
     for key, value in sorted(tags.items()):
         if key.startswith("shop/"):
             lines.append(f"  {key.removeprefix('shop/')}: {value}")

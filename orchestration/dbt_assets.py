@@ -210,9 +210,9 @@ def dbt_build_assets(manifest_path: Path) -> dg.AssetsDefinition:
         try:
             with lock.warehouse_lock(command, wait=wait):
                 warehouse_check.check()  # a damaged file: one line now, not dbt's retries for minutes
-                key = pii_key.prepare(settings.exports_dir())  # a lost or changed key: stop before dbt
-                context.log.info("PII key %s: %s", key.status, key.detail)
                 with steps.logged_step(command, "dbt") as rec:
+                    key = pii_key.prepare(settings.exports_dir())  # a lost or changed key: stop before dbt
+                    context.log.info("PII key %s: %s", key.status, key.detail)
                     rec.inputs = [("raw_load", s, i) for s, i in sorted(steps.committed_loads().items())]
                     env = dbt_runner.dbt_env(lock.child_env())
                     fingerprint = pii_key.check_build_key(env[pii_key.DBT_ENV_VAR])

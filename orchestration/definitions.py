@@ -30,7 +30,7 @@ BATCH_JOB = "batch"
 FRESHNESS_JOB = "source_freshness"
 # on every job that writes the warehouse in short steps (not the stream, which runs for days): a run
 # coordinator limit on this tag lets one such run go at a time (docs/orchestration.md, "Deploying")
-WRITER_TAG = {"shop/warehouse": "writer"}
+WRITER_TAG = {"warehouse": "writer"}
 
 
 def _status(running: bool) -> dg.DefaultScheduleStatus:
