@@ -9,7 +9,7 @@ Scheduling (`make test` runs two pytest-xdist workers, `--dist loadgroup`, sched
 that share an expensive fixture run in one worker — the areas whose session fixtures build a whole
 world (dbt + faults share one, stream has its own) are one group each, every other file is its own
 group (module fixtures stay single). Groups are ordered heaviest first so the two workers finish
-together; inside a group the collection order is kept (the fault suite's `test_zz_*` runs last).
+together; inside a group the collection order is kept, except that `test_zz_*` files run last.
 """
 
 from __future__ import annotations
@@ -61,11 +61,14 @@ def _rel(item: pytest.Item) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Heaviest groups first (a stable sort: inside a group the collection order stays)."""
+    """Heaviest groups first (a stable sort: inside a group the collection order stays), and the
+    ``test_zz_*`` files at the end of their group: the secrets audit scans every workspace the session
+    left behind, the orchestration suite's (collected after the fault suite) included."""
 
-    def rank(item: pytest.Item) -> int:
+    def rank(item: pytest.Item) -> tuple[int, bool]:
         group = xdist_group_of(_rel(item))
-        return HEAVY_FIRST.index(group) if group in HEAVY_FIRST else len(HEAVY_FIRST)
+        heavy = HEAVY_FIRST.index(group) if group in HEAVY_FIRST else len(HEAVY_FIRST)
+        return heavy, Path(str(item.path)).name.startswith("test_zz_")
 
     items.sort(key=rank)
 
