@@ -226,7 +226,7 @@ def dbt_build_assets(manifest_path: Path) -> dg.AssetsDefinition:
                             if isinstance(event, dg.Output):
                                 event = event.with_metadata({**event.metadata, **links})
                             yield event
-                    except BaseException:  # terminated, interrupted, a bug: dbt must not run on unlocked
+                    except BaseException:  # terminated, interrupted, a bug: no dbt left writing unlocked
                         signals.stop_child(invocation.process)
                         raise
                     code = invocation.process.wait()
@@ -262,6 +262,10 @@ def dbt_build_assets(manifest_path: Path) -> dg.AssetsDefinition:
                         )
                     if code != 0:
                         failures = summary.failures[:10] if summary else []
+                        if any(flow.ROW_DROP_GUARD in f for f in failures):  # name the way out, as make elt
+                            failures.append(
+                                f"{flow.ROW_DROP_HINT} (here: accept_row_drop in this op's config)"
+                            )
                         raise dg.Failure(
                             description=f"dbt build exited {code}; nothing downstream runs, nothing is "
                             "published until a build passes" + "".join(f"\n  {f}" for f in failures),
