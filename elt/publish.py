@@ -268,6 +268,7 @@ def publish(
     keep: int = versions.DEFAULT_KEEP,
     after_write: Callable[[Path], None] | None = None,
     rotate_pii_key: bool = False,
+    amend_manifest: Callable[[Path, dict[str, Any]], None] | None = None,
 ) -> PublishResult:
     """Export ``specs`` from ``warehouse`` as a new version under ``exports`` and make it current.
 
@@ -276,6 +277,8 @@ def publish(
     The manifest records the PII key's fingerprint; a key other than the current version's raises
     ``pii_key.PiiKeyError`` before anything is written, unless ``rotate_pii_key`` (see elt/pii_key.py).
     Raises ``PublishError`` (current version untouched, staging removed) when anything does not check out.
+    ``amend_manifest(staging, manifest)`` may add files and entries before the manifest is written
+    (``--allow-partial`` carries stale marts from the current version, elt/partial.py).
     """
     if not specs:
         raise PublishError("no models tagged 'publish' in the dbt manifest: nothing to publish")
@@ -353,6 +356,8 @@ def publish(
             "pii_key": key_record,
             "marts": marts,
         }
+        if amend_manifest is not None:
+            amend_manifest(staging, manifest)
         text = json.dumps(manifest, indent=2, sort_keys=False, default=str)
         if scrub(text) != text:
             raise PublishError("refusing to publish: a secret value would appear in manifest.json")
