@@ -106,7 +106,7 @@ def source_asset(service: Service, freshness: dict[dg.AssetKey, dict] | None = N
         fleet.ensure([name])
         command = runlog.command(context, f"extract {name}")
         try:
-            seconds, loaded = flow.run_extract(command, config.full_refresh, flow.lock_wait(), [name])
+            seconds, loaded, _ = flow.run_extract(command, config.full_refresh, flow.lock_wait(), [name])
         except (flow.StepFailed, lock.WarehouseBusy) as exc:
             raise dg.Failure(description=f"extract {name}: {exc}") from None
         new_rows = {table: rows for s, table, rows in loaded if s == schema}
