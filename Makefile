@@ -12,7 +12,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 ARGS ?=
 
 .PHONY: help setup services services-stop services-status simulate extract stream dbt elt export \
-        shell docs lint test test-faults test-all bench bench-quick clean
+        orchestrate orchestrate-run shell docs lint test test-faults test-all bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -27,9 +27,9 @@ $(VENV)/.synced: pyproject.toml uv.lock
 # The same for the project's own modules: every `python -m extract` / `elt` / `services` process otherwise
 # compiled them again (~0.15 s of each loader start, a tenth of an incremental run's fixed cost). Rebuilt
 # when a source changes; a stale .pyc is only ever recompiled in memory, never used.
-PROJECT_PY := $(shell find extract elt services bench -path bench/work -prune -o -name '*.py' -print 2>/dev/null)
+PROJECT_PY := $(shell find extract elt services orchestration bench -path bench/work -prune -o -name '*.py' -print 2>/dev/null)
 $(VENV)/.compiled: $(VENV)/.synced $(PROJECT_PY)
-	@$(PY) -m compileall -q -x 'bench/work' extract elt services bench >/dev/null
+	@$(PY) -m compileall -q -x 'bench/work' extract elt services orchestration bench >/dev/null
 	@touch $@
 
 setup: $(VENV)/.synced $(VENV)/.compiled ## build .venv from uv.lock (installs uv with pip when missing)
@@ -60,6 +60,12 @@ elt: setup ## the whole flow: services → extract → dbt build → Parquet pub
 
 export: setup ## publish the marts to exports/ as Parquet with a manifest
 	$(PY) -m elt export $(ARGS)
+
+orchestrate: setup ## the Dagster UI and daemon on 127.0.0.1 (port SHOP_DAGSTER_PORT, default 3000; instance in run/dagster)
+	$(PY) -m orchestration ui $(ARGS)
+
+orchestrate-run: setup ## materialise the whole flow once with Dagster, headless; exits with the run's status
+	$(PY) -m orchestration run $(ARGS)
 
 shell: setup ## open the warehouse read-only in a SQL shell
 	$(PY) -m elt shell $(ARGS)

@@ -1,4 +1,5 @@
-"""The import graph points one way between the embedded services and the pipeline (run by ``make lint``).
+"""The import graph points one way between the embedded services and the pipeline, and from the
+orchestrator down to the pipeline (run by ``make lint``).
 
 ``services/`` is the shop's own source systems: the test peer and the default, never the product. It
 imports nothing of the pipeline (``elt``, ``extract``, ``bench``), and the pipeline imports nothing of
@@ -19,11 +20,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# package -> top-level packages of this repo it must never import
+# package -> top-level packages of this repo it must never import. The orchestrator (orchestration/) is a
+# flow on top: it imports the pipeline's public pieces, and nothing below it imports it.
 FORBIDDEN = {
-    "services": {"elt", "extract", "bench", "tests"},
-    "elt": {"services", "bench", "tests"},
-    "extract": {"services", "bench", "tests"},
+    "services": {"elt", "extract", "orchestration", "bench", "tests"},
+    "elt": {"services", "orchestration", "bench", "tests"},
+    "extract": {"services", "orchestration", "bench", "tests"},
+    "orchestration": {"services", "bench", "tests"},
 }
 
 
@@ -56,3 +59,13 @@ def test_the_check_sees_a_function_local_import(tmp_path: Path) -> None:
     (tmp_path / "extract").mkdir()
     (tmp_path / "extract" / "m.py").write_text("def f():\n    from services.common import tls\n")
     assert imported_packages("extract", tmp_path) == [("extract/m.py", 2, "services")]
+
+
+@pytest.mark.parametrize("package", ["elt", "extract", "services"])
+def test_a_lower_layer_importing_the_orchestrator_is_caught(package: str, tmp_path: Path) -> None:
+    """The loaders, the flow and the services may not reach up into the orchestrator, even lazily."""
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "m.py").write_text("def f():\n    from orchestration import definitions\n")
+    found = imported_packages(package, tmp_path)
+    assert found == [(f"{package}/m.py", 2, "orchestration")]
+    assert found[0][2] in FORBIDDEN[package]

@@ -1,0 +1,74 @@
+"""The Parquet publish as an asset downstream of every published mart.
+
+It runs the flow's own publish step (``elt.flow.run_publish``: warehouse lock, atomic versioned publish
+with its manifest, ``ops.runs`` row) in its standalone form, which first checks
+``run/dbt_last_build.json``: when the last dbt build failed nothing is published, whichever way the
+publish was started (a run whose dbt step failed never reaches it; one selected on its own is
+refused). It also refuses when the last build passed but built only a selection (one mart and its
+upstream): the export is a consistent whole, so it follows a whole build, unless the run config says
+``allow_partial_build``. Its metadata is the new version's manifest: version id, rows per mart, the dbt
+invocation, the ``ops.runs`` row.
+"""
+
+import dagster as dg
+
+from elt import dbt_runner, flow, lock, pii_key, versions
+from elt.publish import PublishError
+from orchestration import runlog
+from orchestration.dbt_assets import partial_build
+
+EXPORT_KEY = dg.AssetKey(["exports", "parquet"])
+
+
+class PublishConfig(dg.Config):
+    """``keep``: old versions to keep besides the current one (``SHOP_EXPORTS_KEEP``, default 3);
+    ``allow_partial_build``: publish although the last dbt build built only a selection."""
+
+    keep: int = versions.default_keep()
+    allow_partial_build: bool = False
+
+
+def export_asset(published: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    """The publish asset, depending on the ``published`` marts (models tagged ``publish``)."""
+
+    @dg.asset(
+        key=EXPORT_KEY,
+        deps=published,
+        group_name="exports",
+        kinds={"parquet"},
+        description="The published marts as Parquet: a new verified version under exports/, made current "
+        "atomically (elt/publish.py, docs/publishing.md).",
+    )
+    def _publish(context: dg.AssetExecutionContext, config: PublishConfig) -> dg.MaterializeResult:
+        command = runlog.command(context, "publish")
+        last = dbt_runner.last_build() or {}
+        args = [str(a) for a in last.get("args") or []]
+        if last.get("exit_code") == 0 and partial_build(args) and not config.allow_partial_build:
+            raise dg.Failure(
+                description=f"publish: the last dbt build (`dbt {' '.join(args)}`, "
+                f"{last.get('finished_at')}) built only a selection; publish after a whole build "
+                "(the batch job, or every dbt asset), or set allow_partial_build in the run config"
+            )
+        try:
+            result = flow.run_publish(command, flow.lock_wait(), config.keep)
+        except (PublishError, pii_key.PiiKeyError, lock.WarehouseBusy) as exc:
+            raise dg.Failure(description=f"publish: {exc}") from None
+        manifest = versions.read_manifest(result.version_dir)
+        rows = {name: int(entry["rows"]) for name, entry in manifest["marts"].items()}
+        found = runlog.lookup(command)
+        runlog.tag_run(context, {"export_version": manifest["version"], "export_rows": sum(rows.values())})
+        table = "\n".join(f"| {name} | {n:,} |" for name, n in rows.items())
+        return dg.MaterializeResult(
+            metadata={
+                "version": manifest["version"],
+                "rows": sum(rows.values()),
+                "rows_per_mart": dg.MetadataValue.json(rows),
+                "marts": dg.MetadataValue.md(f"| mart | rows |\n|---|---|\n{table}"),
+                "manifest": dg.MetadataValue.path(str(result.version_dir / versions.MANIFEST)),
+                "dbt_invocation_id": str((manifest.get("dbt") or {}).get("invocation_id")),
+                "seconds": round(result.seconds, 2),
+                **runlog.ops_metadata(found.run_ids),
+            }
+        )
+
+    return _publish
