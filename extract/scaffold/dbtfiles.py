@@ -29,7 +29,7 @@ from extract.scaffold.render import scalar
 from extract.spec import Endpoint, Service
 
 SQL_TYPES = {"int": "bigint", "str": "varchar", "bool": "boolean", "float": "double", "ts": "timestamptz"}
-ENV = "SHOP_SOURCE_NAMES"
+ENV = "SHOP_SOURCE_NAMES"  # set by elt/dbt_runner.py (SOURCE_NAMES_ENV)
 LOAD_ID = "_dlt_load_id"
 LINE = 100  # wrap long YAML descriptions and source_or_empty maps (sqlfluff allows 120)
 
