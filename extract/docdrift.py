@@ -97,8 +97,12 @@ def compare_fields(
         if loose:
             continue
         spec = declared[name]
-        twins = [n for n in extra if _fits(spec, documented[n])]
-        hint = f" (renamed to {twins[0]}?)" if len(twins) == 1 else ""
+        twins = [n for n in extra if documented[n].kind not in ("any", "null") and _fits(spec, documented[n])]
+        hint = ""
+        if len(twins) == 1:
+            hint = f" (renamed to {twins[0]}?)"
+        elif 1 < len(twins) <= 3:
+            hint = f" (renamed to one of {', '.join(twins)}?)"
         report.problems.append(f"{where} field {name} is gone from the document{hint}")
     for name in extra:
         report.added.append(f"{where}.{name} ({_doc_type(documented[name])})")

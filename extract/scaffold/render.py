@@ -108,9 +108,9 @@ def source_file(draft: SourceDraft) -> str:
         " delete the mark. Every key: docs/sources.md.",
         tag="",
     )
-    base = f" (this service: {draft.base_url})" if draft.base_url else ""
+    base = f" ({draft.base_url})" if draft.base_url else ""
     lines += _comment(
-        0, f"Base URL: {env}BASE_URL or [sources.{draft.name}] base_url in .dlt/config.toml{base}.", tag=""
+        0, f"Base URL{base}: {env}BASE_URL or [sources.{draft.name}] base_url in .dlt/config.toml.", tag=""
     )
     if secrets:
         lines += _comment(
