@@ -18,7 +18,9 @@ a union of types) is not compared. Inside ``loose`` objects, keys may come and g
 
 The document is fetched on the service's own origin (a path of the source file's ``openapi`` key, or a
 URL) within the run's HTTP bounds and retry budget, without credentials first and with the service's
-when it answers 401/403; a URL on another origin never receives them.
+when it answers 401/403; a URL on another origin never receives them. A service that answers without a
+document (404: a wrong ``openapi`` path) fails; one that cannot be reached at all (down, 5xx) only gets
+a warning here, because its data requests then fail with the loader's usual message and advice.
 """
 
 from __future__ import annotations
@@ -163,8 +165,15 @@ def document_url(service: Service, base_url: str) -> str:
     return urljoin(base_url.rstrip("/") + "/", str(service.openapi).lstrip("/")) if service.openapi else ""
 
 
-def fetch(service: Service, cfg: ServiceConfig, session: requests.Session, auth: Any) -> dict[str, Any]:
-    """The service's document, within the run's bounds; ``DocumentUnavailable`` names URL and what to do."""
+def fetch(
+    service: Service, cfg: ServiceConfig, session: requests.Session, auth: Any
+) -> dict[str, Any] | None:
+    """The service's document, within the run's bounds.
+
+    ``DocumentUnavailable`` (naming URL and what to do) when the service answers but not with a document
+    (a wrong path: 404; an HTML page; a TLS error). None, with a warning, when the service cannot be
+    reached or keeps answering 5xx: it is down or failing, so its data requests will fail the same way
+    with the loader's own message and advice, or, if they do get through, the page checks still stand."""
     url = (
         service.openapi
         if str(service.openapi).startswith(("http://", "https://"))
@@ -187,29 +196,36 @@ def fetch(service: Service, cfg: ServiceConfig, session: requests.Session, auth:
                 f"{service.name}: OpenAPI document {shown}: TLS error ({exc}); {advice}"
             ) from None
         except (transfer.DeadlineExceeded, transfer.BodyTooLarge, requests.RequestException) as exc:
-            outcome, status, detail = transport_failure(exc, policy)
-        else:
-            status = reply.status
-            if status == 200:
-                try:
-                    return openapi.parse_document(
-                        bytes(reply.body), f"{service.name}: OpenAPI document {shown}"
-                    )
-                except openapi.DocumentError as exc:
-                    raise DocumentUnavailable(f"{exc}; {advice}") from None
-            if status in (401, 403) and own and not with_creds:
-                with_creds = True  # a document behind the service's own auth
-                attempts -= 1
-                continue
-            detail = f"HTTP {status}"
-            outcome = Attempt("status", status)
-        wait = decide(policy, attempts, outcome)
+            _, status, detail = transport_failure(exc, policy)
+            return _unreached(service, shown, f"{status}: {detail}")
+        status = reply.status
+        if status == 200:
+            try:
+                return openapi.parse_document(bytes(reply.body), f"{service.name}: OpenAPI document {shown}")
+            except openapi.DocumentError as exc:
+                raise DocumentUnavailable(f"{exc}; {advice}") from None
+        if status in (401, 403) and own and not with_creds:
+            with_creds = True  # a document behind the service's own auth
+            attempts -= 1
+            continue
+        wait = decide(policy, attempts, Attempt("status", status))
         if wait is None:
+            if status >= 500 or status == 429:
+                return _unreached(service, shown, f"HTTP {status} after {attempts} attempt(s)")
             raise DocumentUnavailable(
-                f"{service.name}: OpenAPI document {shown} not fetched after {attempts} attempt(s): {detail};"
-                f" {advice}"
+                f"{service.name}: OpenAPI document {shown} not fetched: HTTP {status}; {advice}"
             )
         signals.sleep(wait)
+
+
+def _unreached(service: Service, shown: str, why: str) -> None:
+    log.warning(
+        "%s: OpenAPI document %s not reached (%s): no check before load; the pages are checked one by one",
+        service.name,
+        shown,
+        why,
+    )
+    return None
 
 
 def check_before_load(service: Service, cfg: ServiceConfig) -> Report | None:
@@ -227,6 +243,8 @@ def check_before_load(service: Service, cfg: ServiceConfig) -> Report | None:
         doc = fetch(service, cfg, session, auth)
     finally:
         session.close()
+    if doc is None:
+        return None
     report = compare(service, doc)
     url = public_url(document_url(service, cfg.base_url) or str(service.openapi))
     if report.added:

@@ -70,6 +70,7 @@ class Service:
 
     def __init__(self) -> None:
         self.doc = copy.deepcopy(DOC)
+        self.doc_status = 200
         self.paths: list[str] = []
         self.lock = threading.Lock()
 
@@ -77,6 +78,11 @@ class Service:
         path = h.path.split("?", 1)[0]
         with self.lock:
             self.paths.append(path)
+        if path == "/openapi.json" and self.doc_status != 200:
+            h.send_response(self.doc_status)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
         if path == "/openapi.json":
             body = orjson.dumps(self.doc)
         elif path == "/items":
@@ -214,7 +220,7 @@ def test_an_added_field_is_reported_and_the_load_goes_on(
     assert state.data_requests() == 1 and _rows(wh) == len(RECORDS)
 
 
-def test_an_unreachable_document_fails_the_service_naming_the_key(drifty: tuple[Service, Path]) -> None:
+def test_a_wrong_document_path_fails_the_service_naming_the_key(drifty: tuple[Service, Path]) -> None:
     from extract.runner import run
 
     state, _ = drifty
@@ -222,8 +228,25 @@ def test_an_unreachable_document_fails_the_service_naming_the_key(drifty: tuple[
     path.write_text(path.read_text().replace("openapi: /openapi.json", "openapi: /docs.json"))
     result = run(["drifty"])
     message = result.failures["drifty"]
-    assert (
-        "OpenAPI document http://127.0.0.1:" in message
-        and "/docs.json not fetched after 1 attempt(s): HTTP 404" in message
-    )
+    assert "OpenAPI document http://127.0.0.1:" in message and "/docs.json not fetched: HTTP 404" in message
     assert "check `openapi` in" in message and state.data_requests() == 0
+
+
+def test_a_document_the_service_cannot_serve_is_a_warning_and_the_pages_decide(
+    drifty: tuple[Service, Path], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 from the document (after the retry budget): the run goes on and the pages are checked one
+    by one; a service that is down altogether fails on its data requests with the loader's own advice
+    (tests/pytest/extract/test_http_bounds.py::test_connection_refused_names_the_url_and_what_to_check)."""
+    from extract.runner import run
+
+    monkeypatch.setenv("SOURCES__EXTRACT__MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("SOURCES__EXTRACT__BACKOFF_BASE", "0.05")
+    state, wh = drifty
+    state.doc_status = 503
+    with caplog.at_level(logging.WARNING, logger="extract.docdrift"):
+        result = run(["drifty"])
+    assert result.failures == {} and _rows(wh) == len(RECORDS)
+    assert state.paths.count("/openapi.json") == 2
+    warned = [r.getMessage() for r in caplog.records if r.name == "extract.docdrift"]
+    assert len(warned) == 1 and "not reached (HTTP 503 after 2 attempt(s)): no check before load" in warned[0]
