@@ -27,7 +27,10 @@ def scalar(value: Any) -> str:
 def _comment(indent: int, text: str, tag: str = GUESS) -> list[str]:
     pad = " " * indent
     first = f"{tag}: {text}" if tag else text
-    return [f"{pad}# {line}" for line in textwrap.wrap(first, WIDTH - indent - 2, break_long_words=False)]
+    return [
+        f"{pad}# {line}"
+        for line in textwrap.wrap(first, WIDTH - indent - 2, break_long_words=False, break_on_hyphens=False)
+    ]
 
 
 def _mapping(indent: int, key: str, value: Any) -> list[str]:
