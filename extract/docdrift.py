@@ -39,6 +39,7 @@ from extract.config import ServiceConfig
 from extract.errors import ExtractError, SchemaDrift
 from extract.http import origin
 from extract.openapi import DocField
+from extract.pages import media_type, not_json
 from extract.retry import Attempt, decide
 from extract.spec import Endpoint, FieldSpec, Service
 
@@ -171,9 +172,10 @@ def fetch(
     """The service's document, within the run's bounds.
 
     ``DocumentUnavailable`` (naming URL and what to do) when the service answers but not with a document
-    (a wrong path: 404; an HTML page; a TLS error). None, with a warning, when the service cannot be
-    reached or keeps answering 5xx: it is down or failing, so its data requests will fail the same way
-    with the loader's own message and advice, or, if they do get through, the page checks still stand."""
+    (a wrong path: 404; JSON that is no OpenAPI document; a TLS error). None, with a warning, when the
+    service cannot be reached, keeps answering 5xx, or answers something that is not JSON or YAML (an
+    HTML page from a proxy): its data requests will then fail the same way with the loader's own
+    message and advice, or, if they do get through, the page checks still stand."""
     url = (
         service.openapi
         if str(service.openapi).startswith(("http://", "https://"))
@@ -199,6 +201,14 @@ def fetch(
             _, status, detail = transport_failure(exc, policy)
             return _unreached(service, shown, f"{status}: {detail}")
         status = reply.status
+        media = media_type(dict(reply.headers))
+        if (
+            status == 200
+            and "yaml" not in media
+            and (what := not_json(bytes(reply.body), dict(reply.headers)))
+        ):
+            # an HTML page (a proxy, a login page): the data requests say what that means, with advice
+            return _unreached(service, shown, what)
         if status == 200:
             try:
                 return openapi.parse_document(bytes(reply.body), f"{service.name}: OpenAPI document {shown}")
