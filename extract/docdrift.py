@@ -172,10 +172,10 @@ def fetch(
     """The service's document, within the run's bounds.
 
     ``DocumentUnavailable`` (naming URL and what to do) when the service answers but not with a document
-    (a wrong path: 404; JSON that is no OpenAPI document; a TLS error). None, with a warning, when the
-    service cannot be reached, keeps answering 5xx, or answers something that is not JSON or YAML (an
-    HTML page from a proxy): its data requests will then fail the same way with the loader's own
-    message and advice, or, if they do get through, the page checks still stand."""
+    (a wrong path: 404; JSON that is no OpenAPI document). None, with a warning, when the service cannot
+    be reached (refused, timed out, a TLS error), keeps answering 5xx, or answers something that is not
+    JSON or YAML (an HTML page from a proxy): its data requests will then fail the same way with the
+    loader's own message and advice, or, if they do get through, the page checks still stand."""
     url = (
         service.openapi
         if str(service.openapi).startswith(("http://", "https://"))
@@ -193,10 +193,6 @@ def fetch(
         params = auth.params() if with_creds else None
         try:
             reply = transfer.exchange(session, "GET", url, policy, headers=headers, params=params)
-        except requests.exceptions.SSLError as exc:
-            raise DocumentUnavailable(
-                f"{service.name}: OpenAPI document {shown}: TLS error ({exc}); {advice}"
-            ) from None
         except (transfer.DeadlineExceeded, transfer.BodyTooLarge, requests.RequestException) as exc:
             _, status, detail = transport_failure(exc, policy)
             return _unreached(service, shown, f"{status}: {detail}")
