@@ -2,13 +2,13 @@
 raw table and ``_<name>__models.yml`` documenting them (what dbt-codegen's ``generate_source`` and
 ``generate_base_model`` give, in this project's shape).
 
-The shape is the shop's (models/staging/customers/): sources read only rows of committed dlt loads
-(``committed_loads``), every raw table has a ``row_drop_guard`` and the schema a freshness rule from
-``_dlt_loads``; a model reads its table through ``source_or_empty`` (dlt creates a table only once it
-has a row) and every column that may be absent through ``column_or_null`` (dlt creates a column only
-once it has a non-null value), casts each column to its declared type once (timestamps to plain UTC
-with ``to_utc``), keeps the newest version per key, and lists its columns explicitly. Names stay the
-API's: the ``renamed`` CTE is where a team renames them.
+The shape is the shop's (models/staging/payments/, models/staging/customers/base/): sources read only
+rows of committed dlt loads (``committed_loads``), every raw table has a ``row_drop_guard`` and the
+schema a freshness rule from ``_dlt_loads``; a model reads its table through ``source_or_empty`` (dlt
+creates a table only once it has a row) and every column that may be absent through ``column_or_null``
+(dlt creates a column only once it has a non-null value), casts each column to its declared type once
+(timestamps to plain UTC with ``to_utc``), keeps the newest version per key, and lists its columns
+explicitly. Names stay the API's: the ``renamed`` CTE is where a team renames them.
 
 Every generated node is enabled only while the source's file is one of the loaded sources:
 ``elt.dbt_runner`` passes their names in ``SHOP_SOURCE_NAMES``, so a test run (which loads only the

@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from tests.pytest.support.ports import free_port_base
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "third-party"
@@ -100,9 +101,7 @@ def datasette() -> Path:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port_base(count=1) + 1
 
 
 @dataclass

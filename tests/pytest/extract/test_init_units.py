@@ -1,4 +1,4 @@
-"""``python -m extract init`` and the drift check, at unit level (no load, no dbt; about a second each).
+"""``python -m extract init`` and the drift check, at unit level (no load, no dbt).
 
 The strongest case first: the shop's five FastAPI services publish their OpenAPI documents, and the
 five source files in ``sources/`` were written by hand; ``init`` guessing from the documents alone must

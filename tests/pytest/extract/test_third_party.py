@@ -13,7 +13,7 @@ Neither publishes an OpenAPI document, so both start from ``--sample``. Their co
 Each case: ``init`` guesses the conventions, the first load holds exactly the server's count, a re-run
 loads nothing, new and changed records arrive incrementally (``updated_at``), and a wrong pagination key
 fails the first load loudly (the short-walk guard against the reported total) instead of loading a part.
-The json-server case runs in-process (a few seconds, in ``make test``); the datasette case and the
+The json-server case runs in-process (in ``make test``); the datasette case and the
 ``dbt build`` + sqlfluff of the generated project run real processes (``slow``).
 """
 
