@@ -26,6 +26,9 @@ from elt import dbt_artifacts, dbt_progress, lock, pii_key, settings, signals, v
 log = logging.getLogger("elt.dbt")
 
 # Subcommands that never open the warehouse, so they need no lock.
+SOURCE_NAMES_ENV = (
+    "SHOP_SOURCE_NAMES"  # read by the generated models' `enabled` (extract/scaffold/dbtfiles.py)
+)
 NO_WAREHOUSE = {"parse", "ls", "list", "deps", "clean", "init", "--help", "-h", "--version", "help"}
 BUILD_COMMANDS = {"build", "run"}
 
@@ -57,10 +60,27 @@ def dbt_env(base: dict[str, str] | None = None, *, need_key: bool = True) -> dic
     elif (found := pii_key.configured()) is not None:
         env[pii_key.DBT_ENV_VAR] = found[0]
     env["SHOP_WAREHOUSE"] = str(settings.warehouse_path())
+    if (names := source_names()) is not None:
+        env[SOURCE_NAMES_ENV] = ",".join(names)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("DBT_PROFILES_DIR", str(settings.repo_root()))
     env.setdefault("DBT_PROJECT_DIR", str(settings.repo_root()))
     return env
+
+
+def source_names() -> list[str] | None:
+    """The sources the loaders know (the files of ``sources/`` or ``SHOP_SOURCES_DIR``), or None when
+    the files are invalid (the loader itself reports that).
+
+    dbt gets them as ``SHOP_SOURCE_NAMES``: the models ``python -m extract init`` generates are enabled
+    only while their source is one of these (extract/scaffold/dbtfiles.py), so a run over another set
+    of sources - the test suites load only the shop's embedded files - builds without them."""
+    from elt.selection import SelectionError, known
+
+    try:
+        return list(known())
+    except SelectionError:
+        return None
 
 
 def dbt_command(args: list[str]) -> list[str]:

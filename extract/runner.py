@@ -40,7 +40,7 @@ import pyarrow as pa
 from elt import file_modes as private
 from elt import ops_fallback, ops_log, signals, warehouse_check
 from elt.lock import WarehouseBusy, warehouse_lock
-from extract import forked, hints, horizon, redact, resume, tracebacks
+from extract import docdrift, forked, hints, horizon, redact, resume, tracebacks
 from extract.config import ServiceConfig, service_config
 from extract.deletes import apply_deletes
 from extract.destination import warehouse_destination
@@ -220,6 +220,7 @@ def prepare_pipeline(
         _add_counts(counts, pipeline)
     positions = cursor_positions(pipeline) or "none (first load)"
     result.inputs[service.name] = f"{cfg.base_url}; cursors: {positions}"
+    docdrift.check_before_load(service, cfg)  # its OpenAPI document, before any data request
     return pipeline, cfg
 
 

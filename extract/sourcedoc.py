@@ -46,6 +46,10 @@ The walk is checked: next-page URLs must stay on the base URL's origin, a repeat
 at most `max_pages` pages; when the API reports a total (`total_path` or `total_header`) a walk that
 ends with fewer records fails the service without loading anything or moving its cursor, and a walk
 that ends on a full first page without a next page is a warning naming the keys to check.
+
+A first file for a new service: `python -m extract init <name> --openapi URL|FILE` (or `--sample URL`)
+writes it with every guess marked `# GUESS:`, plus its dbt sources and staging models (README "Add your
+own service"). With `openapi` set, each run compares the service's document with `fields` first.
 """
 
 

@@ -461,6 +461,12 @@ class SourceModel(Strict):
     auth: AuthModel = Field(description="how requests authenticate (`kind`, or a mapping)")
     endpoints: list[EndpointModel] = Field(min_length=1, description="the collections to load")
     hard_deletes: HardDeletes | None = Field(None, description="remove erased records after each load")
+    openapi: str | None = Field(
+        None,
+        description="path on the base URL (or a URL) of the service's OpenAPI document: fetched before every"
+        " load and compared with `fields`; a field removed, renamed or retyped fails the service before any"
+        " data request, an added one is reported (extract/docdrift.py)",
+    )
 
     _expand_auth = field_validator("auth", mode="before")(_shorthand("kind"))
 
@@ -568,6 +574,7 @@ def to_service(name: str, m: SourceModel, where: str) -> Service:
         source_file=where,
         hard_delete_feed=hd.feed if hd else None,
         hard_delete_tables=tuple(hd.tables) if hd else (),
+        openapi=m.openapi,
     )
 
 

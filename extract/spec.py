@@ -180,6 +180,8 @@ class Service:
     # hard deletes: (feed endpoint, key) -> rows with that key are removed from these tables after a load
     hard_delete_feed: str | None = None
     hard_delete_tables: tuple[str, ...] = ()
+    # the service's OpenAPI document (a path on the base URL, or a URL): checked before every load
+    openapi: str | None = None
 
     @property
     def auth_options(self) -> AuthSpec:

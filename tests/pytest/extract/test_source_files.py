@@ -188,9 +188,9 @@ def test_docs_sources_md_is_the_schema() -> None:
 
 
 def test_the_readme_example_is_a_valid_source_file() -> None:
-    """README "Pointing it at your own services" shows a plain service's file: it must validate."""
+    """README "Add your own service" shows a plain service's file: it must validate."""
     readme = (repo_root() / "README.md").read_text()
-    section = readme.split("## Pointing it at your own services", 1)[1]
+    section = readme.split("## Add your own service", 1)[1]
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     model = parse(block, "README.md")
     ep = model.endpoints[0]
