@@ -198,6 +198,10 @@ def test_a_bare_array_with_page_numbers_and_a_total_header() -> None:
         "mode": "updated",
         "cursor": "updated_at",
         "since_param": "updated_at_gte",
+        # the cursor's type follows its field, sent as the API sent it, with the run's default lag
+        "cursor_type": None,
+        "since_format": "raw",
+        "lag": None,
     }
     assert ep.page_size == 100
     assert ep.fields == {
