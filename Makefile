@@ -34,6 +34,21 @@ $(VENV)/.compiled: $(VENV)/.synced $(PROJECT_PY)
 
 setup: $(VENV)/.synced $(VENV)/.compiled ## build .venv from uv.lock (installs uv with pip when missing)
 
+# The browser checks of `make test` (report and docs opened from files in headless Chromium) need Debian's
+# chromium. Installed with apt-get only when it is missing, so a machine that has it never touches apt.
+CHROMIUM := /usr/bin/chromium
+browser: ## install Debian's chromium for the headless browser checks (apt-get, only when missing)
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then \
+	    echo "error: $(CHROMIUM) is missing and installing it needs root: apt-get install chromium fonts-liberation" >&2; exit 1; \
+	  fi; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing Debian's chromium (apt-get; once)"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null && \
+	  [ -x $(CHROMIUM) ] || { echo "error: apt-get did not install $(CHROMIUM)" >&2; exit 1; }; \
+	fi
+
 services: setup ## start the five shop services (generates scale-1 data on first start; SHOP_SCALE to change)
 	$(PY) -m services start $(ARGS)
 
