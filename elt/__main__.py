@@ -23,6 +23,7 @@ import duckdb
 
 from elt import (
     dbt_artifacts,
+    dbt_results,
     dbt_runner,
     flow,
     lock,
@@ -130,6 +131,7 @@ def _cmd_dbt(args: argparse.Namespace) -> int:
             outcome = dbt_runner.run_dbt(args.dbt_args, wait=wait)
             if outcome.summary:
                 rec.rows = outcome.summary.models_built
+                dbt_results.record(rec.run_id)
             if not outcome.ok:
                 failures = outcome.summary.failures[:10] if outcome.summary else []
                 rec.status = "failed"

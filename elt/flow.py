@@ -22,7 +22,18 @@ from pathlib import Path
 
 import duckdb
 
-from elt import dbt_artifacts, dbt_runner, fleet, lock, pii_key, settings, signals, steps, versions
+from elt import (
+    dbt_artifacts,
+    dbt_results,
+    dbt_runner,
+    fleet,
+    lock,
+    pii_key,
+    settings,
+    signals,
+    steps,
+    versions,
+)
 from elt.publish import PublishError, PublishResult, publish
 from elt.secrets import scrub
 
@@ -110,6 +121,7 @@ def run_dbt_build(
         outcome = dbt_runner.run_dbt(args, wait=wait)
         if outcome.summary:
             rec.rows = outcome.summary.models_built
+            dbt_results.record(rec.run_id)  # every node's result, failed builds too (ops.dbt_results)
         if not outcome.ok:
             failures = outcome.summary.failures[:10] if outcome.summary else []
             if any(ROW_DROP_GUARD in f for f in failures):
