@@ -11,8 +11,8 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 ARGS ?=
 
-.PHONY: help setup services services-stop services-status simulate extract stream dbt elt export \
-        shell docs lint test test-faults test-all bench bench-quick clean
+.PHONY: help setup browser services services-stop services-status simulate extract stream dbt elt export \
+        report shell docs docs-serve lint test test-faults test-all bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -79,8 +79,20 @@ export: setup ## publish the marts to exports/ as Parquet with a manifest
 shell: setup ## open the warehouse read-only in a SQL shell
 	$(PY) -m elt shell $(ARGS)
 
-docs: setup ## build the dbt docs site into target/
-	$(PY) -m elt dbt docs generate
+report: setup ## publish the marts again with a fresh report: exports/current/report.html (as make export)
+	$(PY) -m elt export $(ARGS)
+
+# `--static` inlines the manifest and catalog into one page: target/index.html alone stays blank when
+# opened from a file (the browser refuses to fetch manifest.json over file://).
+DOCS_TARGET := $(abspath $(or $(DBT_TARGET_PATH),target))
+docs: setup ## build the dbt docs site: target/static_index.html opens from a file, no server needed
+	$(PY) -m elt dbt docs generate --static $(ARGS)
+	@echo "docs site: file://$(DOCS_TARGET)/static_index.html"
+
+DOCS_PORT ?= 8080
+# dbt's own server, on loopback only; it serves target/ and never opens the warehouse (no lock taken).
+docs-serve: docs ## serve the docs site on http://127.0.0.1:8080 (DOCS_PORT=8123 to change the port)
+	$(VENV)/bin/dbt docs serve --host 127.0.0.1 --port $(DOCS_PORT) --no-browser
 
 lint: setup ## ruff, sqlfluff, and the import direction between services and pipeline
 	$(VENV)/bin/ruff check .
@@ -88,13 +100,13 @@ lint: setup ## ruff, sqlfluff, and the import direction between services and pip
 	$(VENV)/bin/pytest -q -p no:randomly -p no:cacheprovider tests/pytest/test_layers.py
 	$(PY) -m elt lint-sql
 
-test: setup lint ## lint, then the pytest suites in 2 workers against real services on loopback (budget: 15 min on 2 cores)
+test: setup browser lint ## lint, then the pytest suites in 2 workers against real services on loopback (budget: 15 min on 2 cores)
 	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 test-faults: setup ## the whole fault suite over the full flow (long)
 	$(VENV)/bin/pytest tests/pytest/faults $(ARGS)
 
-test-all: setup lint ## every suite, the slow cases of every area included (longest)
+test-all: setup browser lint ## every suite, the slow cases of every area included (longest)
 	$(VENV)/bin/pytest -m "" -n 2 --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 bench: setup ## the side-by-side benchmark; writes bench/results/

@@ -110,6 +110,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     )
     for m in result.marts:
         print(f"  {m.name:<32} {m.rows:>10,} rows  {m.files:>4} file(s)")
+    if "report" in result.attachments:
+        report = result.version_dir / result.attachments["report"]["path"]
+        print(f"  report: {report} (open file://{report})")
     return 0
 
 

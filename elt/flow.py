@@ -34,7 +34,7 @@ from elt import (
     steps,
     versions,
 )
-from elt.publish import PublishError, PublishResult, publish
+from elt.publish import Attachment, PublishError, PublishResult, publish
 from elt.secrets import scrub
 
 log = logging.getLogger("elt.flow")
@@ -158,6 +158,21 @@ def build_invocation(force: bool) -> dict[str, object]:
     return {"invocation_id": summary.invocation_id, "command": summary.command}
 
 
+def report_attachment() -> list[Attachment]:
+    """The report (report/, a consumer of the exports) built into every published version, unless
+    ``SHOP_REPORT=off``. Imported here, on top: the publisher knows nothing of it."""
+    if not settings.report_enabled():
+        return []
+    from report import build as report_build
+
+    warehouse = settings.warehouse_path()
+    return [
+        Attachment(
+            "report", lambda staging, manifest: report_build.into_version(staging, manifest, warehouse)
+        )
+    ]
+
+
 def run_publish(
     command: str,
     wait: float,
@@ -191,6 +206,7 @@ def run_publish(
             dbt_invocation=invocation,
             keep=keep,
             rotate_pii_key=rotate_pii_key,
+            attachments=report_attachment(),
         )
         key = result.pii_key
         rec.inputs.append(("pii_key", str(key.get("fingerprint")), key.get("rotated_at")))
@@ -267,6 +283,10 @@ def run_flow(
         result.steps.append(
             StepResult("publish", "ok", time.monotonic() - t0, f"version {result.published.version_id}")
         )
+        if "report" in result.published.attachments:  # built inside the publish, before the switch
+            report = result.published.attachments["report"]
+            detail = f"{result.published.version_dir / report['path']}"
+            result.steps.append(StepResult("report", "ok", report.get("seconds", 0.0), detail))
         result.ok = True
     except signals.Interrupted as exc:  # the children got SIGTERM and ended; clean up below, then exit 128+N
         result.interrupted, result.failed_step, result.error = exc, step, f"{exc} during step '{step}'"

@@ -393,6 +393,7 @@ def _build_attachments(
             "path": str(path.relative_to(staging.resolve())),
             "bytes": path.stat().st_size,
             "sha256": checksums.sha256_file(path),
+            "seconds": round(time.monotonic() - t0, 3),
             **detail,
         }
         log.info(
