@@ -84,10 +84,8 @@ report: setup ## publish the marts again with a fresh report: exports/current/re
 
 # `--static` inlines the manifest and catalog into one page: target/index.html alone stays blank when
 # opened from a file (the browser refuses to fetch manifest.json over file://).
-DOCS_TARGET := $(abspath $(or $(DBT_TARGET_PATH),target))
 docs: setup ## build the dbt docs site: target/static_index.html opens from a file, no server needed
-	$(PY) -m elt dbt docs generate --static $(ARGS)
-	@echo "docs site: file://$(DOCS_TARGET)/static_index.html"
+	$(PY) -m elt docs $(ARGS)
 
 DOCS_PORT ?= 8080
 # dbt's own server, on loopback only; it serves target/ and never opens the warehouse (no lock taken).

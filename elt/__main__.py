@@ -1,11 +1,12 @@
-"""``python -m elt``: the project's orchestration commands (what ``make elt``/``export``/``dbt``/
-``shell``/``lint`` run).
+"""``python -m elt``: the project's orchestration commands (what ``make elt``/``export``/``report``/``dbt``/
+``docs``/``shell``/``lint`` run).
 
     python -m elt run [--sources A,B] [--no-services] [--full-refresh] [--keep N] [--rotate-pii-key]
                       [--accept-row-drop SCHEMA.TABLE ...]
     python -m elt export [--keep N] [--wait S] [--force] [--rotate-pii-key] [--list] [--verify]
                          [--rollback VERSION]
     python -m elt dbt <dbt args...>
+    python -m elt docs [dbt docs generate options]
     python -m elt shell [--exports] [-c SQL]
     python -m elt lint-sql [paths...]
     python -m elt repair-snapshot SNAPSHOT --since TIME [--dry-run]
@@ -142,6 +143,19 @@ def _cmd_dbt(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def _cmd_docs(args: argparse.Namespace) -> int:
+    """``dbt docs generate --static`` (as ``make dbt`` runs dbt: lock, run log), then the page made clean
+    for ``file://`` (elt/docs_site.py)."""
+    from elt import docs_site
+
+    code = _cmd_dbt(argparse.Namespace(dbt_args=["docs", "generate", "--static", *args.dbt_args]))
+    if code != 0:
+        return code
+    page = docs_site.finish(dbt_artifacts.target_dir())
+    print(f"docs site: {page} (open file://{page}; or make docs-serve)")
+    return 0
+
+
 def _cmd_shell(args: argparse.Namespace) -> int:
     from elt import shell
 
@@ -219,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("dbt_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_dbt)
+
+    p = sub.add_parser("docs", help="the dbt docs site as one page that opens from a file (make docs)")
+    p.add_argument("dbt_args", nargs=argparse.REMAINDER, help="more `dbt docs generate` options")
+    p.set_defaults(func=_cmd_docs)
 
     p = sub.add_parser("shell", help="read-only SQL shell on the warehouse")
     p.add_argument("--exports", action="store_true", help="query the current published Parquet instead")
