@@ -1,6 +1,6 @@
-"""The one loaded world the dbt and fault suites share: a fleet of the five services (scale 0.02, seed 42,
-never changed by a test) and one clean ``python -m elt run --no-services`` against it (extract, dbt
-build, publish) in its own workspace.
+"""The one loaded world the dbt, fault and consumers suites share: a fleet of the five services (scale 0.02,
+seed 42, never changed by a test) and one clean ``python -m elt run --no-services`` against it (extract,
+dbt build, publish with its report) in its own workspace.
 
 Why shared: building a world (services, extract, a full ``dbt build``) is the most expensive step of
 ``make test``. The fault suite compares every recovered case with this clean run; the dbt suite starts
@@ -41,6 +41,7 @@ def start_source_fleet(root: Path, port_base: int) -> Fleet:
 def build_reference(root: Path, fleet: Fleet) -> Reference:
     """A clean ``elt run --no-services`` on ``fleet``'s data, fingerprinted."""
     ws = make_workspace(root, fleet.env(), PII_KEY)
+    ws.env["SHOP_REPORT"] = "on"  # the one run of the session that builds the report (tests/pytest/consumers)
     out = flow(ws)
     assert out.returncode == 0, f"the clean reference run failed: {out.describe()}"
     return Reference(ws, fingerprint(ws), out)

@@ -90,7 +90,7 @@ class Chromium:
         binary = require_chromium()
         shutil.rmtree(self.profile, ignore_errors=True)
         self.profile.mkdir(parents=True)
-        log = open(self.workdir / "chromium.log", "wb")  # noqa: SIM115 - owned by the process lifetime
+        log = open(self.workdir / "chromium.log", "wb")  # the child keeps its own handle
         self.proc = subprocess.Popen(
             [
                 str(binary),
@@ -110,7 +110,9 @@ class Chromium:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise BrowserError(f"chromium exited {self.proc.returncode}; see {self.workdir / 'chromium.log'}")
+                raise BrowserError(
+                    f"chromium exited {self.proc.returncode}; see {self.workdir / 'chromium.log'}"
+                )
             lines = active.read_text().split("\n") if active.exists() else []
             if len(lines) >= 2 and lines[0].strip().isdigit() and lines[1].strip():
                 self.ws_url = f"ws://127.0.0.1:{lines[0].strip()}{lines[1].strip()}"
@@ -162,7 +164,9 @@ class Chromium:
             reader = asyncio.create_task(cdp.pump())
             try:
                 target = await cdp.call("Target.createTarget", {"url": "about:blank"})
-                attached = await cdp.call("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})
+                attached = await cdp.call(
+                    "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
+                )
                 cdp.session = attached["sessionId"]
                 for method in ("Runtime.enable", "Log.enable", "Network.enable", "Page.enable"):
                     await cdp.call(method)
@@ -201,7 +205,9 @@ class _Session:
         self.ids = itertools.count(1)
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
 
-    async def call(self, method: str, params: dict[str, Any] | None = None, session: bool = True) -> dict[str, Any]:
+    async def call(
+        self, method: str, params: dict[str, Any] | None = None, session: bool = True
+    ) -> dict[str, Any]:
         msg_id = next(self.ids)
         message: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
         if session and self.session:
@@ -254,7 +260,9 @@ class _Session:
             self.visit.console_errors.append(f"console.{params['type']}: {text}")
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
             entry = params["entry"]
-            self.visit.console_errors.append(f"log ({entry.get('source')}): {entry.get('text')} {entry.get('url', '')}")
+            self.visit.console_errors.append(
+                f"log ({entry.get('source')}): {entry.get('text')} {entry.get('url', '')}"
+            )
 
 
 def _exception_text(details: dict[str, Any]) -> str:

@@ -1,0 +1,79 @@
+"""The consumers suite: what a reader of the exports gets. It reuses the session's shared clean run
+(tests/pytest/world.py: scale 0.02, published with its report) instead of building a world of its own,
+so it runs in that world's xdist group and adds only its own reads, one browser and one docs build.
+
+Screenshots of the pages the browser opened are kept in ``test-output/browser/`` at the repo root
+(``SHOP_TEST_OUTPUT`` moves it) for people to look at; the folder is git-ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.pytest.consumers.browser import Chromium
+from tests.pytest.faults.helpers import Outcome, make_workspace, run
+from tests.pytest.world import PII_KEY, Reference
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class Published:
+    """The current version of the shared clean run, resolved once (as consumers are told to)."""
+
+    version_dir: Path
+    manifest: dict[str, Any]
+    warehouse: Path
+
+
+@pytest.fixture(scope="session")
+def published(reference: Reference) -> Published:
+    exports = reference.workspace.exports
+    version_dir = (exports / os.readlink(exports / "current")).resolve()
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    return Published(version_dir, manifest, reference.workspace.warehouse)
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    """Where the browser checks leave their screenshots (kept after the run)."""
+    raw = os.environ.get("SHOP_TEST_OUTPUT")
+    root = Path(raw) if raw else REPO / "test-output"
+    folder = root / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    """One headless Chromium for the suite (a fresh profile; every page in its own tab)."""
+    with Chromium(tmp_path_factory.mktemp("chromium")) as chromium:
+        yield chromium
+
+
+@dataclass
+class DocsSite:
+    page: Path
+    outcome: Outcome
+
+
+@pytest.fixture(scope="session")
+def docs_site(reference: Reference, tmp_path_factory: pytest.TempPathFactory) -> DocsSite:
+    """``python -m elt docs`` (what ``make docs`` runs) on a copy of the clean run's warehouse and dbt
+    target: the shared world stays untouched, dbt's partial parse is reused, and the catalog is real.
+    ``--no-compile``: the copied manifest is already compiled by the run's ``dbt build``."""
+    ws = make_workspace(
+        tmp_path_factory.mktemp("docs-site"), {}, PII_KEY, seed_target=reference.workspace.root / "target"
+    )
+    shutil.copy2(reference.workspace.warehouse, ws.warehouse)
+    out = run(ws, ["-m", "elt", "docs", "--no-compile"], timeout=600)
+    assert out.returncode == 0, out.describe()
+    return DocsSite(Path(ws.env["DBT_TARGET_PATH"]) / "static_index.html", out)
