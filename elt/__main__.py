@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["dbt"]:  # everything after `dbt` belongs to dbt, options included
         args = argparse.Namespace(func=_cmd_dbt, dbt_args=argv[1:])
+    elif argv[:1] == ["docs"] and not {"-h", "--help"} & set(argv[1:]):  # the same for `docs generate`
+        args = argparse.Namespace(func=_cmd_docs, dbt_args=argv[1:])
     else:
         args = build_parser().parse_args(argv)
     try:

@@ -51,6 +51,15 @@ class BrowserError(RuntimeError):
 
 
 @dataclass
+class Action:
+    """After the page is ready: run ``script``, wait until ``until`` is true, optionally screenshot."""
+
+    script: str
+    until: str = "true"
+    screenshot: Path | None = None
+
+
+@dataclass
 class PageVisit:
     """What one page load showed: console and network activity, values read from the DOM, a screenshot."""
 
@@ -59,7 +68,7 @@ class PageVisit:
     values: Any = None
     console_errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
-    screenshot: Path | None = None
+    screenshots: list[Path] = field(default_factory=list)
 
     @property
     def external_requests(self) -> list[str]:
@@ -138,14 +147,14 @@ class Chromium:
         ready: str,
         read: str,
         screenshot: Path | None = None,
-        actions: list[tuple[str, str]] | None = None,
+        actions: list[Action] | None = None,
         timeout: float = 90.0,
     ) -> PageVisit:
         """Open ``url`` in a new tab; wait until the JavaScript expression ``ready`` is true; return what
         the expression ``read`` evaluates to (JSON), the console errors and every request of the tab.
 
-        ``actions`` are (script, ready-condition) pairs run in turn after the page is ready: e.g. a
-        click, then what must appear after it. The screenshot is taken last.
+        ``screenshot`` is taken once the page is ready; then each of ``actions`` runs in turn (e.g. a
+        click, then what must appear after it, then a screenshot of that); ``read`` is evaluated last.
         """
         return asyncio.run(self._visit(url, ready, read, screenshot, actions or [], timeout))
 
@@ -155,7 +164,7 @@ class Chromium:
         ready: str,
         read: str,
         screenshot: Path | None,
-        actions: list[tuple[str, str]],
+        actions: list[Action],
         timeout: float,
     ) -> PageVisit:
         visit = PageVisit(url=url, ready=False)
@@ -177,18 +186,17 @@ class Chromium:
                 await cdp.call("Page.navigate", {"url": url})
                 deadline = time.monotonic() + timeout
                 visit.ready = await cdp.wait_for(ready, deadline)
-                for script, condition in actions:
+                if visit.ready and screenshot is not None:
+                    visit.screenshots.append(await cdp.screenshot(screenshot))
+                for action in actions:
                     if not visit.ready:
                         break
-                    await cdp.evaluate(script)
-                    visit.ready = await cdp.wait_for(condition, deadline)
+                    await cdp.evaluate(action.script)
+                    visit.ready = await cdp.wait_for(action.until, deadline)
+                    if visit.ready and action.screenshot is not None:
+                        visit.screenshots.append(await cdp.screenshot(action.screenshot))
                 visit.values = await cdp.evaluate(f"JSON.stringify({read})")
                 visit.values = json.loads(visit.values) if isinstance(visit.values, str) else None
-                if screenshot is not None:
-                    shot = await cdp.call("Page.captureScreenshot", {"format": "png"})
-                    screenshot.parent.mkdir(parents=True, exist_ok=True)
-                    screenshot.write_bytes(base64.b64decode(shot["data"]))
-                    visit.screenshot = screenshot
                 await cdp.call("Target.closeTarget", {"targetId": target["targetId"]}, session=False)
             finally:
                 reader.cancel()
@@ -227,6 +235,12 @@ class _Session:
         if "exceptionDetails" in result:
             raise BrowserError(f"script failed: {_exception_text(result['exceptionDetails'])}")
         return result.get("result", {}).get("value")
+
+    async def screenshot(self, path: Path) -> Path:
+        shot = await self.call("Page.captureScreenshot", {"format": "png"})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
 
     async def wait_for(self, condition: str, deadline: float) -> bool:
         """Poll ``condition`` until it is true or the deadline passes (a sync aid, not a speed check)."""
