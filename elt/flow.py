@@ -285,7 +285,7 @@ def run_flow(
         )
         if "report" in result.published.attachments:  # built inside the publish, before the switch
             report = result.published.attachments["report"]
-            detail = f"{result.published.version_dir / report['path']}"
+            detail = f"{result.published.version_dir / report['path']} (its time is part of publish)"
             result.steps.append(StepResult("report", "ok", report.get("seconds", 0.0), detail))
         result.ok = True
     except signals.Interrupted as exc:  # the children got SIGTERM and ended; clean up below, then exit 128+N

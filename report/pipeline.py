@@ -212,7 +212,7 @@ def _runs_section(
         )
     fig.update_layout(**{**LAYOUT, "height": 520})
     fig.update_yaxes(title_text="seconds", row=1, col=1)
-    fig.update_yaxes(title_text="rows", row=2, col=1)
+    fig.update_yaxes(title_text="rows (log)", type="log", row=2, col=1)  # dbt's models next to loads of rows
     table = Table(
         ["step", "runs", "succeeded", "failed", "median seconds", "last started (UTC)", "last rows"],
         [[r[0], r[1], r[2], r[3], r[4], _iso(r[5]), r[6]] for r in steps],

@@ -150,8 +150,9 @@ class Chromium:
         actions: list[Action] | None = None,
         timeout: float = 90.0,
     ) -> PageVisit:
-        """Open ``url`` in a new tab; wait until the JavaScript expression ``ready`` is true; return what
-        the expression ``read`` evaluates to (JSON), the console errors and every request of the tab.
+        """Open ``url`` in a new tab; wait until it has loaded and the JavaScript expression ``ready`` is
+        true; return what the expression ``read`` evaluates to (JSON), the console errors and every
+        request of the tab.
 
         ``screenshot`` is taken once the page is ready; then each of ``actions`` runs in turn (e.g. a
         click, then what must appear after it, then a screenshot of that); ``read`` is evaluated last.
@@ -185,7 +186,8 @@ class Chromium:
                 )
                 await cdp.call("Page.navigate", {"url": url})
                 deadline = time.monotonic() + timeout
-                visit.ready = await cdp.wait_for(ready, deadline)
+                # complete first: a big page's inline scripts (charts) run while the rest is still parsing
+                visit.ready = await cdp.wait_for(f"document.readyState === 'complete' && ({ready})", deadline)
                 if visit.ready and screenshot is not None:
                     visit.screenshots.append(await cdp.screenshot(screenshot))
                 for action in actions:

@@ -67,13 +67,14 @@ class DocsSite:
 
 @pytest.fixture(scope="session")
 def docs_site(reference: Reference, tmp_path_factory: pytest.TempPathFactory) -> DocsSite:
-    """``python -m elt docs`` (what ``make docs`` runs) on a copy of the clean run's warehouse and dbt
-    target: the shared world stays untouched, dbt's partial parse is reused, and the catalog is real.
-    ``--no-compile``: the copied manifest is already compiled by the run's ``dbt build``."""
+    """``python -m elt docs`` (what ``make docs`` runs) on a copy of the clean run's warehouse: the shared
+    world stays untouched and the catalog is real. ``--no-compile`` with the run's own manifest (compiled
+    by its ``dbt build``) saves compiling every node again."""
     ws = make_workspace(
         tmp_path_factory.mktemp("docs-site"), {}, PII_KEY, seed_target=reference.workspace.root / "target"
     )
     shutil.copy2(reference.workspace.warehouse, ws.warehouse)
+    shutil.copy2(reference.workspace.root / "target" / "manifest.json", ws.root / "target" / "manifest.json")
     out = run(ws, ["-m", "elt", "docs", "--no-compile"], timeout=600)
     assert out.returncode == 0, out.describe()
     return DocsSite(Path(ws.env["DBT_TARGET_PATH"]) / "static_index.html", out)

@@ -109,8 +109,11 @@ def test_the_report_renders_from_a_file_with_no_error_and_no_network(
         "fig-dbt-test-history",
     }
     assert expected <= set(visit.values["rendered"])
-    # this world ran no stream: the latency section says so instead of drawing an empty chart
-    assert visit.values["empty"] == {"stream-latency": "the stream has not run (make stream)"}
+    # this world ran no stream and no run failed: those sections say so instead of drawing nothing
+    assert visit.values["empty"] == {
+        "failures": "no failed run recorded",
+        "stream-latency": "the stream has not run (make stream)",
+    }
     for shot in visit.screenshots:
         assert shot.read_bytes().startswith(PNG) and shot.stat().st_size > 10_000
     assert [s.name for s in visit.screenshots] == ["report-business.png", "report-pipeline.png"]
