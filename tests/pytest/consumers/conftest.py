@@ -1,6 +1,7 @@
 """The consumers suite: what a reader of the exports gets. It reuses the session's shared clean run
 (tests/pytest/world.py: scale 0.02, published with its report) instead of building a world of its own,
-so it runs in that world's xdist group and adds only its own reads, one browser and one docs build.
+so it runs in that world's xdist group and adds only its own reads and one browser (the world's build
+includes the docs site of its run, ``make docs``'s output).
 
 Screenshots of the pages the browser opened are kept in ``test-output/browser/`` at the repo root
 (``SHOP_TEST_OUTPUT`` moves it) for people to look at; the folder is git-ignored.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from tests.pytest.consumers.browser import Chromium
-from tests.pytest.faults.helpers import Outcome, make_workspace, run
-from tests.pytest.world import PII_KEY, Reference
+from tests.pytest.faults.helpers import Outcome
+from tests.pytest.world import Reference
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -66,15 +66,8 @@ class DocsSite:
 
 
 @pytest.fixture(scope="session")
-def docs_site(reference: Reference, tmp_path_factory: pytest.TempPathFactory) -> DocsSite:
-    """``python -m elt docs`` (what ``make docs`` runs) on a copy of the clean run's warehouse: the shared
-    world stays untouched and the catalog is real. ``--no-compile`` with the run's own manifest (compiled
-    by its ``dbt build``) saves compiling every node again."""
-    ws = make_workspace(
-        tmp_path_factory.mktemp("docs-site"), {}, PII_KEY, seed_target=reference.workspace.root / "target"
-    )
-    shutil.copy2(reference.workspace.warehouse, ws.warehouse)
-    shutil.copy2(reference.workspace.root / "target" / "manifest.json", ws.root / "target" / "manifest.json")
-    out = run(ws, ["-m", "elt", "docs", "--no-compile"], timeout=600)
-    assert out.returncode == 0, out.describe()
-    return DocsSite(Path(ws.env["DBT_TARGET_PATH"]) / "static_index.html", out)
+def docs_site(reference: Reference) -> DocsSite:
+    """The docs site built with the shared clean run (tests/pytest/world.py, ``build_docs``)."""
+    assert reference.docs is not None
+    assert reference.docs.returncode == 0, reference.docs.describe()
+    return DocsSite(reference.docs_target / "static_index.html", reference.docs)
