@@ -140,11 +140,11 @@ nav a { margin-right: 18px; color: var(--accent); text-decoration: none; font-we
 main { padding: 8px 28px 40px; max-width: 1400px; margin: 0 auto; }
 h2 { margin: 28px 0 6px; font-size: 20px; }
 .intro { color: var(--muted); margin: 0 0 14px; }
-.kpis { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 12px;
+.kpis { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 12px;
         margin: 12px 0; }
-.kpi { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; }
+.kpi { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
 .kpi-label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.kpi-value { font-size: 22px; font-weight: 650; margin-top: 2px; }
+.kpi-value { font-size: 20px; font-weight: 650; margin-top: 2px; white-space: nowrap; }
 .kpi-note { color: var(--muted); font-size: 12px; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px;
         margin: 14px 0; }
