@@ -27,9 +27,9 @@ $(VENV)/.synced: pyproject.toml uv.lock
 # The same for the project's own modules: every `python -m extract` / `elt` / `services` process otherwise
 # compiled them again (~0.15 s of each loader start, a tenth of an incremental run's fixed cost). Rebuilt
 # when a source changes; a stale .pyc is only ever recompiled in memory, never used.
-PROJECT_PY := $(shell find extract elt services bench -path bench/work -prune -o -name '*.py' -print 2>/dev/null)
+PROJECT_PY := $(shell find extract elt services bench report -path bench/work -prune -o -name '*.py' -print 2>/dev/null)
 $(VENV)/.compiled: $(VENV)/.synced $(PROJECT_PY)
-	@$(PY) -m compileall -q -x 'bench/work' extract elt services bench >/dev/null
+	@$(PY) -m compileall -q -x 'bench/work' extract elt services bench report >/dev/null
 	@touch $@
 
 setup: $(VENV)/.synced $(VENV)/.compiled ## build .venv from uv.lock (installs uv with pip when missing)

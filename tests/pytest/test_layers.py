@@ -4,7 +4,9 @@
 imports nothing of the pipeline (``elt``, ``extract``, ``bench``), and the pipeline imports nothing of
 it: a team running the loaders against its own services must not need the shop's code, and the flow
 reaches the fleet only through its command line (``python -m services use/release/ports``,
-elt/fleet.py). The benchmark and the tests sit on top and may use both.
+elt/fleet.py). The report (``report/``) is a consumer of the exports: it reads published versions and
+the warehouse's ops tables, never the loaders or the shop. The benchmark and the tests sit on top and
+may use everything.
 
 Read from the source with ``ast`` (every ``import`` and absolute ``from … import``, function-local ones
 included), so a lazy import inside a function cannot slip through.
@@ -21,9 +23,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 # package -> top-level packages of this repo it must never import
 FORBIDDEN = {
-    "services": {"elt", "extract", "bench", "tests"},
+    "services": {"elt", "extract", "bench", "tests", "report"},
     "elt": {"services", "bench", "tests"},
-    "extract": {"services", "bench", "tests"},
+    "extract": {"services", "bench", "tests", "report"},
+    # the report reads a published version and the warehouse's ops tables: never the loaders or the shop
+    "report": {"services", "extract", "bench", "tests"},
 }
 
 
