@@ -68,3 +68,24 @@ def test_the_page_dbt_writes_would_log_errors_that_the_build_removes() -> None:
     assert len(cleaned) - len(original) == 4 * len("ng-attr-") + len(
         '<link rel="icon" href="data:,"/>'
     ) - len('<link rel="shortcut icon" href="${require(\'./assets/favicons/favicon.ico\')}"/>')
+
+
+def test_every_published_mart_is_public_and_owned(docs_site: DocsSite) -> None:
+    """What the docs site shows on a mart's page comes from dbt's manifest: a group whose owner has a
+    name and an e-mail, public access, ``meta.owner``, and a high-water-mark column that is in the
+    mart's contract (the exports' manifest records its newest value)."""
+    import json
+
+    manifest = json.loads((docs_site.page.parent / "manifest.json").read_text())
+    groups = {g["name"]: g for g in manifest["groups"].values()}
+    published = [
+        n for n in manifest["nodes"].values() if n["resource_type"] == "model" and "publish" in n["tags"]
+    ]
+    assert len(published) == 11
+    for node in published:
+        owner = groups[node["group"]]["owner"]
+        assert owner["name"] and owner["email"].endswith("@example.com"), node["name"]
+        assert node["access"] == "public", node["name"]
+        meta = node["config"]["meta"]
+        assert meta["owner"] == f"{owner['name']} <{owner['email']}>", node["name"]
+        assert meta["publish_high_water_mark"] in node["columns"], node["name"]
