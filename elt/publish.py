@@ -221,15 +221,25 @@ def _mart_files(written: Path) -> list[Path]:
     return [written] if written.is_file() else sorted(written.glob("*.parquet"))
 
 
-def _partition_of(con: duckdb.DuckDBPyConnection, path: Path, column: str) -> dict[str, str | None]:
-    """``{"placed_month": "2026-01-01"}``: the one value of the partition column in a file (read from the
-    file itself, not its name), or ``{}`` for the empty file of an empty mart."""
-    values = con.execute(
-        f"select distinct {quote_ident(column)}::varchar from read_parquet({quote_literal(str(path))})"
+def _partitions(
+    con: duckdb.DuckDBPyConnection, listing: str, column: str
+) -> dict[str, dict[str, str | None]]:
+    """``{file: {"placed_month": "2026-01-01"}}``: each file's one value of the partition column, read
+    from the files themselves (not their names), in one query per mart. The empty file of an empty mart
+    has none (``{}``)."""
+    value = f"{quote_ident(column)}::varchar"
+    found = con.execute(
+        f"select filename, count(distinct {value}), min({value}) "
+        f"from read_parquet({listing}, filename = true, hive_partitioning = false) group by filename"
     ).fetchall()
-    if len(values) > 1:
-        raise PublishError(f"{path.name}: {len(values)} values of partition column {column!r} in one file")
-    return {column: values[0][0]} if values else {}
+    out: dict[str, dict[str, str | None]] = {}
+    for name, distinct, value in found:
+        if distinct > 1:
+            raise PublishError(
+                f"{Path(name).name}: {distinct} values of partition column {column!r} in one file"
+            )
+        out[name] = {column: value}
+    return out
 
 
 def _iso(value: object) -> str | None:
@@ -287,6 +297,7 @@ def _verify_mart(
         )
     if src_sum != file_sum:
         raise PublishError(f"{spec.name}: content checksum mismatch: warehouse {src_sum}, files {file_sum}")
+    partitions = _partitions(con, listing, spec.partition_by) if spec.partition_by else {}
     entries = []
     for f in files:
         _fsync(f)
@@ -297,7 +308,7 @@ def _verify_mart(
             "sha256": checksums.sha256_file(f),
         }
         if spec.partition_by:
-            entry["partition"] = _partition_of(con, f, spec.partition_by)
+            entry["partition"] = partitions.get(str(f), {})
         entries.append(entry)
     for d in {f.parent for f in files}:
         versions.fsync_dir(d)
