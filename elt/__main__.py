@@ -1,8 +1,8 @@
 """``python -m elt``: the project's orchestration commands (what ``make elt``/``export``/``report``/``dbt``/
 ``docs``/``shell``/``lint`` run).
 
-    python -m elt run [--sources A,B] [--no-services] [--full-refresh] [--keep N] [--rotate-pii-key]
-                      [--accept-row-drop SCHEMA.TABLE ...]
+    python -m elt run [--sources A,B] [--allow-partial] [--no-services] [--full-refresh] [--keep N]
+                      [--rotate-pii-key] [--accept-row-drop SCHEMA.TABLE ...]
     python -m elt export [--keep N] [--wait S] [--force] [--rotate-pii-key] [--list] [--verify]
                          [--rollback VERSION]
     python -m elt dbt <dbt args...>
@@ -28,6 +28,7 @@ from elt import (
     dbt_runner,
     flow,
     lock,
+    partial,
     pii_key,
     selection,
     settings,
@@ -41,6 +42,7 @@ from elt.publish import PublishError
 from elt.secrets import scrub
 
 log = logging.getLogger("elt")
+EXIT_PARTIAL = 4  # `elt run --allow-partial` published a version without the sources that failed
 
 
 def _setup_logging() -> None:
@@ -58,6 +60,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except selection.SelectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.allow_partial and args.rotate_pii_key:  # carried marts hold hashes made with the old key
+        print(
+            f"error: {partial.FLAG} cannot be combined with {pii_key.ROTATE_FLAG}: marts carried from the"
+            " current version were hashed with the old key; rotate in a complete run",
+            file=sys.stderr,
+        )
+        return 2
     result = flow.run_flow(
         sources=sources,
         services=not args.no_services,
@@ -65,6 +74,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         keep=args.keep,
         rotate_pii_key=args.rotate_pii_key,
         accept_row_drop=args.accept_row_drop,
+        allow_partial=args.allow_partial,
     )
     if result.interrupted:  # one line; the steps it ran are in ops.runs
         print(flow.format_summary(result).splitlines()[0], file=sys.stderr, flush=True)
@@ -72,6 +82,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(flow.format_summary(result), flush=True)
     if not result.ok and (line := warehouse_check.explain(result.error or "")) is not None:
         print(f"error: {line}", file=sys.stderr, flush=True)  # the step's error said why, this what to do
+    if result.ok and result.partial:
+        return EXIT_PARTIAL
     return 0 if result.ok else 1
 
 
@@ -194,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--sources",
         metavar="A,B",
         help="load only these sources (comma-separated names of sources/*.yml); dbt builds as usual",
+    )
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="when some sources fail (and others load), still build and publish the marts that do not "
+        "depend on them; the others are carried from the current version and the manifest marks the "
+        f"version partial (exit {EXIT_PARTIAL}). Default: a failed source publishes nothing",
     )
     p.add_argument("--no-services", action="store_true", help="do not start/stop the local fleet")
     p.add_argument("--full-refresh", action="store_true", help="reload sources and rebuild incrementals")

@@ -28,6 +28,7 @@ from elt import (
     dbt_runner,
     fleet,
     lock,
+    partial,
     pii_key,
     settings,
     signals,
@@ -74,6 +75,7 @@ class FlowResult:
     failed_step: str | None = None
     error: str | None = None
     interrupted: signals.Interrupted | None = None  # SIGTERM / SIGINT (failed_step says during which step)
+    partial: partial.Partial | None = None  # --allow-partial went on without some sources
 
 
 def lock_wait() -> float:
@@ -82,12 +84,21 @@ def lock_wait() -> float:
 
 
 def run_extract(
-    command: str, full_refresh: bool, wait: float, sources: list[str] | None = None
-) -> tuple[float, list[tuple[str, str, int]]]:
-    """The loaders as a child process under our lock; returns seconds and rows loaded per raw table.
+    command: str,
+    full_refresh: bool,
+    wait: float,
+    sources: list[str] | None = None,
+    allow_partial: bool = False,
+) -> tuple[float, list[tuple[str, str, int]], dict[str, str]]:
+    """The loaders as a child process under our lock; returns seconds, rows loaded per raw table and
+    (``allow_partial``, when the loader reported it) the sources that failed while others loaded.
 
     ``sources`` (``--sources``) limits the loader to those names; empty or None loads every source."""
     args = [sys.executable, "-m", "extract", *(["--full-refresh"] if full_refresh else []), *(sources or [])]
+    outcome = partial.outcome_path()
+    if allow_partial:
+        args += ["--outcome-file", str(outcome)]
+        outcome.unlink(missing_ok=True)
     with lock.warehouse_lock(f"{command}: extract", wait=wait), steps.logged_step(command, "extract") as rec:
         before = steps.committed_loads()
         fd = lock.held_fd()
@@ -95,23 +106,30 @@ def run_extract(
         code = signals.run_child(
             args, cwd=settings.repo_root(), env=lock.child_env(), pass_fds=(fd,) if fd is not None else ()
         )
-        if code != 0:
+        failed = (partial.read_failures(outcome) if allow_partial and code == 1 else None) or {}
+        if code != 0 and not failed:
             raise StepFailed("extract", f"`python -m extract` exited {code} (see its output above)")
+        if failed:  # recorded as failed; the flow goes on without them
+            rec.status, rec.error = "failed", f"source(s) {', '.join(sorted(failed))} failed ({partial.FLAG})"
         rec.tables = steps.rows_loaded_since(before)
         rec.inputs = [("raw_load_before", schema, load_id) for schema, load_id in sorted(before.items())]
         rec.rows = sum(r for _, _, r in rec.tables)
-    return rec.seconds, rec.tables
+    return rec.seconds, rec.tables, failed
 
 
 def run_dbt_build(
-    command: str, full_refresh: bool, wait: float, accept_row_drop: list[str] | None = None
+    command: str,
+    full_refresh: bool,
+    wait: float,
+    accept_row_drop: list[str] | None = None,
+    exclude: list[str] | None = None,
 ) -> dbt_runner.DbtOutcome:
     """``dbt build`` (seeds, snapshots, models, tests) under the lock, logged as step ``dbt``.
 
     ``accept_row_drop`` names raw tables whose drop the row drop guard lets through this once (var
     ``accept_row_drop``, macros/tests/row_drop_guard.sql).
     """
-    args = ["build", *(["--full-refresh"] if full_refresh else [])]
+    args = ["build", *(["--full-refresh"] if full_refresh else []), *(exclude or [])]
     if accept_row_drop:
         args += ["--vars", json.dumps({"accept_row_drop": list(accept_row_drop)})]
     with lock.warehouse_lock(f"{command}: dbt build", wait=wait), steps.logged_step(command, "dbt") as rec:
@@ -180,6 +198,7 @@ def run_publish(
     invocation: dict[str, object] | None = None,
     force: bool = False,
     rotate_pii_key: bool = False,
+    partial_run: partial.Partial | None = None,
 ) -> PublishResult:
     """Publish the ``publish``-tagged marts as a new current version, logged as step ``export``.
 
@@ -199,6 +218,10 @@ def run_publish(
             ("warehouse", str(settings.warehouse_path()), None),
         ]
         specs = dbt_artifacts.publish_specs()
+        amend = None
+        if partial_run is not None:  # stale marts are carried from the current version (elt/partial.py)
+            specs = partial_run.split(specs)
+            amend = partial_run.hook(settings.exports_dir())
         result = publish(
             specs,
             warehouse=settings.warehouse_path(),
@@ -206,6 +229,7 @@ def run_publish(
             dbt_invocation=invocation,
             keep=keep,
             rotate_pii_key=rotate_pii_key,
+            amend_manifest=amend,
             attachments=report_attachment(),
         )
         key = result.pii_key
@@ -223,11 +247,13 @@ def run_flow(
     rotate_pii_key: bool = False,
     accept_row_drop: list[str] | None = None,
     sources: list[str] | None = None,
+    allow_partial: bool = False,
 ) -> FlowResult:
     """Run the whole flow; never raises for a step failure (the result says which step failed).
 
     ``sources`` (checked names, ``elt.selection.parse``) limits the extract step, and the services step
-    to the embedded ones among them; dbt builds and publishes everything as usual."""
+    to the embedded ones among them; dbt builds and publishes everything as usual. ``allow_partial``:
+    sources that fail while others load leave out what depends on them (elt/partial.py)."""
     command = (
         shlex.join(["python", "-m", "elt", "run", *sys.argv[2:]]) if sys.argv[1:2] == ["run"] else "elt run"
     )
@@ -257,13 +283,16 @@ def run_flow(
             result.steps.append(StepResult("services", state, time.monotonic() - t0, started_services))
 
         step = "extract"
-        seconds, result.loaded = run_extract(command, full_refresh, wait, sources)
+        seconds, result.loaded, failed = run_extract(command, full_refresh, wait, sources, allow_partial)
+        result.partial = partial.Partial.of(failed) if failed else None
         rows = sum(r for _, _, r in result.loaded)
-        result.steps.append(StepResult("extract", "ok", seconds, f"{rows:,} new/changed rows"))
+        state, note = ("partial", f"; failed: {', '.join(sorted(failed))}") if failed else ("ok", "")
+        result.steps.append(StepResult("extract", state, seconds, f"{rows:,} new/changed rows{note}"))
 
         step = "dbt build"
         t0 = time.monotonic()
-        outcome = run_dbt_build(command, full_refresh, wait, accept_row_drop)
+        exclude = result.partial.exclude_args() if result.partial else None
+        outcome = run_dbt_build(command, full_refresh, wait, accept_row_drop, exclude)
         result.dbt = outcome.summary
         detail = ""
         if outcome.summary:
@@ -279,7 +308,9 @@ def run_flow(
             invocation["pii_key_fingerprint"] = outcome.pii_key_fingerprint
         if outcome.summary:
             invocation["generated_at"] = outcome.summary.generated_at
-        result.published = run_publish(command, wait, keep, invocation, rotate_pii_key=rotate_pii_key)
+        result.published = run_publish(
+            command, wait, keep, invocation, rotate_pii_key=rotate_pii_key, partial_run=result.partial
+        )
         result.steps.append(
             StepResult("publish", "ok", time.monotonic() - t0, f"version {result.published.version_id}")
         )
@@ -314,18 +345,26 @@ def _close_flow_run(run: steps.RunRecord, result: FlowResult, wait: float) -> No
     A flow that did not get the lock at its start does not wait for it a second time."""
     rows = result.published.rows if result.published else None
     status = "success" if result.ok else ("interrupted" if result.interrupted else "failed")
+    error = result.error
+    if result.ok and result.partial:
+        status, error = "partial", result.partial.summary()
     try:
         with lock.warehouse_lock("elt run: finish", wait=0.0 if result.failed_step == "start" else wait):
-            steps.close_run(run, status, rows, result.error)
+            steps.close_run(run, status, rows, error)
     except (lock.WarehouseBusy, OSError) as exc:
-        steps.keep_run(run, exc, status, rows, result.error)
+        steps.keep_run(run, exc, status, rows, error)
 
 
 def format_summary(result: FlowResult, exports: Path | None = None) -> str:
     """The short human summary printed at the end of ``elt run``."""
     exports = exports or settings.exports_dir()
     lines = []
-    if result.ok:
+    if result.ok and result.partial:
+        lines.append(
+            f"elt run PARTIAL in {result.seconds:.1f}s: published what the failed source(s) do not feed"
+        )
+        lines.append(f"  {scrub(result.partial.summary())}")
+    elif result.ok:
         lines.append(f"elt run OK in {result.seconds:.1f}s")
     elif result.interrupted:
         lines.append(

@@ -1,4 +1,5 @@
-"""``python -m elt lint-sql``: sqlfluff over the dbt project's SQL with the dbt templater.
+"""``python -m elt lint-sql``: sqlfluff over the dbt project's SQL with the dbt templater, then the
+macro style check (elt/lint_macros.py: sqlfluff cannot lint macro bodies).
 
 The dbt templater compiles every model, and the staging models introspect the raw tables, so it
 connects to the warehouse read-write (dbt-duckdb's only mode): it runs under the warehouse lock with
@@ -15,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from elt import dbt_runner, lock, settings
+from elt import dbt_runner, lint_macros, lock, settings
 
 SQL_FOLDERS = ("models", "snapshots", "analyses", "tests/dbt")
 DEFAULT_CONFIG = Path(__file__).with_name("sqlfluff.cfg")
@@ -27,8 +28,19 @@ def sql_paths(root: Path) -> list[str]:
 
 
 def run(paths: list[str] | None = None, wait: float = 600.0, extra: list[str] | None = None) -> int:
-    """Lint ``paths`` (default: the dbt SQL folders); returns sqlfluff's exit code."""
+    """Lint ``paths`` (default: the dbt SQL folders and macros/); non-zero when either check fails."""
     root = settings.repo_root()
+    if paths is None or any(Path(p).parts[:1] == ("macros",) for p in paths):
+        macros_rc = lint_macros.run(root)
+        paths = None if paths is None else [p for p in paths if Path(p).parts[:1] != ("macros",)]
+        if paths == []:
+            return macros_rc
+        return max(macros_rc, _sqlfluff(root, paths, wait, extra))
+    return _sqlfluff(root, paths, wait, extra)
+
+
+def _sqlfluff(root: Path, paths: list[str] | None, wait: float, extra: list[str] | None) -> int:
+    """sqlfluff over ``paths`` (default: the dbt SQL folders); its exit code."""
     targets = paths or sql_paths(root)
     if not targets:
         print("lint-sql: no SQL files found", file=sys.stderr)

@@ -8,7 +8,8 @@ Callers pass an open read-write DuckDB connection and hold the warehouse lock (`
 they do; the tables are created on first use.
 
 A writer keeps its run as a ``RunRecord`` in memory and writes it whole (``save_run``: the run row,
-its tables and its inputs, replacing what an earlier write of the same run left). Why whole rows and
+its tables, its inputs and - for a loader run - each endpoint's reported total and walked and loaded
+rows in ``ops.run_endpoints``, replacing what an earlier write of the same run left). Why whole rows and
 not "insert at start, update at the end": the warehouse the log lives in is the thing that fails on a
 full disk or a read-only mount, so any one write may be lost; a record that is complete on its own can
 be kept in the fallback file instead (``elt.ops_fallback``) and written later without depending on
@@ -33,7 +34,8 @@ import duckdb
 from elt import settings
 from elt.secrets import scrub
 
-STATUSES = ("running", "success", "failed", "skipped", "interrupted")
+# "partial": a flow run that published without the sources that failed (--allow-partial)
+STATUSES = ("running", "success", "failed", "skipped", "interrupted", "partial")
 
 _DDL = """
 create schema if not exists {ops};
@@ -63,6 +65,15 @@ create table if not exists {ops}.run_inputs (
     kind varchar not null,
     name varchar not null,
     detail varchar
+);
+create table if not exists {ops}.run_endpoints (
+    run_id varchar not null,
+    source varchar not null,
+    endpoint varchar not null,
+    expected_rows bigint,
+    walked_rows bigint not null,
+    loaded_rows bigint not null,
+    status varchar not null
 );
 """
 
@@ -134,6 +145,8 @@ class RunRecord:
     error: str | None = None
     tables: list[tuple[str, str, int]] = field(default_factory=list)
     inputs: list[tuple[str, str, str | None]] = field(default_factory=list)
+    # per endpoint of a loader run: (source, endpoint, reported total or None, walked, loaded, status)
+    endpoints: list[tuple[str, str, int | None, int, int, str]] = field(default_factory=list)
     pid: int | None = None  # the writer's process, so a row it could not close is closed by the next
 
     def to_json(self) -> dict[str, Any]:
@@ -151,6 +164,10 @@ class RunRecord:
             error=data.get("error"),
             tables=[(str(s), str(t), int(n)) for s, t, n in data.get("tables") or []],
             inputs=[(str(k), str(n), d) for k, n, d in data.get("inputs") or []],
+            endpoints=[
+                (str(s), str(e), None if x is None else int(x), int(w), int(n), str(st))
+                for s, e, x, w, n, st in data.get("endpoints") or []
+            ],
             pid=data.get("pid"),
         )
         if record.status not in STATUSES or not record.run_id:
@@ -231,6 +248,13 @@ def save_run(con: duckdb.DuckDBPyConnection, record: RunRecord) -> bool:
             con.execute(
                 f"insert into {ops}.run_tables (run_id, source, table_name, rows) values (?, ?, ?, ?)",
                 [record.run_id, source, table, rows],
+            )
+        con.execute(f"delete from {ops}.run_endpoints where run_id = ?", [record.run_id])
+        for source, endpoint, expected, walked, loaded, status in record.endpoints:
+            con.execute(
+                f"insert into {ops}.run_endpoints (run_id, source, endpoint, expected_rows, walked_rows,"
+                " loaded_rows, status) values (?, ?, ?, ?, ?, ?, ?)",
+                [record.run_id, source, endpoint, expected, walked, loaded, status],
             )
         con.execute(f"delete from {ops}.run_inputs where run_id = ?", [record.run_id])
         for kind, name, detail in record.inputs:

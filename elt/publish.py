@@ -426,17 +426,20 @@ def publish(
     keep: int = versions.DEFAULT_KEEP,
     after_write: Callable[[Path], None] | None = None,
     rotate_pii_key: bool = False,
+    amend_manifest: Callable[[Path, dict[str, Any]], None] | None = None,
     attachments: Sequence[Attachment] = (),
 ) -> PublishResult:
     """Export ``specs`` from ``warehouse`` as a new version under ``exports`` and make it current.
 
     ``dbt_invocation`` ({"invocation_id", ...}) is recorded in the manifest. ``after_write`` is called
     with the staging folder after the COPYs and before verification (fault-injection hook for tests).
-    ``attachments`` are built into the verified staging folder (after the warehouse connection is
-    closed) and listed in the manifest; one that fails fails the publish.
     The manifest records the PII key's fingerprint; a key other than the current version's raises
     ``pii_key.PiiKeyError`` before anything is written, unless ``rotate_pii_key`` (see elt/pii_key.py).
     Raises ``PublishError`` (current version untouched, staging removed) when anything does not check out.
+    ``amend_manifest(staging, manifest)`` may add files and entries before the manifest is written
+    (``--allow-partial`` carries stale marts from the current version, elt/partial.py). Then
+    ``attachments`` are built into the staging folder (the warehouse connection closed, every mart's
+    files in place) and listed in the manifest; one that fails fails the publish.
     """
     if not specs:
         raise PublishError("no models tagged 'publish' in the dbt manifest: nothing to publish")
@@ -519,7 +522,9 @@ def publish(
             "pii_key": key_record,
             "marts": marts,
         }
-        attached = _build_attachments(attachments, staging, manifest)
+        if amend_manifest is not None:
+            amend_manifest(staging, manifest)
+        attached = _build_attachments(attachments, staging, manifest)  # last: it sees every mart's files
         if attached:
             manifest["attachments"] = attached
         text = json.dumps(manifest, indent=2, sort_keys=False, default=str)

@@ -52,9 +52,8 @@ def publish_memory_limit() -> str | None:
     default ``256MB``; ``none`` = DuckDB's own default of 80 % of RAM).
 
     Why: DuckDB keeps the blocks it reads in its buffer pool up to that limit, so without one the
-    publisher's peak memory followed the warehouse size (scale 1: 165 MB, scale 10: 558 MB, measured
-    by the benchmark). With 256MB it stayed at ~355 MB at scale 10 for 15 % more time; 128MB held it
-    at 234 MB but cost 50 %.
+    publisher's peak memory followed the warehouse size. 256MB keeps it flat for a small cost in time;
+    half of it cost far more time (the benchmark's publish group measures memory and time).
     """
     raw = os.environ.get("SHOP_PUBLISH_MEMORY_LIMIT", "256MB").strip()
     return None if raw.lower() in ("", "0", "none") else raw

@@ -118,7 +118,10 @@ def hint(service: str, outcome: Attempt, policy: HttpPolicy, detail: str = "") -
         if detail.startswith("not JSON"):
             return f"check that {base} is the service's API, not a web page, proxy or login page"
         if detail.startswith("error envelope"):
-            return "the service reports an error: check its status, then re-run"
+            return (
+                "the service reports an error in a 200 answer (the endpoint's error_path): check its "
+                "status, then re-run"
+            )
         return "the service sent incomplete or malformed bodies on every attempt: check it, then re-run"
     status = outcome.status or 0
     if status in (401, 403):

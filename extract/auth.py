@@ -4,11 +4,12 @@ printable surface.
 Each auth object adds its header (or parameter) to a request and nothing else: ``repr`` never shows
 the secret, and the secret values are registered with ``extract.redact`` so any log line that would contain
 them is masked. ``OAuth2ClientCredentials`` fetches a token lazily, refreshes it ahead of
-``expires_in``, and - unlike dlt's built-in class - also refreshes when the service answers
-401 ``token_expired`` mid-run (the caller asks ``refresh_on`` and retries). The token request is
-bounded like a page request (``extract.transfer``: deadline, size cap; ``extract.retry``: budget,
-``Retry-After``), and a token endpoint that answers something other than a JSON token (an HTML page)
-says so, with the content type.
+``expires_in``, and - unlike dlt's built-in class - also refreshes when the service answers 401
+mid-run: ``token_expired`` (the caller asks ``refresh_on`` and retries, up to ``max_refreshes``), or any
+other 401 once (a token revoked or rotated before its ``expires_in``; a second refusal is final). The
+token request is bounded like a page request (``extract.transfer``: deadline, size cap;
+``extract.retry``: budget, ``Retry-After``), and a token endpoint that answers something other than a
+JSON token (an HTML page) says so, with the content type.
 """
 
 from __future__ import annotations
@@ -278,8 +279,9 @@ class OAuth2ClientCredentials:
             return {"Authorization": f"Bearer {self._token}"}
 
     def refresh_on(self, status: int, code: str | None) -> bool:
-        """On 401 ``token_expired`` drop the token so the next ``headers()`` fetches a new one."""
-        if status == 401 and code == "token_expired":
+        """On any 401 drop the token so the next ``headers()`` fetches a new one (how often: the
+        caller's rule, ``ServiceClient.fetch_page``)."""
+        if status == 401:
             with self._lock:
                 self._token = None
             return True

@@ -5,8 +5,8 @@ each step's storage set-up, every load package), and each time it resolves a par
 ``DuckDbClientConfiguration`` through every config provider (environment, secrets.toml, config.toml,
 with several section layouts per field) and - with a borrowed connection - runs a query to learn the
 database path. That partial configuration only depends on the factory's own arguments, yet py-spy
-showed it as a third of the Python time of a run that loads nothing (0.7 s of 2.3 s, scale 1) and a
-tenth of a full load. Here the factory keeps the first partial configuration and hands the same
+showed it as a third of the Python time of a run that loads nothing and a tenth of a full load
+(bench/tuning-history.md). Here the factory keeps the first partial configuration and hands the same
 object to every later capabilities call of the same pipeline. The full client configuration (the one
 holding credentials and the dataset name) is still resolved per client, exactly as before.
 """

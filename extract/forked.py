@@ -65,6 +65,7 @@ class ServiceOutcome:
     steps: str = ""
     seconds: float = 0.0
     error: str | None = None
+    endpoints: list[list[Any]] = field(default_factory=list)  # [endpoint, reported total, walked, loaded]
 
 
 @dataclass
@@ -168,4 +169,5 @@ def _child_main(services: list[Any], full_refresh: bool, cutoff: datetime, repor
             }
         except Exception as exc:  # one service's failure is reported and the others still extract
             outcome = {"error": describe_failure(service.name, exc)}
+        outcome["endpoints"] = progress.counts(service.name)
         reports.write(json.dumps([service.name, outcome]) + "\n")

@@ -14,7 +14,8 @@ Python. Here every request goes through ``fetch_page``:
   off exponentially, all within ``max_attempts``; other 4xx, TLS errors and oversized bodies fail at
   once. An invalid ``Retry-After`` counts as absent, with one warning per service and run;
 * 401 ``token_expired`` refreshes the OAuth token and retries (not counted against the budget, but
-  bounded by ``max_refreshes``);
+  bounded by ``max_refreshes``); any other 401 refreshes it once and retries once (a token revoked or
+  rotated server-side); refused again, the request fails;
 * redirects are not followed (they could leave the origin).
 
 Failures raise ``FetchError`` naming service, endpoint, status, attempts, the URL without its query,
@@ -34,7 +35,7 @@ from extract.advice import error_code, hint, public_url, transport_failure
 from extract.auth import Auth
 from extract.errors import BadPage, FetchError, PageShape, UnsafePagination
 from extract.limits import HttpPolicy
-from extract.pages import DATA_KEY, Page, parse_page
+from extract.pages import DATA_KEY, ERROR_KEY, Page, parse_page
 from extract.retry import Attempt, RetryAfterReader, decide
 
 __all__ = ["HttpPolicy", "ServiceClient", "origin"]  # HttpPolicy: built by extract.config
@@ -106,16 +107,23 @@ class ServiceClient:
         )
 
     def fetch_page(
-        self, endpoint: str, url: str, params: dict | None = None, records: str = DATA_KEY
+        self,
+        endpoint: str,
+        url: str,
+        params: dict | None = None,
+        records: str = DATA_KEY,
+        error_path: str | None = ERROR_KEY,
     ) -> Page:
-        """GET one page and parse it (records at ``records``), retrying within the budget; raise
-        ``FetchError`` when spent, or at once for a body of the wrong shape (``PageShape``)."""
+        """GET one page and parse it (records at ``records``, an error envelope at ``error_path``),
+        retrying within the budget; raise ``FetchError`` when spent, or at once for a body of the wrong
+        shape (``PageShape``)."""
         self.check_origin(url, endpoint)
         policy = self.policy
         if extra := self.auth.params():  # an API key in the query (never shown: public_url drops it)
             params = {**(params or {}), **extra}
         attempts = 0
         refreshes = 0
+        refreshed_on_401 = False  # a plain 401 (not ``token_expired``) gets one fresh token, not more
         while True:
             attempts += 1
             self.requests_sent += 1
@@ -137,7 +145,7 @@ class ServiceClient:
                 status = reply.status
                 if status == 200:
                     try:
-                        return parse_page(reply.body, reply.headers, records)
+                        return parse_page(reply.body, reply.headers, records, error_path)
                     except PageShape as exc:  # the same URL sends the same shape: no retry
                         raise FetchError(
                             self.service,
@@ -154,11 +162,20 @@ class ServiceClient:
                     code, detail = error_code(reply)
                     if status == 429:
                         detail = "rate limited"
-                    if self.auth.refresh_on(status, code) and refreshes < policy.max_refreshes:
+                    expired = code == "token_expired"
+                    if (
+                        (expired or not refreshed_on_401)
+                        and refreshes < policy.max_refreshes
+                        and self.auth.refresh_on(status, code)
+                    ):
                         refreshes += 1
                         attempts -= 1
-                        log.info("%s %s: token expired mid-run; refreshed, retrying", self.service, endpoint)
+                        refreshed_on_401 = refreshed_on_401 or not expired
+                        why = "token expired mid-run" if expired else f"401 ({detail})"
+                        log.info("%s %s: %s; new token fetched, retrying", self.service, endpoint, why)
                         continue
+                    if status == 401 and refreshed_on_401:
+                        detail += "; refused again with a freshly issued token"
                     retry_after = self.retry_after(reply, endpoint) if status in (429, 503) else None
                     outcome = Attempt("status", status, retry_after)
                 reply = None  # not held through the backoff and the next download (bounded memory)

@@ -1,16 +1,17 @@
 """Turn one HTTP response body into Arrow, entirely in C++ (no Python dict per record).
 
-The shop's services answer with one JSON object per page, ``{"data": [...], <paging fields>}``, on one
-line, so ``pyarrow.json`` reads it as a one-row table: the ``data`` column is a list of structs (the
-records), the other columns are the paging metadata. This is ~5x faster than ``orjson`` +
-``Table.from_pylist`` and keeps memory bounded by the page. The records may sit at any dotted path
-(``results``, ``payload.items``: the endpoint's ``records``), or be the body itself (``$``, a bare
-JSON array): such a body is wrapped as ``{"<key>": [...]}`` (one copy of the bytes) and read the same
-way. A bare array where an object was expected (or the reverse) is a ``PageShape`` error that says
-which ``records`` to set, not "malformed JSON", and is not retried: the same URL sends the same shape.
+The shop's services answer with one JSON object per page, ``{"data": [...], <paging fields>}``, on one line,
+so ``pyarrow.json`` reads it as a one-row table: the ``data`` column is a list of structs (the records), the
+other columns are the paging metadata. This is several times faster than ``orjson`` + ``Table.from_pylist``
+(bench/tuning-history.md) and keeps memory bounded by the page. The records may sit at any dotted path
+(``results``, ``payload.items``: the endpoint's ``records``), or be the body itself (``$``, a bare JSON
+array): such a body is wrapped as ``{"<key>": [...]}`` (one copy of the bytes) and read the same way. A bare
+array where an object was expected (or the reverse) is a ``PageShape`` error that says which ``records`` to
+set, not "malformed JSON", and is not retried: the same URL sends the same shape.
 
-A body that does not parse (truncated), that carries an ``error`` envelope, or that lacks the data
-key raises ``BadPage`` - a 200 is never mistaken for an empty page. A body that does not parse and is
+A body that does not parse (truncated), that carries an error envelope (a value at the endpoint's
+``error_path``, default ``error``), or that lacks the data key raises ``BadPage`` - a 200 is never
+mistaken for an empty page. A body that does not parse and is
 not JSON by its ``Content-Type`` (an HTML login or error page from a proxy, say) is named as such,
 with the content type, rather than as "malformed JSON".
 
@@ -31,6 +32,7 @@ from extract.errors import BadPage, PageShape
 from extract.spec import BODY
 
 DATA_KEY = "data"
+ERROR_KEY = "error"  # the default error envelope path
 _WRAP = "__records__"  # the key a bare array body is wrapped under
 Body = bytes | bytearray
 
@@ -45,18 +47,54 @@ class Page:
     size_bytes: int
 
 
-def _envelope_message(body: Body) -> str | None:
-    """The ``error`` envelope's code and message, if the body is one."""
+def _is_error(value: Any) -> bool:
+    """A value at the error path that reports an error: anything but null, false, ``""``, [] or {}."""
+    return value is not None and value is not False and value not in ("", [], {})
+
+
+def describe_error(value: Any, path: str) -> str:
+    """``error envelope code='x' message='y'`` (``... at 'meta.error': ...`` for another path)."""
+    where = "" if path == ERROR_KEY else f" at {path!r}:"
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]  # one error in a list of errors (``errors: [{...}]``)
+    if isinstance(value, dict):
+        code = value.get("code", value.get("type"))
+        message = value.get("message", value.get("detail", value.get("title")))
+        return f"error envelope{where} code={code!r} message={str(message)[:200]!r}"
+    return f"error envelope{where} {str(value)[:200]!r}"
+
+
+def _envelope_message(body: Body, path: str | None = ERROR_KEY) -> str | None:
+    """The error envelope at ``path`` (its code and message), if the body carries one."""
+    if not path:
+        return None
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    if isinstance(doc, dict) and "error" in doc:
-        err = doc["error"]
-        if isinstance(err, dict):
-            return f"error envelope code={err.get('code')!r} message={err.get('message')!r}"
-        return f"error envelope {str(err)[:200]!r}"
-    return None
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return describe_error(value, path) if _is_error(value) else None
+
+
+def _error_in(table: pa.Table, path: str | None) -> str | None:
+    """The error envelope at ``path`` of a parsed one-row body (read from Arrow: the records are not
+    turned into Python for this), if any."""
+    if not path:
+        return None
+    parts = path.split(".")
+    if parts[0] not in table.column_names:
+        return None
+    column = table.column(parts[0]).combine_chunks()
+    for key in parts[1:]:
+        if not pa.types.is_struct(column.type) or column.type.get_field_index(key) < 0:
+            return None
+        column = column.field(key)
+    value = column[0].as_py()
+    return describe_error(value, path) if _is_error(value) else None
 
 
 def media_type(headers: dict[str, str] | None) -> str:
@@ -114,9 +152,15 @@ def _records_at(table: pa.Table, path: list[str], shown: str) -> tuple[pa.Array,
     return column, meta
 
 
-def parse_page(body: Body, headers: dict[str, str] | None = None, records: str = DATA_KEY) -> Page:
+def parse_page(
+    body: Body,
+    headers: dict[str, str] | None = None,
+    records: str = DATA_KEY,
+    error_path: str | None = ERROR_KEY,
+) -> Page:
     """Parse a page body whose records are at the dotted path ``records`` (``$``: the body is the list);
-    raise ``BadPage`` when it is not a complete page with a record list."""
+    raise ``BadPage`` when it is not a complete page with a record list, or carries an error envelope at
+    ``error_path``."""
     if not body or body.isspace():
         raise BadPage("empty body (truncated response?)")
     bare = _first_byte(body) == b"["
@@ -125,7 +169,7 @@ def parse_page(body: Body, headers: dict[str, str] | None = None, records: str =
             orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise _malformed(body, headers, str(exc)) from None
-        if envelope := _envelope_message(body):  # an error answer: retried like any other
+        if envelope := _envelope_message(body, error_path):  # an error answer: retried like any other
             raise BadPage(envelope)
         raise PageShape(
             "the body is a JSON object, not the array of records that records: $ expects;"
@@ -149,14 +193,14 @@ def parse_page(body: Body, headers: dict[str, str] | None = None, records: str =
     try:
         table = pj.read_json(pa.BufferReader(pa.py_buffer(body)), read_options=opts)
     except pa.ArrowInvalid as exc:
-        msg = _envelope_message(body)
+        msg = _envelope_message(body, error_path)
         if msg:
             raise BadPage(msg) from None
         raise _malformed(body, headers, str(exc)[:200]) from None
     if table.num_rows != 1:
         raise BadPage(f"expected one JSON object per page, got {table.num_rows}")
-    if "error" in table.column_names:
-        raise BadPage(_envelope_message(body) or "error envelope")
+    if envelope := _error_in(table, error_path):
+        raise BadPage(envelope)
     data, meta = _records_at(table, path, records)
     if not pa.types.is_list(data.type):
         raise BadPage(f"{records!r} is not a list but {data.type}")

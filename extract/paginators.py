@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -199,10 +199,13 @@ def walk(
     first: Request,
     max_pages: int,
     where: str | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> Iterator[Page]:
     """Yield the pages of one walk, enforcing origin, loop, page-cap and short-walk guards.
 
-    ``where`` is the source file, named in messages (default ``sources/<service>.yml``)."""
+    ``where`` is the source file, named in messages (default ``sources/<service>.yml``); ``on_total``
+    is told the total the API reports (the smallest so far) whenever a page reports one, so the run
+    log has it even when the walk then fails."""
     where = where or f"sources/{client.service}.yml"
     endpoint = ep.name
     request: Request | None = first
@@ -226,7 +229,7 @@ def walk(
             )
         url, params = request
         client.check_origin(url, endpoint)
-        page = client.fetch_page(endpoint, url, params, ep.records)
+        page = client.fetch_page(endpoint, url, params, ep.records, ep.error_path)
         pages += 1
         got = page.records.num_rows
         walked += got
@@ -242,6 +245,8 @@ def walk(
         total = reported_total(page, ep.paging)
         if total is not None:
             totals.append(total)
+            if on_total is not None:
+                on_total(min(totals))
         elif pages == 1 and (ep.paging.total_header or ep.paging.total_path):
             log.warning(
                 "%s %s: the first page reports no total at %s; the walk cannot be checked against one",

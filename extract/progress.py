@@ -26,7 +26,16 @@ class ResourceProgress:
     rows_seen: int = 0
     rows_loaded: int = 0
     bytes: int = 0
+    expected: int | None = None  # the total the API reported for the walk, if it reports one
     started: float = field(default_factory=time.monotonic)
+
+    def reported(self, total: int) -> None:
+        """The API's total for this walk (``extract.paginators.walk``'s ``on_total``)."""
+        self.expected = total
+
+    def counts(self) -> tuple[str, int | None, int, int]:
+        """(endpoint, reported total, rows walked, rows handed to the load) for the run log."""
+        return self.resource, self.expected, self.rows_seen, self.rows_loaded
 
     def page(self, rows_seen: int, rows_loaded: int, size: int) -> None:
         self.pages += 1
@@ -90,6 +99,11 @@ class RunProgress:
         with self._lock:
             self.resources.append(p)
         return p
+
+    def counts(self, service: str) -> list[tuple[str, int | None, int, int]]:
+        """Each walked endpoint of ``service``: (endpoint, reported total, walked, loaded)."""
+        with self._lock:
+            return [p.counts() for p in self.resources if p.service == service]
 
 
 def summary_lines(

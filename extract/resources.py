@@ -28,12 +28,12 @@ from dlt.extract.source import DltSource
 from extract.auth import ApiKeyAuth, Auth, BasicAuth, BearerAuth, NoAuth, OAuth2ClientCredentials
 from extract.config import ServiceConfig
 from extract.http import ServiceClient
-from extract.incremental import CursorWindow, IdCursor
+from extract.incremental import CursorWindow, IdCursor, key_strings
 from extract.pages import Page
 from extract.paginators import first_request, walk
-from extract.progress import RunProgress
+from extract.progress import ResourceProgress, RunProgress
 from extract.shape import DriftTracker, conform
-from extract.spec import Endpoint, Service
+from extract.spec import TIME_CURSORS, Endpoint, Service
 
 log = logging.getLogger("extract.resources")
 
@@ -125,11 +125,12 @@ def _prefetch(pages: Iterator[Page], depth: int, convert: Any) -> Iterator[Any]:
 class Batches:
     """Page tables gathered per table name and handed to dlt in batches of about ``rows`` parent rows.
 
-    Why: dlt's Arrow extractor does a fixed amount of Python work per item it receives (derive the
-    table schema from the Arrow schema, apply contract filters, write a row group), whatever its size.
-    Per 5000-row page that was about 0.3 s of GIL time in a scale-1 full load (py-spy); ten pages per
-    item cut it tenfold. Memory stays bounded: at most ``rows`` parent rows (plus their children) are
-    held here, independent of the data size. A parent's children are flushed together with it.
+    Why: dlt's Arrow extractor does a fixed amount of Python work per item it receives (derive the table
+    schema from the Arrow schema, apply contract filters, write a row group), whatever its size. Handed
+    one page per item, that fixed work was a visible share of a full load's GIL time (py-spy;
+    bench/tuning-history.md, round 2); ten pages per item cut it tenfold. Memory stays bounded: at most
+    ``rows`` parent rows (plus their children) are held here, independent of the data size. A parent's
+    children are flushed together with it.
     """
 
     def __init__(self, rows: int):
@@ -164,8 +165,8 @@ def _child_hints(ep: Endpoint, child: str) -> Any:
     return dlt.mark.make_hints(
         table_name=f"{ep.name}__{child}",
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-        primary_key=[ep.primary_key, ep.children[child]],
-        merge_key=ep.primary_key,
+        primary_key=[*ep.keys, ep.children[child]],
+        merge_key=list(ep.keys),
     )
 
 
@@ -174,9 +175,29 @@ def _deferred_hints(ep: Endpoint) -> Any:
     return dlt.mark.make_hints(
         table_name=f"{ep.name}__deferred",
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-        primary_key=ep.primary_key,
+        primary_key=list(ep.keys),
         columns={ep.cursor: {"dedup_sort": "desc"}},
     )
+
+
+def _children_of(kept: pa.Table, children: dict[str, pa.Table], keys: tuple[str, ...]) -> dict[str, pa.Table]:
+    """The child rows whose parent is in ``kept`` (the parents a filter dropped take their children)."""
+    if len(keys) == 1:
+        wanted = kept.column(keys[0]).combine_chunks()
+        return {name: c.filter(pc.is_in(c.column(keys[0]), value_set=wanted)) for name, c in children.items()}
+    wanted = pa.array(key_strings(kept, keys, list(range(kept.num_rows))), pa.string())
+    out = {}
+    for name, c in children.items():
+        mine = pa.array(key_strings(c, keys, list(range(c.num_rows))), pa.string())
+        out[name] = c.filter(pc.is_in(mine, value_set=wanted))
+    return out
+
+
+def window_lag(ep: Endpoint, lag_seconds: float) -> float:
+    """The endpoint's lag in cursor units: its own, else the service's knob for a time cursor, else 0."""
+    if ep.lag is not None:
+        return ep.lag
+    return lag_seconds if ep.cursor_type in TIME_CURSORS else 0
 
 
 def endpoint_resource(
@@ -194,9 +215,11 @@ def endpoint_resource(
     # newest version wins when one batch holds a record twice; set on the parent table only
     parent_columns = {ep.cursor: {"dedup_sort": "desc"}} if ep.mode == "updated" and ep.cursor else None
 
-    def pages_from(params: dict[str, Any]) -> Iterator[tuple[Page, pa.Table, dict[str, pa.Table]]]:
+    def pages_from(
+        params: dict[str, Any], prog: ResourceProgress
+    ) -> Iterator[tuple[Page, pa.Table, dict[str, pa.Table]]]:
         first = first_request(ep, client.url(ep.path), ep.page_size or tuning.page_size, params)
-        pages = walk(client, ep, first, tuning.max_pages, service.where)
+        pages = walk(client, ep, first, tuning.max_pages, service.where, on_total=prog.reported)
         return _prefetch(pages, tuning.prefetch_pages, lambda p: (p, *conform(p.records, ep, table, drift)))
 
     def gen() -> Iterator[Any]:
@@ -237,11 +260,11 @@ def endpoint_resource(
         if ep.mode == "snapshot":
             parents, kids = [], []
             digest = hashlib.sha256()
-            for page, parent, children in pages_from({}):
+            for page, parent, children in pages_from({}, prog):
                 prog.page(page.records.num_rows, parent.num_rows, page.size_bytes)
                 parents.append(parent)
                 kids.append(children)
-                digest.update(str(parent.sort_by(ep.primary_key).to_pydict()).encode())
+                digest.update(str(parent.sort_by([(k, "ascending") for k in ep.keys]).to_pydict()).encode())
             digests = dlt.current.source_state().setdefault("snapshot_digests", {})
             if digest.hexdigest() == digests.get(ep.name):
                 prog.unchanged()
@@ -258,8 +281,8 @@ def endpoint_resource(
         state = dlt.current.resource_state()
         if ep.mode == "append_id":
             cursor = IdCursor(state)
-            for page, parent, _children in pages_from({ep.since_param: cursor.last}):
-                parent = cursor.observe(parent, ep.primary_key)
+            for page, parent, _children in pages_from({ep.since_param: cursor.last}, prog):
+                parent = cursor.observe(parent, ep.keys[0])
                 prog.page(page.records.num_rows, parent.num_rows, page.size_bytes)
                 for _name, batch in batches.add(ep.name, parent, {}):
                     yield batch
@@ -269,17 +292,21 @@ def endpoint_resource(
             prog.done()
             return
 
-        window = CursorWindow(state, ep.primary_key, ep.cursor, tuning.lag_seconds, cutoff)
+        window = CursorWindow(
+            state,
+            ep.keys,
+            ep.cursor,
+            window_lag(ep, tuning.lag_seconds),
+            cutoff,
+            ep.cursor_type,
+            ep.since_format,
+        )
         since = window.since()
-        params = {ep.since_param: since} if since else {}
-        for page, parent, children in pages_from(params):
+        params = {ep.since_param: since} if since is not None and ep.since_param else {}
+        for page, parent, children in pages_from(params, prog):
             kept = window.filter(parent)
             if kept.num_rows != parent.num_rows and children:
-                keys = kept.column(ep.primary_key)
-                children = {
-                    name: c.filter(pc.is_in(c.column(ep.primary_key), value_set=keys.combine_chunks()))
-                    for name, c in children.items()
-                }
+                children = _children_of(kept, children, ep.keys)
             window.observe(kept)
             prog.page(page.records.num_rows, kept.num_rows, page.size_bytes)
             yield from emit_batches(batches.add(ep.name, kept, children))
@@ -300,7 +327,7 @@ def endpoint_resource(
         name=ep.name,
         table_name=ep.name,
         write_disposition=disposition,
-        primary_key=ep.primary_key,
+        primary_key=list(ep.keys),
         schema_contract=SCHEMA_CONTRACT,
     )
 

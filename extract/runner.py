@@ -3,14 +3,16 @@
 One dlt pipeline per service (dataset ``raw_<service>``, working folder under ``run/dlt`` so it is
 covered by the warehouse lock). A service that fails does not stop the others, but the run exits
 non-zero, records the failure in ``ops.runs`` and leaves that service's incremental state where it
-was. After the customers load, erased customers (the deletions feed) are removed from the raw tables.
-``--full-refresh`` builds a first load aside and swaps it in atomically (extract/refresh.py);
-``--recover`` says what it aborted, what raw holds and where the next run starts.
+was. Erased keys (a deletions feed) and records that mark themselves deleted (``soft_delete``) are
+removed after each load (extract/deletes.py). ``--full-refresh`` builds a first load aside and swaps it
+in atomically (extract/refresh.py); ``--recover`` says what it aborted, what raw holds and where the
+next run starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -40,6 +42,7 @@ from elt import ops_fallback, ops_log, signals, warehouse_check
 from elt.lock import WarehouseBusy, warehouse_lock
 from extract import forked, hints, horizon, redact, resume, tracebacks
 from extract.config import ServiceConfig, service_config
+from extract.deletes import apply_deletes
 from extract.destination import warehouse_destination
 from extract.errors import ExtractError, SourceFileError
 from extract.progress import RunProgress, summary_lines
@@ -64,6 +67,8 @@ class RunResult:
     inputs: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     hard_deleted: int = 0
+    # per endpoint walked: (reported total or None, rows walked, rows handed to the load)
+    endpoints: dict[tuple[str, str], tuple[int | None, int, int]] = field(default_factory=dict)
     seconds: float = 0.0
     cutoff: datetime | None = None  # one for every service of the run (extract/incremental.py)
 
@@ -90,7 +95,7 @@ def make_pipeline(
     opening the file itself. Why: dlt's pool closes the database whenever its last borrowed cursor
     returns, i.e. several times per load step (schema update, each copy job, merge, completion); every
     close checkpoints the WAL into the file and every re-open reads the catalog again. Holding one
-    connection for the whole run made that a single checkpoint (py-spy: ~1.6 s of close/open at scale 1).
+    connection for the whole run made that a single checkpoint (py-spy; bench/tuning-history.md).
     """
     hints.install()  # cheaper config resolution for every dlt step (see extract/hints.py)
     target = connection if connection is not None else str(settings.warehouse_path())
@@ -166,36 +171,6 @@ def cursor_positions(pipeline: dlt.Pipeline) -> str:
             if value is not None:
                 positions.append(f"{resource}={value}")
     return ", ".join(positions)
-
-
-def apply_hard_deletes(pipeline: dlt.Pipeline, service: Service) -> int:
-    """Remove erased keys (the deletions feed) from the service's raw tables; idempotent."""
-    if not service.hard_delete_feed:
-        return 0
-    feed = service.endpoint(service.hard_delete_feed)
-    key = feed.primary_key
-    removed = 0
-    with pipeline.sql_client() as sql:
-        existing = {
-            row[0]
-            for row in sql.execute_sql(
-                "select table_name from information_schema.tables where table_schema = %s",
-                pipeline.dataset_name,
-            )
-        }
-        if service.hard_delete_feed not in existing:
-            return 0
-        feed_table = sql.make_qualified_table_name(service.hard_delete_feed)
-        for table in service.hard_delete_tables:
-            if table not in existing:
-                continue
-            target = sql.make_qualified_table_name(table)
-            rows = sql.execute_sql(f"delete from {target} where {key} in (select {key} from {feed_table})")
-            n = int(rows[0][0]) if rows else 0
-            removed += n
-            if n:
-                log.info("%s: removed %d erased row(s) from raw_%s.%s", service.name, n, service.name, table)
-    return removed
 
 
 def _add_counts(counts: dict[str, int], pipeline: dlt.Pipeline) -> None:
@@ -287,7 +262,7 @@ def full_refresh_service(
             pipeline = make_pipeline(service.name, refresh_con, root=target.pipelines_dir)
             load(pipeline)
             _add_counts(counts, pipeline)
-            erased = apply_hard_deletes(pipeline, service)
+            erased = apply_deletes(pipeline, service)
         finally:
             refresh_con.close()  # the swap attaches the file: no other handle may be open on it
         swap_started = time.monotonic()
@@ -349,7 +324,7 @@ def run_service(
         else:
             pipeline.run(source, loader_file_format="parquet")
             _add_counts(counts, pipeline)
-            erased = apply_hard_deletes(pipeline, service)
+            erased = apply_deletes(pipeline, service)
         for table, rows in counts.items():
             result.table_rows[(service.name, table)] = rows
         result.hard_deleted += erased
@@ -364,6 +339,9 @@ def run_service(
         )
     except Exception as exc:  # one service's failure is recorded and the others still load
         _record_failure(service.name, exc, result)
+    finally:
+        for endpoint, expected, walked, loaded in progress.counts(service.name):
+            result.endpoints[(service.name, endpoint)] = (expected, walked, loaded)
 
 
 def _record_failure(name: str, exc: Exception, result: RunResult) -> None:
@@ -393,6 +371,8 @@ def load_child(
     by_name = {s.name: s for s in services}
     for name, outcome in child.outcomes():
         service = by_name[name]
+        for endpoint, expected, walked, loaded in outcome.endpoints:
+            result.endpoints[(name, endpoint)] = (expected, walked, loaded)
         if outcome.error is not None:
             if signals.stop_requested():  # stopped with us: not a fault of its own
                 outcome.error = f"stopped by {signal.Signals(signals.received()).name} before it loaded"
@@ -407,7 +387,7 @@ def load_child(
             else:
                 pipeline = make_pipeline(name, cursors[name])
                 pipeline.load()
-                erased = apply_hard_deletes(pipeline, service)
+                erased = apply_deletes(pipeline, service)
             for table, n in outcome.counts.items():
                 rows[table] = rows.get(table, 0) + n
             for table, n in rows.items():
@@ -535,6 +515,18 @@ def recover(names: list[str], wait: float | None = None, command: str | None = N
     return 0 if healthy else EXIT_FAILED
 
 
+def endpoint_rows(result: RunResult) -> list[tuple[str, str, int | None, int, int, str]]:
+    """``ops.run_endpoints`` rows: per endpoint walked, the total the API reported, the rows walked and
+    the rows loaded (0 for a service that failed: nothing of it committed), and how it ended."""
+    rows = []
+    for (source, endpoint), (expected, walked, loaded) in sorted(result.endpoints.items()):
+        failed = source in result.failures
+        rows.append(
+            (source, endpoint, expected, walked, 0 if failed else loaded, "failed" if failed else "loaded")
+        )
+    return rows
+
+
 def setup_logging(level: str) -> None:
     """Timestamped lines on stderr, with secrets masked in every record (ours, dlt's, urllib3's)."""
     root = logging.getLogger()
@@ -564,6 +556,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="abort pending load packages (rewinds state), say what raw holds, and exit",
     )
     p.add_argument("--wait", type=float, default=None, help="wait up to SECONDS for the warehouse lock")
+    p.add_argument(
+        "--outcome-file",
+        type=Path,
+        help="write which services loaded and which failed (JSON) here at the end of the run "
+        "(the flow's --allow-partial reads it)",
+    )
     p.add_argument("--log-level", default=os.environ.get("EXTRACT_LOG_LEVEL", "INFO"))
     args = p.parse_args(argv)
     try:
@@ -686,8 +684,8 @@ def connect_warehouse() -> duckdb.DuckDBPyConnection:
     """The run's connection to the warehouse, with DuckDB's memory capped (``duckdb_memory_limit``).
 
     Why the cap: DuckDB keeps the blocks it writes in its buffer pool up to its default limit (80 % of
-    RAM), so without one the loader's peak memory grew with the data: 500 MB at scale 1, 1.2 GB at
-    scale 10, all of the growth in the load and final checkpoint (the page walk itself stayed flat).
+    RAM), so without one the loader's peak memory grew with the data, all of the growth in the load and
+    final checkpoint (the page walk itself stayed flat; bench/tuning-history.md, round 2).
     With a cap DuckDB evicts written blocks (and spills, if a merge ever needs more).
     """
     return duckdb.connect(str(settings.warehouse_path()), config=duckdb_config())
@@ -732,6 +730,7 @@ def run(names: list[str], full_refresh: bool = False, wait: float | None = None)
             result.seconds = time.monotonic() - started
             run_log.tables = [(src, table, n) for (src, table), n in sorted(result.table_rows.items())]
             run_log.inputs = [("source", name, detail) for name, detail in sorted(result.inputs.items())]
+            run_log.endpoints = endpoint_rows(result)
             error = "; ".join(f"{k}: {v}" for k, v in result.failures.items()) or None
             ops_log.finish(run_log, "failed" if result.failures else "success", result.rows, error)
             ops_fallback.save(con, run_log)
@@ -755,8 +754,8 @@ def skip_pandas_in_arrow() -> None:
 
     Why: pyarrow imports pandas lazily on its first conversion from Python objects (``pa.array([...])``,
     a scalar in ``pc.less(col, 5)``, dlt's ``_dlt_load_id`` column), to check whether the input is a
-    pandas object. The loader never hands pandas objects to Arrow, yet that import cost 1.5-4 s of
-    CPU per run (measured with py-spy at scale 1; pandas comes with the dev dependencies). pyarrow's
+    pandas object. The loader never hands pandas objects to Arrow, yet that import cost seconds of CPU
+    per run (py-spy; bench/tuning-history.md; pandas comes with the dev dependencies). pyarrow's
     shim remembers a failed import for its *implicit* checks only: ``to_pandas()``/``from_pandas()``
     and a plain ``import pandas`` still work afterwards.
     """
@@ -770,6 +769,17 @@ def skip_pandas_in_arrow() -> None:
         pa.array([0])
     finally:
         sys.meta_path.remove(blocker)
+
+
+def write_outcome(path: Path, result: RunResult, names: list[str]) -> None:
+    """``{"loaded": [...], "failed": {name: message}}`` for the flow (messages as logged: no secrets),
+    written whole or not at all."""
+    failed = {name: result.failures[name] for name in names if name in result.failures}
+    text = json.dumps({"loaded": [n for n in names if n not in failed], "failed": failed}, indent=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text + "\n")
+    os.replace(tmp, path)
 
 
 def _stop_loads(signum: int) -> None:
@@ -796,6 +806,8 @@ def main(argv: list[str] | None = None) -> int:
             command = shlex.join(["python", "-m", "extract", *(sys.argv[1:] if argv is None else argv)])
             return recover(args.names, args.wait, command)
         result = run(args.names, args.full_refresh, args.wait)
+        if args.outcome_file is not None:
+            write_outcome(args.outcome_file, result, args.names or list(SERVICES))
     except signals.Interrupted as exc:
         log.error("extract %s: what committed stays, the rest loads next run", exc)
         return exc.exit_code

@@ -103,7 +103,26 @@ def _conform(arr: pa.Array, spec: FieldSpec, where: str, loose: bool) -> pa.Arra
     if want == "list":
         values = _conform(arr.values, spec[0], f"{where}[]", loose)
         return pa.ListArray.from_arrays(arr.offsets, values, type=target, mask=arr.is_null())
+    if want == "ts" and got == "str":
+        return _parse_timestamps(arr, target, where)
     return arr.cast(target)
+
+
+def _parse_timestamps(arr: pa.Array, target: pa.DataType, where: str) -> pa.Array:
+    """ISO 8601 text as UTC timestamps: any offset is converted; a value without one is UTC (what
+    Arrow's JSON reader already does for the whole-second values it recognises itself)."""
+    try:
+        return arr.cast(target)
+    except pa.ArrowInvalid:
+        pass
+    try:
+        return arr.cast(pa.timestamp("us")).cast(target)
+    except pa.ArrowInvalid:
+        # the value itself stays out of the message (it may be personal data)
+        raise SchemaDrift(
+            f"{where}: a value is not an ISO 8601 timestamp (declared ts; offsets and a missing offset "
+            "are each fine, a mix of both in one page is not)"
+        ) from None
 
 
 def _flatten(table: pa.Table) -> pa.Table:
@@ -122,12 +141,13 @@ def _keys_required(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
 def empty_tables(ep: Endpoint) -> tuple[pa.Table, dict[str, pa.Table]]:
     """Zero-row tables with the exact schemas a non-empty page produces."""
     parent_fields = {k: v for k, v in ep.fields.items() if k not in ep.children}
-    parent = _keys_required(_flatten(arrow_schema(parent_fields).empty_table()), (ep.primary_key,))
+    parent = _keys_required(_flatten(arrow_schema(parent_fields).empty_table()), ep.keys)
     children = {}
     for name, child_fields in ep.child_fields.items():
-        key_field = pa.field(ep.primary_key, arrow_type(ep.fields[ep.primary_key]))
-        schema = pa.schema([key_field, *arrow_schema(child_fields)])
-        children[name] = _keys_required(_flatten(schema.empty_table()), (ep.primary_key, ep.children[name]))
+        key_fields = [pa.field(k, arrow_type(ep.fields[k])) for k in ep.keys]
+        own = {k: v for k, v in child_fields.items() if k not in ep.keys}  # the parent's key wins
+        schema = pa.schema([*key_fields, *arrow_schema(own)])
+        children[name] = _keys_required(_flatten(schema.empty_table()), (*ep.keys, ep.children[name]))
     return parent, children
 
 
@@ -151,9 +171,9 @@ def conform(
     for name, spec in ep.fields.items():
         arr = records.column(name).combine_chunks()
         columns[name] = _conform(arr, spec, f"{table}.{name}", loose=name in ep.loose)
-    key = columns[ep.primary_key]
-    if key.null_count:
-        raise SchemaDrift(f"{table}: key column {ep.primary_key} is null in {key.null_count} record(s)")
+    for key_name in ep.keys:
+        if nulls := columns[key_name].null_count:
+            raise SchemaDrift(f"{table}: key column {key_name} is null in {nulls} record(s)")
     parent_cols = {k: v for k, v in columns.items() if k not in ep.children}
     for name in records.column_names:
         if name in ep.fields:
@@ -179,7 +199,7 @@ def conform(
                     ) from None
             drift.note(table, col, carr.type)
             parent_cols[col] = carr
-    parent = _keys_required(_flatten(pa.table(parent_cols)), (ep.primary_key,))
+    parent = _keys_required(_flatten(pa.table(parent_cols)), ep.keys)
     children: dict[str, pa.Table] = {}
     for name in ep.children:
         lists = columns[name]
@@ -189,6 +209,9 @@ def conform(
         if child is None:
             children[name] = empty_tables(ep)[1][name]
             continue
-        child = child.add_column(0, ep.primary_key, key.take(parents))
-        children[name] = _keys_required(_flatten(child), (ep.primary_key, ep.children[name]))
+        for at, key_name in enumerate(ep.keys):
+            if key_name in child.column_names:  # an element that repeats its parent's key: the parent's wins
+                child = child.drop_columns([key_name])
+            child = child.add_column(at, key_name, columns[key_name].take(parents))
+        children[name] = _keys_required(_flatten(child), (*ep.keys, ep.children[name]))
     return parent, children

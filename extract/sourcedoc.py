@@ -37,9 +37,10 @@ Not in the file: the base URL (`[sources.<name>] base_url` in `.dlt/config.toml`
 `SOURCES__<NAME>__BASE_URL`), the knobs (`page_size`, `max_pages`, ... under `[sources.extract]` or
 `[sources.<name>]`, see extract/README.md "Configuration") and the secrets, which go to
 `.dlt/secrets.toml` `[sources.<name>]` or the environment - a secret-looking key in a source file is
-refused. `auth`, `paginator` and `incremental` take either a mapping or just the kind as a string
-(`auth: none`, `paginator: link_header`, `incremental: snapshot`). Body paths are dotted keys
-(`meta.total`); `records: $` means the body itself is the JSON array of records.
+refused. `auth`, `paginator`, `incremental` and `soft_delete` take either a mapping or just the kind
+(the field) as a string (`auth: none`, `paginator: link_header`, `incremental: snapshot`,
+`soft_delete: is_deleted`). Body paths are dotted keys (`meta.total`); `records: $` means the body
+itself is the JSON array of records. A composite key is a list: `primary_key: [order_id, line_no]`.
 
 The walk is checked: next-page URLs must stay on the base URL's origin, a repeated cursor or page fails,
 at most `max_pages` pages; when the API reports a total (`total_path` or `total_header`) a walk that
@@ -112,6 +113,7 @@ def render() -> str:
         out += _model(member)
     out += ["## endpoints", ""]
     out += _model(sf.EndpointModel)
+    out += _model(sf.SoftDeleteModel)
     out += ["## paginator", "", "Every style also takes `limit_param`, `total_path` and `total_header`.", ""]
     for member in _members(sf.PaginatorModel):
         out += _model(member)

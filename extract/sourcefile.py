@@ -22,7 +22,17 @@ from pydantic_core import PydanticCustomError
 
 from elt import settings
 from extract.errors import SourceFileError
-from extract.spec import _SCALARS, AuthSpec, Endpoint, Paging, Service
+from extract.spec import (
+    _SCALARS,
+    TIME_CURSORS,
+    AuthSpec,
+    CursorType,
+    Endpoint,
+    Paging,
+    Service,
+    SinceFormat,
+    SoftDelete,
+)
 
 NAME = r"^[a-z][a-z0-9_]*$"
 SECRET_KEYS = {"api_key", "token", "password", "username", "user", "client_id", "client_secret", "secret"}
@@ -164,12 +174,38 @@ PaginatorModel = Annotated[
 
 # --- incremental ----------------------------------------------------------------------------------
 class Updated(Strict):
-    """Records carry a last-changed timestamp: ask for those changed since the last run (minus the lag
-    window), merge on the primary key, newest version wins."""
+    """Records carry a cursor that grows with every change (a last-changed timestamp, a version
+    number): ask for those changed since the last run (minus the lag window), merge on the primary key,
+    newest version wins, exact versions already loaded are skipped."""
 
     mode: Literal["updated"]
-    cursor: str = Field("updated_at", description="field of type `ts` that changes with every update")
-    since_param: str = Field("updated_since", description="query parameter of the lower bound (ISO 8601)")
+    cursor: str = Field("updated_at", description="field that grows with every update")
+    cursor_type: CursorType | None = Field(
+        None,
+        description="what the cursor holds: `timestamp` (a `ts` field, ISO 8601 in any offset), "
+        "`epoch_s` / `epoch_ms` (an `int` or `float` field of epoch seconds / milliseconds), `integer` "
+        "(an `int` field, e.g. a version number), `string` (a `str` field that sorts in order); "
+        "default: from the field's type (`ts`, `int`, `str`)",
+    )
+    since_param: str | None = Field(
+        "updated_since",
+        description="query parameter of the lower bound (`null`: the API takes none; every run reads "
+        "everything and the loader drops what it already has)",
+    )
+    since_format: SinceFormat = Field(
+        "raw",
+        description="how the bound is written: `raw` (as the records carry the cursor; a timestamp as "
+        "ISO 8601 UTC with microseconds and `Z`), `iso8601`, `iso8601_seconds`, `date` (YYYY-MM-DD), "
+        "`epoch_s`, `epoch_ms` (time cursors are floored to that precision); integer and string "
+        "cursors: `raw` only",
+    )
+    lag: float | None = Field(
+        None,
+        ge=0,
+        description="the window re-read on every run for late commits: seconds for a time cursor "
+        "(default: the service's `lag_seconds` knob), cursor units for an integer one (default 0); a "
+        "string cursor has none (its last value is re-read, inclusively)",
+    )
 
 
 class AppendId(Strict):
@@ -221,15 +257,56 @@ def _field_type_problem(spec: Any, where: str) -> tuple[str, str] | None:
 FIELD_TYPES = "int, str, bool, ts, float, a mapping (nested object) or [mapping] (list of objects)"
 
 
+class SoftDeleteModel(Strict):
+    """Records that say they are deleted (a flag, a status, a deletion time): after each load their
+    rows are removed from the endpoint's table and its child tables, like erased keys of a deletions
+    feed. A record that comes back without the mark is loaded again."""
+
+    field: str = Field(description="the marking field (a scalar; `a.b` for one inside an object)")
+    equals: str | int | bool | None = Field(
+        None, description="the value that means deleted (default `true`, for a `bool` field)"
+    )
+    not_null: bool = Field(False, description="any value means deleted (e.g. a `deleted_at` timestamp)")
+
+
+# which cursor types each declared field type can hold, and the default one
+_CURSOR_FIELDS = {
+    "timestamp": ("ts",),
+    "epoch_s": ("int", "float"),
+    "epoch_ms": ("int", "float"),
+    "integer": ("int",),
+    "string": ("str",),
+}
+_DEFAULT_CURSOR = {"ts": "timestamp", "int": "integer", "str": "string"}
+
+
+def _field_at(fields: dict[str, Any], path: str) -> Any:
+    """The declared type at a dotted path of ``fields`` (None when there is none)."""
+    spec: Any = fields
+    for part in path.split("."):
+        if not isinstance(spec, dict) or part not in spec:
+            return None
+        spec = spec[part]
+    return spec
+
+
 class EndpointModel(Strict):
     """One collection endpoint; it becomes table ``raw_<service>.<name>``."""
 
     name: str = Field(pattern=NAME, description="table name (lower-case identifier)")
     path: str = Field(pattern=r"^/", description="path on the base URL, e.g. `/v1/orders`")
     description: str | None = Field(None, description="free text")
-    primary_key: str = Field(description="field that identifies a record")
+    primary_key: str | list[str] = Field(
+        description="field that identifies a record, or a list of fields (a composite key)"
+    )
     records: str = Field(
         "data", description="body path of the record list: `$` = the body is the list, else `data`, `a.b`"
+    )
+    error_path: str | None = Field(
+        "error",
+        description="body path of an error envelope: a 200 with a value there (not null, empty or "
+        "false) is an error, retried like a 5xx and then failed with its code and message "
+        "(`null`: never)",
     )
     paginator: PaginatorModel = Field(description="how to walk the pages (`kind`, or a mapping)")
     incremental: IncrementalModel = Field(description="how runs continue (`mode`, or a mapping)")
@@ -247,9 +324,27 @@ class EndpointModel(Strict):
         default_factory=dict, description="extra query parameters of every first request"
     )
     page_size: int | None = Field(None, ge=1, description="overrides `[sources.<name>] page_size`")
+    soft_delete: SoftDeleteModel | None = Field(
+        None, description="a field/value that marks a record deleted (`field`, or a mapping)"
+    )
 
     _expand_paginator = field_validator("paginator", mode="before")(_shorthand("kind"))
     _expand_incremental = field_validator("incremental", mode="before")(_shorthand("mode"))
+    _expand_soft_delete = field_validator("soft_delete", mode="before")(_shorthand("field"))
+
+    @property
+    def keys(self) -> list[str]:
+        """The key fields (one, or the parts of a composite key)."""
+        return [self.primary_key] if isinstance(self.primary_key, str) else list(self.primary_key)
+
+    @property
+    def cursor_type(self) -> str | None:
+        """The ``updated`` cursor's type, given or derived from the field (None when there is none)."""
+        inc = self.incremental
+        if not isinstance(inc, Updated):
+            return None
+        declared = self.fields.get(inc.cursor)
+        return inc.cursor_type or (_DEFAULT_CURSOR.get(declared) if isinstance(declared, str) else None)
 
     @field_validator("fields")
     @classmethod
@@ -272,13 +367,23 @@ class EndpointModel(Strict):
         def refuse(key: str, problem: str) -> None:
             raise PydanticCustomError("inconsistent", "{problem}", {"problem": problem, "subpath": key})
 
-        if self.primary_key not in self.fields:
-            refuse("primary_key", f"{self.primary_key!r} is not one of the fields")
+        keys = self.keys
+        if not keys or len(set(keys)) != len(keys):
+            refuse("primary_key", "a composite key is a list of different fields, at least one")
+        for key in keys:
+            if key not in self.fields:
+                refuse("primary_key", f"{key!r} is not one of the fields")
+            if not isinstance(self.fields[key], str) or self.fields[key] == "float":
+                refuse(
+                    "primary_key", f"{key!r} is a {self.fields[key]!r} field; a key is int, str, bool or ts"
+                )
         inc = self.incremental
-        if isinstance(inc, Updated) and self.fields.get(inc.cursor) != "ts":
-            refuse("incremental.cursor", f"{inc.cursor!r} must be a field of type ts")
-        if isinstance(inc, AppendId) and self.fields[self.primary_key] != "int":
-            refuse("primary_key", "append_id needs an int primary key (strictly increasing)")
+        if isinstance(inc, Updated):
+            self._check_cursor(inc, refuse)
+        if isinstance(inc, AppendId) and (len(keys) != 1 or self.fields[keys[0]] != "int"):
+            refuse("primary_key", "append_id needs one int primary key (strictly increasing)")
+        if self.soft_delete is not None:
+            self._check_soft_delete(self.soft_delete, refuse)
         for child, key in self.children.items():
             spec = self.fields.get(child)
             if not (isinstance(spec, list) and key in spec[0]):
@@ -290,6 +395,52 @@ class EndpointModel(Strict):
             if not isinstance(self.fields.get(name), dict):
                 refuse("loose", f"{name!r} is not an object field")
         return self
+
+    def _check_cursor(self, inc: Updated, refuse: Any) -> None:
+        declared = self.fields.get(inc.cursor)
+        if declared is None:
+            refuse("incremental.cursor", f"{inc.cursor!r} is not one of the fields")
+        kind = self.cursor_type
+        if kind is None:
+            refuse(
+                "incremental.cursor_type",
+                f"{inc.cursor!r} is a {declared!r} field: set cursor_type (epoch_s or epoch_ms for a number "
+                "of epoch seconds or milliseconds)",
+            )
+        if declared not in _CURSOR_FIELDS[kind]:
+            allowed = " or ".join(_CURSOR_FIELDS[kind])
+            refuse(
+                "incremental.cursor" if inc.cursor_type is None else "incremental.cursor_type",
+                f"cursor_type {kind} needs a field of type {allowed}; {inc.cursor!r} is {declared!r}",
+            )
+        if kind not in TIME_CURSORS and inc.since_format != "raw":
+            refuse("incremental.since_format", f"a {kind} cursor is sent as it is: since_format raw")
+        if kind == "string" and inc.lag:
+            refuse("incremental.lag", "a string cursor has no distance to lag by: leave lag out (or 0)")
+        if kind == "integer" and inc.lag is not None and inc.lag != int(inc.lag):
+            refuse("incremental.lag", "an integer cursor lags by a whole number of units")
+
+    def _check_soft_delete(self, soft: SoftDeleteModel, refuse: Any) -> None:
+        declared = _field_at(self.fields, soft.field)
+        if not isinstance(declared, str):
+            refuse(
+                "soft_delete.field", f"{soft.field!r} is not a scalar field (dotted path for a nested one)"
+            )
+        if soft.not_null and soft.equals is not None:
+            refuse("soft_delete", "give either equals or not_null, not both")
+        if not soft.not_null:
+            value = True if soft.equals is None else soft.equals
+            fits = {"bool": bool, "int": int, "str": str}.get(declared)
+            if fits is None or type(value) is not fits:
+                refuse(
+                    "soft_delete.equals",
+                    f"{value!r} cannot be a value of the {declared!r} field {soft.field!r}"
+                    + (
+                        "; use not_null: true for a field that is only set on deletion"
+                        if declared in ("ts", "float")
+                        else ""
+                    ),
+                )
 
 
 class HardDeletes(Strict):
@@ -322,22 +473,40 @@ class SourceModel(Strict):
             if self.hard_deletes.feed not in names:
                 raise PydanticCustomError(
                     "inconsistent",
-                    "{feed!r} is not an endpoint",
+                    "'{feed}' is not an endpoint",
                     {"feed": self.hard_deletes.feed, "subpath": "hard_deletes.feed"},
                 )
-            tables = set(names) | {f"{ep.name}__{c}" for ep in self.endpoints for c in ep.children}
+            columns = _table_columns(self.endpoints)
+            feed_keys = next(ep.keys for ep in self.endpoints if ep.name == self.hard_deletes.feed)
             for table in self.hard_deletes.tables:
-                if table not in tables:
+                if table not in columns:
                     raise PydanticCustomError(
                         "inconsistent",
-                        "{table!r} is not a table of this source; tables: {tables}",
+                        "'{table}' is not a table of this source; tables: {tables}",
                         {
                             "table": table,
-                            "tables": ", ".join(sorted(tables)),
+                            "tables": ", ".join(sorted(columns)),
                             "subpath": "hard_deletes.tables",
                         },
                     )
+                lacking = [k for k in feed_keys if k not in columns[table]]
+                if lacking:
+                    raise PydanticCustomError(
+                        "inconsistent",
+                        "'{table}' has no column {lacking} of the feed's key",
+                        {"table": table, "lacking": ", ".join(lacking), "subpath": "hard_deletes.tables"},
+                    )
         return self
+
+
+def _table_columns(endpoints: list[EndpointModel]) -> dict[str, set[str]]:
+    """Each table of the source and its top-level columns (a child table carries its parent's key)."""
+    tables: dict[str, set[str]] = {}
+    for ep in endpoints:
+        tables[ep.name] = set(ep.fields) - set(ep.children)
+        for child in ep.children:
+            tables[f"{ep.name}__{child}"] = set(ep.keys) | set(ep.fields[child][0])
+    return tables
 
 
 # --- from the model to the engine's objects -------------------------------------------------------
@@ -349,15 +518,18 @@ def _paging(p: Any) -> Paging:
 def _endpoint(m: EndpointModel) -> Endpoint:
     inc = m.incremental
     mode, cursor, param = inc.mode, None, "updated_since"
+    extra: dict[str, Any] = {}
     if isinstance(inc, Updated):
         cursor, param = inc.cursor, inc.since_param
+        extra = {"cursor_type": m.cursor_type, "since_format": inc.since_format, "lag": inc.lag}
     elif isinstance(inc, AppendId):
-        cursor, param = m.primary_key, inc.after_param
+        cursor, param = m.keys[0], inc.after_param
+    soft = m.soft_delete
     return Endpoint(
         name=m.name,
         path=m.path,
         fields=m.fields,
-        primary_key=m.primary_key,
+        primary_key=m.primary_key if isinstance(m.primary_key, str) else tuple(m.primary_key),
         paginator=m.paginator.kind,
         mode=mode,
         cursor=cursor,
@@ -368,6 +540,11 @@ def _endpoint(m: EndpointModel) -> Endpoint:
         records=m.records,
         paging=_paging(m.paginator),
         page_size=m.page_size,
+        soft_delete=SoftDelete(soft.field, True if soft.equals is None else soft.equals, soft.not_null)
+        if soft
+        else None,
+        error_path=m.error_path,
+        **extra,
     )
 
 

@@ -28,6 +28,12 @@ _SCALARS: dict[str, pa.DataType] = {
 AuthKind = Literal["none", "api_key", "bearer", "basic", "oauth2"]
 PaginatorKind = Literal["none", "cursor", "offset", "page_number", "link_header", "json_link", "id_cursor"]
 Mode = Literal["updated", "append_id", "snapshot"]
+# what an ``updated`` cursor field holds: an ISO 8601 timestamp (any offset), epoch seconds or
+# milliseconds, an integer (a version or change number) or a string that orders lexicographically
+CursorType = Literal["timestamp", "epoch_s", "epoch_ms", "integer", "string"]
+TIME_CURSORS = ("timestamp", "epoch_s", "epoch_ms")
+# how the lower bound is written into ``since_param``; ``raw``: as the records carry the cursor
+SinceFormat = Literal["raw", "iso8601", "iso8601_seconds", "date", "epoch_s", "epoch_ms"]
 BODY = "$"  # records path of a body that is itself the JSON array of records
 
 
@@ -89,6 +95,23 @@ class Paging:
 
 
 @dataclass(frozen=True)
+class SoftDelete:
+    """A record that says it is deleted: ``field`` equals ``equals``, or (``not_null``) is set at all.
+
+    Such rows are removed from the endpoint's table and its child tables after each load, the way the
+    deletions feed removes erased keys (``extract.runner.apply_soft_deletes``)."""
+
+    field: str
+    equals: Any = True
+    not_null: bool = False
+
+    @property
+    def column(self) -> str:
+        """The raw column of ``field`` (a nested ``a.b`` is flattened to ``a__b``)."""
+        return self.field.replace(".", "__")
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """One collection endpoint and the raw table it feeds.
 
@@ -101,22 +124,37 @@ class Endpoint:
     ``loose`` names nested objects whose keys vary by record (absent keys are just NULL).
     ``records`` is the dotted path of the record list in the body (``$``: the body is the list);
     ``paging`` the knobs of the ``paginator`` style; ``page_size`` overrides the service's knob.
+    ``primary_key`` is one field or a tuple of fields (a composite key; ``keys`` is always the tuple).
+    An ``updated`` cursor is of ``cursor_type``, sent as ``since_param`` (None: the API takes no lower
+    bound, the window filters) written as ``since_format``, re-reading ``lag`` (seconds for a time
+    cursor, cursor units for an integer one; None: the service's ``lag_seconds`` knob, 0 for integers).
+    ``error_path`` is the body path of an error envelope (a 200 with a value there is an error).
     """
 
     name: str
     path: str
     fields: dict[str, FieldSpec]
-    primary_key: str
+    primary_key: str | tuple[str, ...]
     paginator: PaginatorKind
     mode: Mode = "updated"
     cursor: str | None = "updated_at"
-    since_param: str = "updated_since"
+    since_param: str | None = "updated_since"
+    cursor_type: CursorType = "timestamp"
+    since_format: SinceFormat = "raw"
+    lag: float | None = None
+    soft_delete: SoftDelete | None = None
+    error_path: str | None = "error"
     children: dict[str, str] = field(default_factory=dict)
     loose: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     records: str = "data"
     paging: Paging = field(default_factory=Paging)
     page_size: int | None = None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The key fields (one, or the parts of a composite key)."""
+        return (self.primary_key,) if isinstance(self.primary_key, str) else tuple(self.primary_key)
 
     @property
     def child_fields(self) -> dict[str, dict[str, FieldSpec]]:

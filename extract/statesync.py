@@ -6,7 +6,7 @@ Two jobs, answered by a query or two on the run's own connection:
   the pipeline with its destination - a job client (a full configuration resolution), a dataset check,
   the newest committed state row, a schema comparison - even when the working folder already holds
   exactly what the warehouse holds, the normal case (the state travels inside each load package and
-  advances only when it commits). That is a fixed cost per service and run (py-spy: ~0.05-0.1 s each).
+  advances only when it commits). That is a fixed cost per service and run (seen in py-spy profiles).
   When the newest committed state row equals the local state (version and hash) and its schemas are
   present locally, the sync is skipped.
 

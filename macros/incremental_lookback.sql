@@ -39,3 +39,28 @@
         true
     {%- endif -%}
 {%- endmacro %}
+
+{#- The filter of an incremental fact's rows to write: those this table does not hold at that version.
+    Why not a high-water mark: a fact row changes when any of several sources changes (an order, its
+    payments, an erasure), settles in whatever order the services commit, and an order in flight keeps its
+    last settled version; comparing (key, source_updated_at) with what the table holds writes exactly the
+    rows that are new or at a newer version, however late they arrive.
+
+    Arguments:
+      key       - the table's unique key column
+      relation  - the alias of the CTE or table being filtered (its columns: `key`, source_updated_at)
+
+    Renders `true` on a full build (and when the model is not incremental). -#}
+{% macro not_held_at_version(key, relation) -%}
+    {%- if is_incremental() -%}
+        not exists (
+            select 1
+            from {{ this }} as existing
+            where
+                existing.{{ key }} = {{ relation }}.{{ key }}
+                and existing.source_updated_at = {{ relation }}.source_updated_at
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}

@@ -1,6 +1,6 @@
 """Rebuild the ``tag:realtime`` dbt models in-process and publish them to the realtime export root.
 
-Why in-process: a ``dbt`` child process spends ~7 s starting and parsing the project before it
+Why in-process: a ``dbt`` child process spends seconds starting and parsing the project before it
 touches a table, more than the whole latency budget. The project is parsed once at start-up
 (``dbt parse``) and every micro-batch reuses that manifest through one long-lived
 ``dbtRunner(manifest=...)``, so a cycle pays only for the SQL of the three real-time models.
@@ -108,7 +108,7 @@ class RealtimeMarts:
 
     def _invoke(self, args: list[str]) -> Any:
         try:
-            # No artifacts written per batch. (--no-populate-cache would save ~0.3 s, but with two
+            # No artifacts written per batch. (--no-populate-cache would save a little, but with two
             # threads dbt's lazily filled relation cache raced a table swap: "Cache inconsistency".)
             return self.runner.invoke([*args, *self.common, "--no-write-json"])
         finally:

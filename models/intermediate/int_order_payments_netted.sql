@@ -7,7 +7,7 @@ payments as (
 ),
 
 refunds as (
-    select * from {{ ref('stg_payments__refunds') }}
+    select * from {{ ref('int_refunds_converted') }}
 ),
 
 orders as (
@@ -29,15 +29,13 @@ payment_totals as (
 
 refund_totals as (
     select
-        refunds.order_id,
+        order_id,
         count(*) as refund_count,
-        sum(refunds.amount) as refunded_amount,
-        sum({{ convert_amount('refunds.amount', 'orders.fx_rate') }}) as refunded_amount_usd,
-        max(refunds.updated_at) as refunds_updated_at
+        sum(amount) as refunded_amount,
+        sum(amount_usd) as refunded_amount_usd,
+        max(updated_at) as refunds_updated_at
     from refunds
-    inner join orders
-        on refunds.order_id = orders.order_id
-    group by refunds.order_id
+    group by order_id
 ),
 
 final as (

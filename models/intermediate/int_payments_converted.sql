@@ -1,5 +1,5 @@
--- Payment attempts and refunds in USD at their order's booking rate, with each payment's refunds
--- attached. Refunds are converted one by one and then summed, exactly as the order-level netting does.
+-- Payment attempts in USD at their order's booking rate, with each payment's refunds attached (converted
+-- once, in int_refunds_converted, and summed here as the order-level netting sums them).
 with
 
 payments as (
@@ -7,7 +7,7 @@ payments as (
 ),
 
 refunds as (
-    select * from {{ ref('stg_payments__refunds') }}
+    select * from {{ ref('int_refunds_converted') }}
 ),
 
 orders as (
@@ -16,15 +16,13 @@ orders as (
 
 refunds_per_payment as (
     select
-        refunds.payment_id,
+        payment_id,
         count(*) as refund_count,
-        sum(refunds.amount) as refunded_amount,
-        sum({{ convert_amount('refunds.amount', 'orders.fx_rate') }}) as refunded_amount_usd,
-        max(refunds.updated_at) as last_refund_updated_at
+        sum(amount) as refunded_amount,
+        sum(amount_usd) as refunded_amount_usd,
+        max(updated_at) as last_refund_updated_at
     from refunds
-    inner join orders
-        on refunds.order_id = orders.order_id
-    group by refunds.payment_id
+    group by payment_id
 ),
 
 final as (

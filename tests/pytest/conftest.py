@@ -9,15 +9,14 @@ Scheduling (`make test` runs two pytest-xdist workers, `--dist loadgroup`, sched
 that share an expensive fixture run in one worker — the areas whose session fixtures build a whole
 world (dbt + faults share one, stream has its own) are one group each, every other file is its own
 group (module fixtures stay single). Groups are ordered heaviest first so the two workers finish
-together; inside a group the collection order is kept (the fault suite's `test_zz_*` runs last).
+together; inside a group the collection order is kept, except that tests marked `audit_last` (the
+secrets and audit scan over everything the session left behind) run after the rest of their group.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import pytest
 
 from services.launcher import SERVICES, Fleet
 from tests.pytest.sources_env import use_embedded_sources
+from tests.pytest.support.ports import free_port_base
 from tests.pytest.world import Reference, build_reference, start_source_fleet
 
 _SOURCES_DIRS: list[Path] = []
@@ -64,11 +64,13 @@ def _rel(item: pytest.Item) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Heaviest groups first (a stable sort: inside a group the collection order stays)."""
+    """Heaviest groups first, ``audit_last`` tests at the end of their group (a stable sort: otherwise
+    the collection order stays)."""
 
-    def rank(item: pytest.Item) -> int:
+    def rank(item: pytest.Item) -> tuple[int, bool]:
         group = xdist_group_of(_rel(item))
-        return HEAVY_FIRST.index(group) if group in HEAVY_FIRST else len(HEAVY_FIRST)
+        heavy = HEAVY_FIRST.index(group) if group in HEAVY_FIRST else len(HEAVY_FIRST)
+        return heavy, item.get_closest_marker("audit_last") is not None
 
     items.sort(key=rank)
 
@@ -87,25 +89,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
             return xdist_group_of(nodeid)
 
     return AreaScheduling(config, log)
-
-
-def free_port_base(attempts: int = 50) -> int:
-    """A base whose base+1..base+5 are all free on 127.0.0.1 right now."""
-    for _ in range(attempts):
-        base = random.randrange(20000, 60000, 10)
-        socks = []
-        try:
-            for offset in range(1, len(SERVICES) + 1):
-                s = socket.socket()
-                s.bind(("127.0.0.1", base + offset))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range found")
 
 
 def test_scale() -> float:

@@ -33,16 +33,8 @@ changed as (
 
 new_versions as (
     select * from changed
-    {% if is_incremental() -%}
-        -- a line of a settled order this table does not hold at that version
-        where not exists (
-            select 1
-            from {{ this }} as existing
-            where
-                existing.order_item_id = changed.order_item_id
-                and existing.source_updated_at = changed.source_updated_at
-        )
-    {%- endif %}
+    -- a line of a settled order this table does not hold at that version
+    where {{ not_held_at_version('order_item_id', 'changed') }}
 ),
 
 final as (

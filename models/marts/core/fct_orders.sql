@@ -48,16 +48,8 @@ joined as (
 
 changed as (
     select * from joined
-    {% if is_incremental() -%}
-        -- a settled order this table does not hold at that version (new, or settled at a newer change)
-        where not exists (
-            select 1
-            from {{ this }} as existing
-            where
-                existing.order_id = joined.order_id
-                and existing.source_updated_at = joined.source_updated_at
-        )
-    {%- endif %}
+    -- a settled order this table does not hold at that version (new, or settled at a newer change)
+    where {{ not_held_at_version('order_id', 'joined') }}
 ),
 
 final as (

@@ -31,16 +31,8 @@ settled as (
 
 changed as (
     select * from settled
-    {% if is_incremental() -%}
-        -- an attempt of a settled order this table does not hold at that version (payment or refunds)
-        where not exists (
-            select 1
-            from {{ this }} as existing
-            where
-                existing.payment_id = settled.payment_id
-                and existing.source_updated_at = settled.source_updated_at
-        )
-    {%- endif %}
+    -- an attempt of a settled order this table does not hold at that version (payment or refunds)
+    where {{ not_held_at_version('payment_id', 'settled') }}
 ),
 
 final as (

@@ -1,19 +1,9 @@
+-- The erasure feed as the rest of the project reads it: one row per erased customer. The typed, deduplicated
+-- rows live in the base model so that customers and addresses can anti-join them inside staging.
 with
 
-source as (
-    select *
-    from {{ source_or_empty('customers', 'deletions', {
-        'customer_id': 'bigint', 'deleted_at': 'timestamptz', '_dlt_load_id': 'varchar',
-    }) }}
-    where {{ committed_loads('customers') }}
-),
-
-renamed as (
-    select
-        cast(customer_id as bigint) as customer_id,
-        {{ to_utc('deleted_at') }} as erased_at,
-        cast(_dlt_load_id as varchar) as load_id
-    from source
+erased as (
+    select * from {{ ref('base_customers__deletions') }}
 ),
 
 final as (
@@ -21,11 +11,7 @@ final as (
         customer_id,
         erased_at,
         load_id
-    from renamed
-    qualify row_number() over (
-        partition by customer_id
-        order by erased_at desc, {{ load_order('load_id') }} desc
-    ) = 1
+    from erased
 )
 
 select * from final

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import duckdb
 
 from services.launcher import Fleet
 from tests.pytest.sources_env import child_env
+from tests.pytest.support.ports import free_port_base
 from tests.pytest.world import PII_KEY, SCALE, Reference
 
 REPO = Path(__file__).resolve().parents[3]
@@ -34,27 +34,6 @@ INCREMENTAL_MODELS = (
     "rt_events_per_minute",
     "rt_orders_today",
 )
-
-
-def free_port_base(attempts: int = 50) -> int:
-    """A base whose base+1..base+5 are free on 127.0.0.1 (never the default 8100)."""
-    import random
-
-    for _ in range(attempts):
-        base = random.randrange(20000, 60000, 10)
-        socks: list[socket.socket] = []
-        try:
-            for offset in range(1, 6):
-                s = socket.socket()
-                s.bind(("127.0.0.1", base + offset))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range found")
 
 
 @dataclass

@@ -12,7 +12,13 @@ import duckdb
 from tests.pytest.dbt.dbt_world import DbtWorld, failures
 
 MISSING = ("raw_customers.deletions", "raw_payments.refunds")
-MODELS = ("stg_customers__deletions", "stg_payments__refunds", "int_order_payments_netted")
+MODELS = (
+    "base_customers__deletions",
+    "stg_customers__deletions",
+    "stg_payments__refunds",
+    "int_refunds_converted",
+    "int_order_payments_netted",
+)
 
 
 def test_staging_builds_before_deletions_and_refunds_exist(

@@ -4,7 +4,7 @@ with, what explains a drop, what moves its baseline.
 Each case works on a private copy of the shared clean run's warehouse (tests/pytest/world.py), whose
 `dbt build` was the first one (no baseline yet) and so recorded the counts every later build is
 compared with. Raw rows are removed the way a source that lost them leaves raw (committed rows gone),
-or the way the loader applies erasures (extract/runner.py `apply_hard_deletes`: the key lands in
+or the way the loader applies erasures (extract/deletes.py `apply_hard_deletes`: the key lands in
 raw_customers.deletions and its rows leave customers and addresses).
 """
 

@@ -112,25 +112,3 @@ def write_dbt_artifacts(target: Path, *, failed: bool = False) -> str:
         )
     )
     return invocation
-
-
-def free_port_base(attempts: int = 50) -> int:
-    """A port base whose base+1..base+5 are free on 127.0.0.1 right now (never the default 8100)."""
-    import random
-    import socket
-
-    for _ in range(attempts):
-        base = random.randrange(20000, 60000, 10)
-        socks = []
-        try:
-            for offset in range(1, 6):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range found")

@@ -24,9 +24,9 @@ import pytest
 import requests
 
 from services.launcher import SERVICES, Fleet
-from tests.pytest.conftest import free_port_base
 from tests.pytest.elt.helpers import EltPaths
 from tests.pytest.sources_env import child_env
+from tests.pytest.support.ports import free_port_base
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -14,8 +14,9 @@ import pytest
 
 from elt import fleet as elt_fleet
 from services.launcher import Fleet
-from tests.pytest.elt.helpers import EltPaths, free_port_base
+from tests.pytest.elt.helpers import EltPaths
 from tests.pytest.sources_env import REPO, embedded_copy
+from tests.pytest.support.ports import free_port_base
 
 TICKETS = """\
 {embedded}auth: none

@@ -24,8 +24,8 @@ import pytest
 from elt import lock, versions
 from elt.verify import verify_version
 from services.simulator import Simulator
-from tests.pytest.elt.helpers import free_port_base
 from tests.pytest.sources_env import child_env
+from tests.pytest.support.ports import free_port_base
 
 REPO = Path(__file__).resolve().parents[3]
 SCALE = "0.02"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from services.launcher import Fleet
-from tests.pytest.extract.conftest import LoaderEnv, run_cli
+from tests.pytest.extract.helpers import LoaderEnv, run_cli
 
 
 def _commands(env: LoaderEnv) -> list[str]:

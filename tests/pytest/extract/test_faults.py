@@ -15,7 +15,7 @@ import pytest
 
 from extract.runner import run
 from services.launcher import Fleet
-from tests.pytest.extract.conftest import FAST_RETRIES, LoaderEnv, assert_matches_source, run_cli
+from tests.pytest.extract.helpers import FAST_RETRIES, LoaderEnv, assert_matches_source, run_cli
 
 
 def _raw_tables(env: LoaderEnv, service: str) -> list[str]:

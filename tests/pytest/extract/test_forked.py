@@ -13,7 +13,7 @@ from pathlib import Path
 
 from extract.forked import start_child
 from services.launcher import Fleet
-from tests.pytest.extract.conftest import LoaderEnv, assert_matches_source, popen_cli, run_cli
+from tests.pytest.extract.helpers import LoaderEnv, assert_matches_source, popen_cli, run_cli
 
 ALL = ("customers", "catalog", "orders", "payments", "events")
 
@@ -46,6 +46,17 @@ def _raw_tables(env: LoaderEnv) -> dict[str, list[tuple]]:
         con.close()
 
 
+def _endpoint_counts(env: LoaderEnv) -> list[tuple]:
+    con = env.con()
+    try:
+        return con.execute(
+            "select source, endpoint, expected_rows, walked_rows, loaded_rows, status from ops.run_endpoints"
+            " order by all"
+        ).fetchall()
+    finally:
+        con.close()
+
+
 def test_forked_and_threaded_loads_are_identical(
     fleet: Fleet, loader: Callable[..., LoaderEnv], tmp_path: Path
 ) -> None:
@@ -64,6 +75,13 @@ def test_forked_and_threaded_loads_are_identical(
     assert threaded.returncode == 0, threaded.stderr[-3000:]
     assert "in a child process" not in threaded.stderr
     assert _raw_tables(threaded_env) == by_fork
+    # the per-endpoint counts of ops.run_endpoints cross the process boundary too
+    by_fork_counts, threaded_counts = _endpoint_counts(env), _endpoint_counts(threaded_env)
+    assert by_fork_counts == threaded_counts and len(by_fork_counts) == 8, by_fork_counts
+    assert all(
+        walked == loaded > 0 or endpoint == "deletions"
+        for _, endpoint, _, walked, loaded, _ in by_fork_counts
+    )
 
     again = run_cli(env)  # nothing changed: the forked path loads nothing
     assert again.returncode == 0, again.stderr[-3000:]

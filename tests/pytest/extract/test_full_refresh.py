@@ -24,7 +24,7 @@ from dlt.common.versioned_state import decompress_state
 
 from services.launcher import Fleet
 from services.simulator.simulator import Simulator
-from tests.pytest.extract.conftest import LoaderEnv, assert_matches_source, popen_cli, run_cli
+from tests.pytest.extract.helpers import LoaderEnv, assert_matches_source, popen_cli, run_cli
 
 MARKER = b"Quarantined"  # the poisoned value's readable part: it must never appear in any output
 PATHS = {

@@ -23,7 +23,6 @@ import pytest
 
 from extract.runner import run
 from services.launcher import Fleet
-from tests.pytest.extract.conftest import FAST_RETRIES, LoaderEnv, assert_matches_source, popen_cli
 from tests.pytest.extract.faultserver import (
     MIB,
     drip_body,
@@ -34,6 +33,7 @@ from tests.pytest.extract.faultserver import (
     huge_page,
     proxy,
 )
+from tests.pytest.extract.helpers import FAST_RETRIES, LoaderEnv, assert_matches_source, popen_cli
 
 RSS_BOUND_MB = 600  # a normal run of one service peaks near 0.2 GB; unbounded, these pages took 1-1.7 GB
 

@@ -9,7 +9,7 @@ import pytest
 from extract.runner import run
 from services.launcher import Fleet
 from services.simulator.simulator import Simulator
-from tests.pytest.extract.conftest import LoaderEnv, assert_matches_source
+from tests.pytest.extract.helpers import LoaderEnv, assert_matches_source
 
 ALL = ("customers", "catalog", "orders", "payments", "events")
 # the services whose records the simulator updates and deletes (catalog and events are covered above)

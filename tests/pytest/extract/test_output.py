@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 
 from services.launcher import Fleet
-from tests.pytest.extract.conftest import LoaderEnv, run_cli
+from tests.pytest.extract.helpers import LoaderEnv, run_cli
 
 
 def test_an_unchanged_snapshot_says_nothing_was_loaded(

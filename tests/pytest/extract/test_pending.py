@@ -16,7 +16,7 @@ from extract.shape import DriftTracker
 from extract.sources import SERVICES
 from services.launcher import Fleet
 from services.simulator.simulator import Simulator
-from tests.pytest.extract.conftest import LoaderEnv, assert_matches_source
+from tests.pytest.extract.helpers import LoaderEnv, assert_matches_source
 
 
 def _killed_inside_normalize_commit(name: str, aside: Path) -> str:

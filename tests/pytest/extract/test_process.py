@@ -12,7 +12,7 @@ import pytest
 
 from extract.runner import main
 from services.launcher import Fleet
-from tests.pytest.extract.conftest import LoaderEnv, assert_matches_source, popen_cli, run_cli
+from tests.pytest.extract.helpers import LoaderEnv, assert_matches_source, popen_cli, run_cli
 
 KILL_SERVICES = ("customers", "orders", "events")
 

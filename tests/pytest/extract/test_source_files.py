@@ -117,8 +117,21 @@ SHOP_ORDERS = (repo_root() / "sources" / "orders.yml").read_text()
             "sources/orders.yml: endpoints[0].fields.items.sku: 'text' is not a field type",
         ),
         (
-            ("incremental: updated", "incremental: {mode: updated, cursor: status}"),
-            "sources/orders.yml: endpoints[0].incremental.cursor: 'status' must be a field of type ts",
+            ("incremental: updated", "incremental: {mode: updated, cursor: status, cursor_type: timestamp}"),
+            "sources/orders.yml: endpoints[0].incremental.cursor_type: cursor_type timestamp needs a "
+            "field of type ts; 'status' is 'str'",
+        ),
+        (
+            ("incremental: updated", "incremental: {mode: updated, cursor: status, since_format: date}"),
+            "sources/orders.yml: endpoints[0].incremental.since_format: a string cursor is sent as it is",
+        ),
+        (
+            ("primary_key: order_id", "primary_key: [order_id, placed]"),
+            "sources/orders.yml: endpoints[0].primary_key: 'placed' is not one of the fields",
+        ),
+        (
+            ("incremental: updated", "soft_delete: {field: status, equals: 3}\n    incremental: updated"),
+            "sources/orders.yml: endpoints[0].soft_delete.equals: 3 cannot be a value of the 'str' field",
         ),
         (("items: line_id", "items: line"), "sources/orders.yml: endpoints[0].children.items: needs a list"),
     ],
@@ -130,6 +143,9 @@ SHOP_ORDERS = (repo_root() / "sources" / "orders.yml").read_text()
         "top-level-typo",
         "field-type",
         "cursor",
+        "since-format",
+        "composite-key",
+        "soft-delete",
         "child",
     ],
 )

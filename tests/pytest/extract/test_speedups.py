@@ -18,7 +18,7 @@ from extract.resources import Batches
 from extract.runner import connect_warehouse, make_pipeline, run
 from extract.statesync import local_state_is_current
 from services.launcher import Fleet
-from tests.pytest.extract.conftest import LoaderEnv, assert_matches_source
+from tests.pytest.extract.helpers import LoaderEnv, assert_matches_source
 
 ALL = ("customers", "catalog", "orders", "payments", "events")
 

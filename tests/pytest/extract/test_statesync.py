@@ -17,7 +17,7 @@ from extract.statesync import local_state_is_ahead
 from extract.stream.raw import RawLoader
 from services.launcher import Fleet
 from services.simulator.simulator import Simulator
-from tests.pytest.extract.conftest import LoaderEnv, assert_matches_source
+from tests.pytest.extract.helpers import LoaderEnv, assert_matches_source
 
 ALL = ("customers", "catalog", "orders", "payments", "events")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from services.launcher import Fleet
-from tests.pytest.extract.conftest import FAST_RETRIES, LoaderEnv, run_cli
+from tests.pytest.extract.helpers import FAST_RETRIES, LoaderEnv, run_cli
 from tests.pytest.sources_env import REPO, embedded_copy
 
 TICKETS = """\

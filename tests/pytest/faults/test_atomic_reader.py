@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 
 from elt.verify import verify_version
-from tests.pytest.faults.conftest import Reference
 from tests.pytest.faults.helpers import REPO
+from tests.pytest.world import Reference
 
 PUBLISHES = 4
 

@@ -20,9 +20,9 @@ import pytest
 from services.launcher import Fleet
 from services.store.db import connect, transaction
 from services.store.records import get_doc, put_docs
-from tests.pytest.conftest import free_port_base
-from tests.pytest.faults.conftest import SCALE
 from tests.pytest.faults.helpers import flow, run
+from tests.pytest.support.ports import free_port_base
+from tests.pytest.world import SCALE
 
 HOSTILE_NAMES = {
     1: "'; DROP TABLE raw_catalog.products; --",

@@ -13,7 +13,6 @@ import random
 
 import pytest
 
-from tests.pytest.faults.conftest import Reference
 from tests.pytest.faults.helpers import (
     KILL_POINTS,
     Workspace,
@@ -22,6 +21,7 @@ from tests.pytest.faults.helpers import (
     flow_killed_after,
     flow_killed_at,
 )
+from tests.pytest.world import Reference
 
 
 def _kill_and_check(ws: Workspace, point: str) -> None:

@@ -27,11 +27,11 @@ import pytest
 from elt import versions
 from services.launcher import Fleet
 from services.simulator import Simulator
-from tests.pytest.conftest import free_port_base
 from tests.pytest.dbt.reconcile import exports_connection, mart_differences
 from tests.pytest.dbt.truth import compute
-from tests.pytest.faults.conftest import SCALE
 from tests.pytest.faults.helpers import Outcome, Workspace, flow
+from tests.pytest.support.ports import free_port_base
+from tests.pytest.world import SCALE
 
 RATE = 50.0  # changes per second
 LATE_SHARE = 0.1

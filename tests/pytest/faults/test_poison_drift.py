@@ -21,8 +21,6 @@ import pytest
 
 from services.launcher import Fleet
 from services.simulator import Simulator
-from tests.pytest.conftest import free_port_base
-from tests.pytest.faults.conftest import SCALE, Reference
 from tests.pytest.faults.helpers import (
     diff_fingerprints,
     fingerprint,
@@ -30,6 +28,8 @@ from tests.pytest.faults.helpers import (
     run,
     warehouse_print,
 )
+from tests.pytest.support.ports import free_port_base
+from tests.pytest.world import SCALE, Reference
 
 RAW = ("raw_customers", "raw_catalog", "raw_orders", "raw_payments", "raw_events")
 

@@ -26,7 +26,6 @@ import duckdb
 import pytest
 
 from services.launcher import Fleet
-from tests.pytest.faults.conftest import PII_KEY, SCALE, Reference
 from tests.pytest.faults.helpers import (
     Workspace,
     assert_matches_clean,
@@ -35,6 +34,7 @@ from tests.pytest.faults.helpers import (
     run,
     warehouse_print,
 )
+from tests.pytest.world import PII_KEY, SCALE, Reference
 
 SNAPSHOT = "snapshots.snap_customers"
 CUSTOMERS = "raw_customers.customers"

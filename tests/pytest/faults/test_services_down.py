@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pytest.faults.conftest import Reference
 from tests.pytest.faults.helpers import assert_matches_clean, flow, flow_with_action, stop_service
+from tests.pytest.world import Reference
 
 pytestmark = pytest.mark.slow
 

@@ -22,8 +22,8 @@ import duckdb
 import psutil
 import pytest
 
-from tests.pytest.faults.conftest import Reference
 from tests.pytest.faults.helpers import KILL_POINTS, REPO, Workspace, assert_matches_clean, flow, wait_for
+from tests.pytest.world import Reference
 
 
 def run_processes(warehouse: Path) -> list[str]:

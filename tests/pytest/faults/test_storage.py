@@ -28,7 +28,6 @@ import pytest
 
 from elt import lock, ops_fallback
 from elt.verify import verify_version
-from tests.pytest.faults.conftest import Reference
 from tests.pytest.faults.helpers import (
     REPO,
     Outcome,
@@ -41,6 +40,7 @@ from tests.pytest.faults.helpers import (
     run,
     umount,
 )
+from tests.pytest.world import Reference
 
 pytestmark = pytest.mark.slow
 

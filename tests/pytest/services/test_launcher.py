@@ -21,7 +21,7 @@ import pytest
 
 from services.common.settings import REPO_ROOT, read_env_file
 from services.launcher import SERVICES, Fleet, FleetError
-from tests.pytest.conftest import free_port_base
+from tests.pytest.support.ports import free_port_base
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

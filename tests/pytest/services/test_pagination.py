@@ -173,7 +173,7 @@ def copy_data(src: Path, dst: Path) -> Path:
 @pytest.fixture(scope="module")
 def changing_fleet(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory):
     """A private fleet on a copy of the shared data, so writing to it disturbs no other suite."""
-    from tests.pytest.conftest import free_port_base
+    from tests.pytest.support.ports import free_port_base
 
     root = tmp_path_factory.mktemp("changing")
     data = copy_data(fleet.data_dir, root / "data")

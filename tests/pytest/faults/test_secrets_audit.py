@@ -1,4 +1,5 @@
-"""Secrets and audit, checked last (``zz``) so they also cover every workspace the suite left behind.
+"""Secrets and audit, checked last (marker ``audit_last``, ordered by tests/pytest/conftest.py) so they
+also cover every workspace the suite left behind, whatever the file names.
 
 Secrets: no credential — the fleet's API keys, tokens, OAuth client secret, admin token, the PII key, or a
 wrong credential someone configured — appears in any captured log or error, dbt log or artifact, dlt
@@ -16,8 +17,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.pytest.faults.conftest import PII_KEY, Reference
 from tests.pytest.faults.helpers import Workspace, flow, make_workspace
+from tests.pytest.world import PII_KEY, Reference
+
+pytestmark = pytest.mark.audit_last
 
 WRONG_TOKEN = "wrong-catalog-token-Zq7x9Lk2Pv"  # configured by mistake: still a secret
 NEVER_SCANNED = {"fleet.env", "pii.key"}  # the credential stores themselves (mode 600)
