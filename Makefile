@@ -11,8 +11,8 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 ARGS ?=
 
-.PHONY: help setup services services-stop services-status simulate extract stream dbt elt export \
-        orchestrate orchestrate-run shell docs lint test test-faults test-all bench bench-quick clean
+.PHONY: help setup browser services services-stop services-status simulate extract stream dbt elt export \
+        orchestrate orchestrate-run report shell docs docs-serve lint test test-faults test-all bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -27,12 +27,27 @@ $(VENV)/.synced: pyproject.toml uv.lock
 # The same for the project's own modules: every `python -m extract` / `elt` / `services` process otherwise
 # compiled them again (~0.15 s of each loader start, a tenth of an incremental run's fixed cost). Rebuilt
 # when a source changes; a stale .pyc is only ever recompiled in memory, never used.
-PROJECT_PY := $(shell find extract elt services orchestration bench -path bench/work -prune -o -name '*.py' -print 2>/dev/null)
+PROJECT_PY := $(shell find extract elt services orchestration report bench -path bench/work -prune -o -name '*.py' -print 2>/dev/null)
 $(VENV)/.compiled: $(VENV)/.synced $(PROJECT_PY)
-	@$(PY) -m compileall -q -x 'bench/work' extract elt services orchestration bench >/dev/null
+	@$(PY) -m compileall -q -x 'bench/work' extract elt services orchestration report bench >/dev/null
 	@touch $@
 
 setup: $(VENV)/.synced $(VENV)/.compiled ## build .venv from uv.lock (installs uv with pip when missing)
+
+# The browser checks of `make test` (report and docs opened from files in headless Chromium) need Debian's
+# chromium. Installed with apt-get only when it is missing, so a machine that has it never touches apt.
+CHROMIUM := /usr/bin/chromium
+browser: ## install Debian's chromium for the headless browser checks (apt-get, only when missing)
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then \
+	    echo "error: $(CHROMIUM) is missing and installing it needs root: apt-get install chromium fonts-liberation" >&2; exit 1; \
+	  fi; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing Debian's chromium (apt-get; once)"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null && \
+	  [ -x $(CHROMIUM) ] || { echo "error: apt-get did not install $(CHROMIUM)" >&2; exit 1; }; \
+	fi
 
 services: setup ## start the five shop services (generates scale-1 data on first start; SHOP_SCALE to change)
 	$(PY) -m services start $(ARGS)
@@ -70,8 +85,18 @@ orchestrate-run: setup ## materialise the whole flow once with Dagster, headless
 shell: setup ## open the warehouse read-only in a SQL shell
 	$(PY) -m elt shell $(ARGS)
 
-docs: setup ## build the dbt docs site into target/
-	$(PY) -m elt dbt docs generate
+report: setup ## publish the marts again with a fresh report: exports/current/report.html (as make export)
+	$(PY) -m elt export $(ARGS)
+
+# `--static` inlines the manifest and catalog into one page: target/index.html alone stays blank when
+# opened from a file (the browser refuses to fetch manifest.json over file://).
+docs: setup ## build the dbt docs site: target/static_index.html opens from a file, no server needed
+	$(PY) -m elt docs $(ARGS)
+
+DOCS_PORT ?= 8080
+# dbt's own server, on loopback only; it serves target/ and never opens the warehouse (no lock taken).
+docs-serve: docs ## serve the docs site on http://127.0.0.1:8080 (DOCS_PORT=8123 to change the port)
+	$(VENV)/bin/dbt docs serve --host 127.0.0.1 --port $(DOCS_PORT) --no-browser
 
 lint: setup ## ruff, sqlfluff, and the import direction between services and pipeline
 	$(VENV)/bin/ruff check .
@@ -79,13 +104,13 @@ lint: setup ## ruff, sqlfluff, and the import direction between services and pip
 	$(VENV)/bin/pytest -q -p no:randomly -p no:cacheprovider tests/pytest/test_layers.py
 	$(PY) -m elt lint-sql
 
-test: setup lint ## lint, then the pytest suites in 2 workers against real services on loopback (budget: 15 min on 2 cores)
+test: setup browser lint ## lint, then the pytest suites in 2 workers against real services on loopback (budget: 15 min on 2 cores)
 	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 test-faults: setup ## the whole fault suite over the full flow (long)
 	$(VENV)/bin/pytest tests/pytest/faults $(ARGS)
 
-test-all: setup lint ## every suite, the slow cases of every area included (longest)
+test-all: setup browser lint ## every suite, the slow cases of every area included (longest)
 	$(VENV)/bin/pytest -m "" -n 2 --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 bench: setup ## the side-by-side benchmark; writes bench/results/

@@ -1,11 +1,12 @@
-"""``python -m elt``: the project's orchestration commands (what ``make elt``/``export``/``dbt``/
-``shell``/``lint`` run).
+"""``python -m elt``: the project's orchestration commands (what ``make elt``/``export``/``report``/``dbt``/
+``docs``/``shell``/``lint`` run).
 
     python -m elt run [--sources A,B] [--allow-partial] [--no-services] [--full-refresh] [--keep N]
                       [--rotate-pii-key] [--accept-row-drop SCHEMA.TABLE ...]
     python -m elt export [--keep N] [--wait S] [--force] [--rotate-pii-key] [--list] [--verify]
                          [--rollback VERSION]
     python -m elt dbt <dbt args...>
+    python -m elt docs [dbt docs generate options]
     python -m elt shell [--exports] [-c SQL]
     python -m elt lint-sql [paths...]
     python -m elt repair-snapshot SNAPSHOT --since TIME [--dry-run]
@@ -23,6 +24,7 @@ import duckdb
 
 from elt import (
     dbt_artifacts,
+    dbt_results,
     dbt_runner,
     flow,
     lock,
@@ -121,6 +123,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     )
     for m in result.marts:
         print(f"  {m.name:<32} {m.rows:>10,} rows  {m.files:>4} file(s)")
+    if "report" in result.attachments:
+        report = result.version_dir / result.attachments["report"]["path"]
+        print(f"  report: {report} (open file://{report})")
     return 0
 
 
@@ -142,11 +147,25 @@ def _cmd_dbt(args: argparse.Namespace) -> int:
             outcome = dbt_runner.run_dbt(args.dbt_args, wait=wait)
             if outcome.summary:
                 rec.rows = outcome.summary.models_built
+                dbt_results.record(rec.run_id)
             if not outcome.ok:
                 failures = outcome.summary.failures[:10] if outcome.summary else []
                 rec.status = "failed"
                 rec.error = "; ".join([f"dbt exited {outcome.exit_code}", *failures])
     return outcome.exit_code
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    """``dbt docs generate --static`` (as ``make dbt`` runs dbt: lock, run log), then the page made clean
+    for ``file://`` (elt/docs_site.py)."""
+    from elt import docs_site
+
+    code = _cmd_dbt(argparse.Namespace(dbt_args=["docs", "generate", "--static", *args.dbt_args]))
+    if code != 0:
+        return code
+    page = docs_site.finish(dbt_artifacts.target_dir())
+    print(f"docs site: {page} (open file://{page}; or make docs-serve)")
+    return 0
 
 
 def _cmd_shell(args: argparse.Namespace) -> int:
@@ -234,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dbt_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_dbt)
 
+    p = sub.add_parser("docs", help="the dbt docs site as one page that opens from a file (make docs)")
+    p.add_argument("dbt_args", nargs=argparse.REMAINDER, help="more `dbt docs generate` options")
+    p.set_defaults(func=_cmd_docs)
+
     p = sub.add_parser("shell", help="read-only SQL shell on the warehouse")
     p.add_argument("--exports", action="store_true", help="query the current published Parquet instead")
     p.add_argument("-c", dest="command", metavar="SQL", help="run one statement and exit")
@@ -263,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["dbt"]:  # everything after `dbt` belongs to dbt, options included
         args = argparse.Namespace(func=_cmd_dbt, dbt_args=argv[1:])
+    elif argv[:1] == ["docs"] and not {"-h", "--help"} & set(argv[1:]):  # the same for `docs generate`
+        args = argparse.Namespace(func=_cmd_docs, dbt_args=argv[1:])
     else:
         args = build_parser().parse_args(argv)
     try:

@@ -2,7 +2,8 @@
 the last invocation went (``run_results.json``).
 
 Publishing is driven by dbt's own metadata rather than a hand-kept list: a model tagged ``publish``
-is exported, ``meta.publish_partition_by`` names its partition column, and the relation
+is exported, ``meta.publish_partition_by`` names its partition column, ``meta.publish_high_water_mark``
+the column whose newest value the manifest records (how far the data reaches), and the relation
 (database/schema/alias) is taken from the manifest so custom schemas and aliases just work.
 """
 
@@ -18,6 +19,7 @@ from elt import settings
 
 PUBLISH_TAG = "publish"
 PARTITION_META_KEY = "publish_partition_by"
+HIGH_WATER_META_KEY = "publish_high_water_mark"
 
 
 class ArtifactError(RuntimeError):
@@ -41,6 +43,7 @@ class MartSpec:
     schema: str
     alias: str
     partition_by: str | None = None
+    high_water_mark: str | None = None
     description: str = ""
     column_descriptions: dict[str, str] = field(default_factory=dict)
 
@@ -78,6 +81,7 @@ def publish_specs(manifest_path: Path | None = None) -> list[MartSpec]:
                 schema=node["schema"],
                 alias=node.get("alias") or node["name"],
                 partition_by=meta.get(PARTITION_META_KEY) or None,
+                high_water_mark=meta.get(HIGH_WATER_META_KEY) or None,
                 description=node.get("description") or "",
                 column_descriptions={
                     name: col.get("description") or ""

@@ -22,8 +22,20 @@ from pathlib import Path
 
 import duckdb
 
-from elt import dbt_artifacts, dbt_runner, fleet, lock, partial, pii_key, settings, signals, steps, versions
-from elt.publish import PublishError, PublishResult, publish
+from elt import (
+    dbt_artifacts,
+    dbt_results,
+    dbt_runner,
+    fleet,
+    lock,
+    partial,
+    pii_key,
+    settings,
+    signals,
+    steps,
+    versions,
+)
+from elt.publish import Attachment, PublishError, PublishResult, publish
 from elt.secrets import scrub
 
 log = logging.getLogger("elt.flow")
@@ -127,6 +139,7 @@ def run_dbt_build(
         outcome = dbt_runner.run_dbt(args, wait=wait)
         if outcome.summary:
             rec.rows = outcome.summary.models_built
+            dbt_results.record(rec.run_id)  # every node's result, failed builds too (ops.dbt_results)
         if not outcome.ok:
             failures = outcome.summary.failures[:10] if outcome.summary else []
             if any(ROW_DROP_GUARD in f for f in failures):
@@ -161,6 +174,21 @@ def build_invocation(force: bool) -> dict[str, object]:
             f"{summary.failures[:5]}; not publishing (or pass --force)"
         )
     return {"invocation_id": summary.invocation_id, "command": summary.command}
+
+
+def report_attachment() -> list[Attachment]:
+    """The report (report/, a consumer of the exports) built into every published version, unless
+    ``SHOP_REPORT=off``. Imported here, on top: the publisher knows nothing of it."""
+    if not settings.report_enabled():
+        return []
+    from report import build as report_build
+
+    warehouse = settings.warehouse_path()
+    return [
+        Attachment(
+            "report", lambda staging, manifest: report_build.into_version(staging, manifest, warehouse)
+        )
+    ]
 
 
 def run_publish(
@@ -202,6 +230,7 @@ def run_publish(
             keep=keep,
             rotate_pii_key=rotate_pii_key,
             amend_manifest=amend,
+            attachments=report_attachment(),
         )
         key = result.pii_key
         rec.inputs.append(("pii_key", str(key.get("fingerprint")), key.get("rotated_at")))
@@ -285,6 +314,10 @@ def run_flow(
         result.steps.append(
             StepResult("publish", "ok", time.monotonic() - t0, f"version {result.published.version_id}")
         )
+        if "report" in result.published.attachments:  # built inside the publish, before the switch
+            report = result.published.attachments["report"]
+            detail = f"{result.published.version_dir / report['path']} (its time is part of publish)"
+            result.steps.append(StepResult("report", "ok", report.get("seconds", 0.0), detail))
         result.ok = True
     except signals.Interrupted as exc:  # the children got SIGTERM and ended; clean up below, then exit 128+N
         result.interrupted, result.failed_step, result.error = exc, step, f"{exc} during step '{step}'"

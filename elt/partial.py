@@ -33,7 +33,7 @@ import yaml
 
 from elt import checksums, settings, versions
 from elt.dbt_artifacts import MartSpec, target_dir
-from elt.publish import PublishError
+from elt.publish import FORMAT_VERSION, PublishError
 
 OUTCOME_FILE = "extract_outcome.json"
 FLAG = "--allow-partial"
@@ -94,7 +94,7 @@ class Partial:
     dbt_sources: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # published marts that depend on a failed source
     carried_from: str | None = None
-    missing: list[str] = field(default_factory=list)  # stale marts with no earlier version to carry
+    missing: list[str] = field(default_factory=list)  # stale marts with no earlier version (of this format)
 
     @classmethod
     def of(cls, failed: dict[str, str]) -> Partial:
@@ -144,10 +144,12 @@ class Partial:
         current = versions.resolve_current(exports)
         previous = versions.read_manifest(current) if current is not None else {}
         self.carried_from = previous.get("version")
+        # files of an older format (Hive folders, naive timestamps) are not mixed into this version
+        same_format = previous.get("format_version") == FORMAT_VERSION
         entries: dict[str, Any] = {}
         for name in self.stale:
             entry = (previous.get("marts") or {}).get(name)
-            if entry is None or current is None:
+            if entry is None or current is None or not same_format:
                 self.missing.append(name)
                 continue
             for f in entry["files"]:

@@ -7,6 +7,22 @@ checked against the warehouse (row counts and a content checksum per mart, sha25
 its ``manifest.json``, is renamed to ``versions/<id>`` and only then becomes ``current`` by one
 symlink rename. Any failure before the switch leaves ``current`` exactly as it was.
 
+What the files look like is chosen for readers (docs/publishing.md, "Reading with each library"):
+
+- A partitioned mart is a folder of flat files, one per partition value
+  (``fct_orders/placed_month_2026-01-01.parquet``), each holding every column, the partition column
+  included, with its own type. Why not Hive folders (``placed_month=2026-01-01/``): with the column in
+  the files *and* in the folder name, pyarrow and pandas refuse the dataset (the folder's inferred
+  string and the file's date do not merge); with the column only in folder names every reader infers
+  another type (string, int32, int64, date). Flat files read the same in all of them.
+- Timestamps are written UTC-adjusted (``timestamptz``): the warehouse keeps naive UTC timestamps, and
+  a naive Parquet timestamp reads back without a zone in every library.
+- Each file's key-value metadata names the mart, the version and the format (``KV_METADATA``), so a
+  file that travels alone still says where it came from.
+
+Attachments (the report) are files built from the verified staging folder before the manifest is
+written: they are listed in it with their sha256, and a failure leaves ``current`` untouched too.
+
 The caller holds the warehouse lock (no writer changes the marts meanwhile, and no other publisher
 shares the ``exports`` folder) and must not have the warehouse open read-write in this process.
 """
@@ -18,29 +34,45 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from elt import checksums, pii_key, settings, versions
+from elt import checksums, ops_log, pii_key, settings, versions
 from elt.checksums import quote_ident, quote_literal
 from elt.dbt_artifacts import MartSpec
 from elt.secrets import scrub
 
 log = logging.getLogger("elt.publish")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: flat partition files, UTC-adjusted timestamps, git revision, high-water marks
+# Key-value metadata written into every Parquet file (``KV_METADATA``): which mart and version it is.
+KV_PREFIX = "shop_elt."
 # How many committed load ids per raw schema to list in the manifest (all are counted).
 MAX_LOAD_IDS = 50
 
 
 class PublishError(RuntimeError):
     """The publish could not be completed and verified; the current version is untouched."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file built into the version from its verified Parquet (e.g. the report), before the switch.
+
+    ``build(staging, manifest)`` gets the staging folder and the manifest so far (marts, sources,
+    version) and returns the file it wrote inside the folder plus a small JSON-able detail for the
+    manifest. Why a callable and not an import: publish stays one job; what consumes the exports
+    (report/) sits above it and is handed in by the flow.
+    """
+
+    name: str
+    build: Callable[[Path, dict[str, Any]], tuple[Path, dict[str, Any]]]
 
 
 @dataclass
@@ -60,6 +92,7 @@ class PublishResult:
     seconds: float
     pruned: list[str] = field(default_factory=list)
     pii_key: dict[str, Any] = field(default_factory=dict)  # the manifest's key record (fingerprint, rotation)
+    attachments: dict[str, Any] = field(default_factory=dict)  # the manifest's attachment entries
 
     @property
     def rows(self) -> int:
@@ -114,40 +147,119 @@ def _columns(con: duckdb.DuckDBPyConnection, relation_sql: str) -> list[tuple[st
     return [(r[0], r[1]) for r in con.execute(f"describe select * from {relation_sql}").fetchall()]
 
 
-def _write_mart(con: duckdb.DuckDBPyConnection, spec: MartSpec, relation: str, staging: Path) -> Path:
+def _export_select(columns: list[tuple[str, str]]) -> str:
+    """The select list that writes a mart: naive timestamps (UTC by the project's convention) become
+    ``timestamptz`` so the files say UTC (``isAdjustedToUTC``); everything else as it is."""
+    out = []
+    for name, dtype in columns:
+        ident = quote_ident(name)
+        naive = dtype.upper().startswith("TIMESTAMP") and "TIME ZONE" not in dtype.upper()
+        out.append(f"timezone('UTC', {ident}) as {ident}" if naive else ident)
+    return ", ".join(out)
+
+
+def _kv_metadata(spec: MartSpec, version_id: str) -> str:
+    """``KV_METADATA {...}`` naming the mart, its dbt node and the version (strings only)."""
+    pairs = {
+        "mart": spec.name,
+        "unique_id": spec.unique_id,
+        "version": version_id,
+        "format": str(FORMAT_VERSION),
+    }
+    body = ", ".join(f"{quote_literal(KV_PREFIX + k)}: {quote_literal(v)}" for k, v in pairs.items())
+    return f"KV_METADATA {{{body}}}"
+
+
+def _flatten_partitions(target: Path, column: str) -> None:
+    """``<col>=<value>/data_N.parquet`` (DuckDB's partitioned COPY) → ``<col>_<value>[_N].parquet``.
+
+    The value is DuckDB's own path-safe rendering of it; a partition DuckDB split into several files
+    keeps them all, numbered."""
+    for folder in sorted(p for p in target.iterdir() if p.is_dir()):
+        key, sep, value = folder.name.partition("=")
+        if not sep or key != column:
+            raise PublishError(f"{target.name}: unexpected folder {folder.name!r} from the partitioned COPY")
+        files = sorted(folder.glob("*.parquet"))
+        for i, f in enumerate(files):
+            suffix = f"_{i}" if len(files) > 1 else ""
+            os.rename(f, target / f"{column}_{value}{suffix}.parquet")
+        folder.rmdir()
+
+
+def _write_mart(
+    con: duckdb.DuckDBPyConnection, spec: MartSpec, relation: str, staging: Path, version_id: str
+) -> Path:
     """COPY one mart into the staging folder; return the file or folder written."""
-    options = "FORMAT parquet, COMPRESSION zstd"
+    columns = _columns(con, relation)
+    query = f"select {_export_select(columns)} from {relation}"
+    options = f"FORMAT parquet, COMPRESSION zstd, {_kv_metadata(spec, version_id)}"
     if spec.partition_by:
-        names = [c for c, _ in _columns(con, relation)]
+        names = [c for c, _ in columns]
         if spec.partition_by not in names:
             raise PublishError(
                 f"{spec.unique_id}: publish_partition_by column {spec.partition_by!r} not in {names}"
             )
         target = staging / spec.name
         con.execute(
-            f"copy (select * from {relation}) to {quote_literal(str(target))} "
+            f"copy ({query}) to {quote_literal(str(target))} "
             f"({options}, PARTITION_BY ({quote_ident(spec.partition_by)}), WRITE_PARTITION_COLUMNS true)"
         )
-        if not any(target.rglob("*.parquet")):  # an empty mart: keep one empty file so the schema ships
+        if target.is_dir():
+            _flatten_partitions(target, spec.partition_by)
+        if not any(target.glob("*.parquet")):  # an empty mart: keep one empty file so the schema ships
             target.mkdir(parents=True, exist_ok=True)
             con.execute(
-                f"copy (select * from {relation} limit 0) to "
-                f"{quote_literal(str(target / 'data_empty.parquet'))} ({options})"
+                f"copy ({query} limit 0) to {quote_literal(str(target / 'empty.parquet'))} ({options})"
             )
         return target
     target = staging / f"{spec.name}.parquet"
-    con.execute(f"copy (select * from {relation}) to {quote_literal(str(target))} ({options})")
+    con.execute(f"copy ({query}) to {quote_literal(str(target))} ({options})")
     return target
 
 
 def _mart_files(written: Path) -> list[Path]:
-    return [written] if written.is_file() else sorted(written.rglob("*.parquet"))
+    return [written] if written.is_file() else sorted(written.glob("*.parquet"))
 
 
-def _partition_of(path: Path, root: Path) -> dict[str, str]:
-    """``{"order_month": "2026-01-01"}`` from a hive path below the mart folder."""
-    parts = path.relative_to(root).parts[:-1]
-    return dict(p.split("=", 1) for p in parts if "=" in p)
+def _partitions(
+    con: duckdb.DuckDBPyConnection, listing: str, column: str
+) -> dict[str, dict[str, str | None]]:
+    """``{file: {"placed_month": "2026-01-01"}}``: each file's one value of the partition column, read
+    from the files themselves (not their names), in one query per mart. The empty file of an empty mart
+    has none (``{}``)."""
+    value = f"{quote_ident(column)}::varchar"
+    found = con.execute(
+        f"select filename, count(distinct {value}), min({value}) "
+        f"from read_parquet({listing}, filename = true, hive_partitioning = false) group by filename"
+    ).fetchall()
+    out: dict[str, dict[str, str | None]] = {}
+    for name, distinct, value in found:
+        if distinct > 1:
+            raise PublishError(
+                f"{Path(name).name}: {distinct} values of partition column {column!r} in one file"
+            )
+        out[name] = {column: value}
+    return out
+
+
+def _iso(value: object) -> str | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
+    return value.isoformat() if isinstance(value, date) else (None if value is None else str(value))
+
+
+def _high_water_mark(con: duckdb.DuckDBPyConnection, spec: MartSpec, reader: str) -> dict[str, Any] | None:
+    """The newest value of the mart's ``publish_high_water_mark`` column in the published files: how far
+    the data reaches (a consumer compares it with the clock, or with the previous version)."""
+    if not spec.high_water_mark:
+        return None
+    names = [c for c, _ in _columns(con, reader)]
+    if spec.high_water_mark not in names:
+        raise PublishError(
+            f"{spec.unique_id}: publish_high_water_mark column {spec.high_water_mark!r} not in {names}"
+        )
+    (value,) = con.execute(f"select max({quote_ident(spec.high_water_mark)}) from {reader}").fetchone()
+    return {"column": spec.high_water_mark, "value": _iso(value)}
 
 
 def _fsync(path: Path) -> None:
@@ -185,6 +297,7 @@ def _verify_mart(
         )
     if src_sum != file_sum:
         raise PublishError(f"{spec.name}: content checksum mismatch: warehouse {src_sum}, files {file_sum}")
+    partitions = _partitions(con, listing, spec.partition_by) if spec.partition_by else {}
     entries = []
     for f in files:
         _fsync(f)
@@ -195,7 +308,7 @@ def _verify_mart(
             "sha256": checksums.sha256_file(f),
         }
         if spec.partition_by:
-            entry["partition"] = _partition_of(f, written)
+            entry["partition"] = partitions.get(str(f), {})
         entries.append(entry)
     for d in {f.parent for f in files}:
         versions.fsync_dir(d)
@@ -205,6 +318,7 @@ def _verify_mart(
         "description": spec.description,
         "rows": int(src_rows),
         "partition_by": spec.partition_by,
+        "high_water_mark": _high_water_mark(con, spec, reader),
         "schema": [
             {
                 "name": name,
@@ -259,6 +373,50 @@ def _apply_exports_mode(folder: Path, mode: int, recurse: bool = True) -> None:
             os.chmod(entry, mode)
 
 
+def _utc_session(con: duckdb.DuckDBPyConnection) -> None:
+    """Casts between naive and zoned timestamps (the verification's) in UTC, the warehouse's convention,
+    whatever the machine's zone. Global, so the threads' cursors share it. Without the ICU extension
+    DuckDB has no time zones and casts in UTC already."""
+    try:
+        con.execute("set global TimeZone = 'UTC'")
+    except duckdb.Error as exc:
+        log.debug("TimeZone not settable (%s): casts are UTC without ICU", exc)
+
+
+def _build_attachments(
+    attachments: Sequence[Attachment], staging: Path, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """Build each attachment into ``staging``; their manifest entries (path, bytes, sha256, detail)."""
+    out: dict[str, Any] = {}
+    for attachment in attachments:
+        t0 = time.monotonic()
+        try:
+            path, detail = attachment.build(staging, manifest)
+        except PublishError:
+            raise
+        except Exception as exc:
+            raise PublishError(f"building the {attachment.name} failed: {type(exc).__name__}: {exc}") from exc
+        path = path.resolve()
+        if staging.resolve() not in path.parents or not path.is_file():
+            raise PublishError(f"the {attachment.name} must be a file inside the version folder, got {path}")
+        _fsync(path)
+        out[attachment.name] = {
+            "path": str(path.relative_to(staging.resolve())),
+            "bytes": path.stat().st_size,
+            "sha256": checksums.sha256_file(path),
+            "seconds": round(time.monotonic() - t0, 3),
+            **detail,
+        }
+        log.info(
+            "built the %s: %s, %.1f MiB, %.2fs",
+            attachment.name,
+            out[attachment.name]["path"],
+            out[attachment.name]["bytes"] / 2**20,
+            time.monotonic() - t0,
+        )
+    return out
+
+
 def publish(
     specs: list[MartSpec],
     *,
@@ -269,6 +427,7 @@ def publish(
     after_write: Callable[[Path], None] | None = None,
     rotate_pii_key: bool = False,
     amend_manifest: Callable[[Path, dict[str, Any]], None] | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> PublishResult:
     """Export ``specs`` from ``warehouse`` as a new version under ``exports`` and make it current.
 
@@ -278,7 +437,9 @@ def publish(
     ``pii_key.PiiKeyError`` before anything is written, unless ``rotate_pii_key`` (see elt/pii_key.py).
     Raises ``PublishError`` (current version untouched, staging removed) when anything does not check out.
     ``amend_manifest(staging, manifest)`` may add files and entries before the manifest is written
-    (``--allow-partial`` carries stale marts from the current version, elt/partial.py).
+    (``--allow-partial`` carries stale marts from the current version, elt/partial.py). Then
+    ``attachments`` are built into the staging folder (the warehouse connection closed, every mart's
+    files in place) and listed in the manifest; one that fails fails the publish.
     """
     if not specs:
         raise PublishError("no models tagged 'publish' in the dbt manifest: nothing to publish")
@@ -302,6 +463,7 @@ def publish(
         limit = settings.publish_memory_limit()  # bounded memory whatever the marts' size
         config = {"memory_limit": limit} if limit else {}
         with duckdb.connect(str(warehouse), read_only=True, config=config) as con:
+            _utc_session(con)
             workers = _workers(con, len(specs))
             with ThreadPoolExecutor(workers, thread_name_prefix="publish") as pool:
 
@@ -310,7 +472,7 @@ def publish(
                     cur = con.cursor()  # one cursor per thread: a connection runs one query at a time
                     try:
                         relation = _relation_sql(cur, spec)
-                        path = _write_mart(cur, spec, relation, staging)
+                        path = _write_mart(cur, spec, relation, staging, version_id)
                         return spec, relation, path, time.monotonic() - t0
                     finally:
                         cur.close()
@@ -352,12 +514,19 @@ def publish(
             "created_at": datetime.now(UTC).isoformat(),
             "dbt": dbt_invocation or {},
             "sources": loads,
-            "publisher": {"duckdb": duckdb_version, "warehouse": warehouse.name},
+            "publisher": {
+                "duckdb": duckdb_version,
+                "warehouse": warehouse.name,
+                "git_revision": ops_log.git_revision(),
+            },
             "pii_key": key_record,
             "marts": marts,
         }
         if amend_manifest is not None:
             amend_manifest(staging, manifest)
+        attached = _build_attachments(attachments, staging, manifest)  # last: it sees every mart's files
+        if attached:
+            manifest["attachments"] = attached
         text = json.dumps(manifest, indent=2, sort_keys=False, default=str)
         if scrub(text) != text:
             raise PublishError("refusing to publish: a secret value would appear in manifest.json")
@@ -383,4 +552,4 @@ def publish(
         seconds,
         final,
     )
-    return PublishResult(version_id, final, results, seconds, pruned, key_record)
+    return PublishResult(version_id, final, results, seconds, pruned, key_record, attached)

@@ -82,3 +82,9 @@ def exports_mode() -> int:
     if not 0 <= mode <= 0o777 or not mode & 0o600 == 0o600:
         raise ValueError(f"SHOP_EXPORTS_MODE={raw!r}: the owner needs read and write (e.g. 0644 or 0640)")
     return mode
+
+
+def report_enabled() -> bool:
+    """Whether a publish builds the report into its version (``SHOP_REPORT``, default on; ``off``/``0``/
+    ``false`` publishes the Parquet and manifest alone, e.g. where plotly is not installed)."""
+    return os.environ.get("SHOP_REPORT", "on").strip().lower() not in ("0", "off", "false", "no")

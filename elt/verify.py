@@ -2,7 +2,8 @@
 
 Used by ``python -m elt export --verify`` and by the tests' concurrent reader: every listed file must
 exist with the recorded sha256 and row count, no unlisted Parquet file may sit in a mart's folder,
-and per mart the rows (and content checksum) read from the files must match the manifest.
+per mart the rows (and content checksum) read from the files must match the manifest, and every
+attachment (the report) must exist with its recorded sha256.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def verify_version(version_dir: Path, *, content: bool = True) -> list[str]:
                     problems.append(f"{name}: {rows} rows in files, manifest says {mart['rows']}")
                 if total != mart["content_checksum"]["value"]:
                     problems.append(f"{name}: content checksum mismatch")
+    for name, attached in manifest.get("attachments", {}).items():
+        path = version_dir / attached["path"]
+        if not path.is_file():
+            problems.append(f"{name}: missing file {attached['path']}")
+        elif checksums.sha256_file(path) != attached["sha256"]:
+            problems.append(f"{name}: sha256 mismatch for {attached['path']}")
     on_disk = {p for p in version_dir.rglob("*.parquet")}
     for extra in sorted(on_disk - listed):
         problems.append(f"unlisted file {extra.relative_to(version_dir)}")

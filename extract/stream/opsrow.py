@@ -38,7 +38,8 @@ create table if not exists {ops}.stream_batches (
     latency_max_s double,
     export_version varchar,
     status varchar not null
-)
+);
+alter table {ops}.stream_batches add column if not exists latency_p95_s double
 """
 
 
@@ -62,6 +63,7 @@ class BatchRow:
     latency_max_s: float | None
     export_version: str | None
     status: str
+    latency_p95_s: float | None = None  # per event of the batch (the report plots p50 and p95 over time)
 
 
 def _connect() -> duckdb.DuckDBPyConnection:

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from elt.secrets import scrub
 from extract.stream import opsrow
 from extract.stream.feed import KEY, Chunk, EventFeed
-from extract.stream.latency import LatencyStats, latencies_seconds
+from extract.stream.latency import LatencyStats, latencies_seconds, percentile
 from extract.stream.lockwait import LockTimeout, batch_lock
 from extract.stream.marts import RealtimeMarts
 from extract.stream.raw import RawLoader
@@ -280,6 +280,7 @@ class StreamRunner:
         if values:
             ordered = sorted(values)
             row.latency_p50_s = round(ordered[len(ordered) // 2], 3)
+            row.latency_p95_s = round(percentile(ordered, 95) or 0.0, 3)
             row.latency_max_s = round(ordered[-1], 3)
         return None
 

@@ -32,8 +32,11 @@ _SOURCES_DIRS: list[Path] = []
 
 def pytest_configure(config: pytest.Config) -> None:
     """Every suite loads only the shop's embedded sources, whatever else ``sources/`` holds
-    (tests/pytest/sources_env.py)."""
+    (tests/pytest/sources_env.py). Publishes build no HTML report unless a test asks for one: the
+    shared clean run does (tests/pytest/world.py) and the consumers suite checks it; building it in
+    every other flow of the session would cost ~1 s each for nothing those cases look at."""
     _SOURCES_DIRS.append(use_embedded_sources())
+    os.environ.setdefault("SHOP_REPORT", "off")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -42,8 +45,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 # Areas whose session-scoped fixtures build a loaded world, and the xdist group each runs in: the dbt,
-# fault and orchestration suites share `reference` (tests/pytest/world.py), the stream suite has its own.
-SESSION_WORLD_AREAS = {"dbt": "world", "faults": "world", "orchestration": "world", "stream": "stream"}
+# fault, orchestration and consumers suites share `reference` (tests/pytest/world.py), the stream suite
+# has its own world.
+SESSION_WORLD_AREAS = {"dbt": "world", "faults": "world", "orchestration": "world", "consumers": "world", "stream": "stream"}
 TESTS_PREFIX = "tests/pytest/"  # where these suites sit in the repo (nodeids are relative to the root)
 # Heaviest first (measured wall time of each group with --durations); unlisted groups keep their order.
 HEAVY_FIRST = ("stream", "world", "elt/test_flow_e2e.py", "bench/test_bench_quick.py")

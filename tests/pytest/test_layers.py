@@ -5,7 +5,9 @@ orchestrator down to the pipeline (run by ``make lint``).
 imports nothing of the pipeline (``elt``, ``extract``, ``bench``), and the pipeline imports nothing of
 it: a team running the loaders against its own services must not need the shop's code, and the flow
 reaches the fleet only through its command line (``python -m services use/release/ports``,
-elt/fleet.py). The benchmark and the tests sit on top and may use both.
+elt/fleet.py). The report (``report/``) is a consumer of the exports: it reads published versions and
+the warehouse's ops tables, never the loaders or the shop. The benchmark and the tests sit on top and
+may use everything.
 
 Read from the source with ``ast`` (every ``import`` and absolute ``from … import``, function-local ones
 included), so a lazy import inside a function cannot slip through.
@@ -23,10 +25,12 @@ REPO = Path(__file__).resolve().parents[2]
 # package -> top-level packages of this repo it must never import. The orchestrator (orchestration/) is a
 # flow on top: it imports the pipeline's public pieces, and nothing below it imports it.
 FORBIDDEN = {
-    "services": {"elt", "extract", "orchestration", "bench", "tests"},
+    "services": {"elt", "extract", "orchestration", "report", "bench", "tests"},
     "elt": {"services", "orchestration", "bench", "tests"},
-    "extract": {"services", "orchestration", "bench", "tests"},
+    "extract": {"services", "orchestration", "report", "bench", "tests"},
     "orchestration": {"services", "bench", "tests"},
+    # the report reads a published version and the warehouse's ops tables: never the loaders or the shop
+    "report": {"services", "extract", "orchestration", "bench", "tests"},
 }
 
 

@@ -34,7 +34,8 @@ def fill_marts(warehouse: Path, generation: int = 0, orders: int = 500) -> None:
                    (i * 1234)::hugeint as total_minor,
                    {generation} as generation,
                    'st' || (i % 5) as status,
-                   (timestamptz '2026-01-01 00:00:00+00' + to_minutes(i)) as placed_at
+                   (timestamptz '2026-01-01 00:00:00+00' + to_minutes(i)) as placed_at,
+                   (timestamp '2026-01-02 00:00:00' + to_minutes(i)) as shipped_at
             from range({orders}) t(i)
             """
         )
@@ -83,7 +84,11 @@ def write_dbt_artifacts(target: Path, *, failed: bool = False) -> str:
     """A manifest with three published models (one partitioned, one empty view), one unpublished model,
     one test; and run_results for a build. Returns the invocation id."""
     nodes = {
-        "model.shop.fct_orders": _model("fct_orders", ["publish"], {"publish_partition_by": "order_month"}),
+        "model.shop.fct_orders": _model(
+            "fct_orders",
+            ["publish"],
+            {"publish_partition_by": "order_month", "publish_high_water_mark": "placed_at"},
+        ),
         "model.shop.dim_customers": _model("dim_customers", ["publish"]),
         "model.shop.rt_orders_today": _model(
             "rt_orders_today", ["realtime", "publish"], {"publish_partition_by": "order_month"}, "view"

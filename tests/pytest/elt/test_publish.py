@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from elt import dbt_artifacts, versions
-from elt.publish import PublishError, publish
+from elt.publish import Attachment, PublishError, publish
 from elt.verify import verify_version
 from tests.pytest.elt.helpers import EltPaths, fill_marts
 
@@ -70,12 +70,14 @@ def test_publish_writes_verified_files_and_manifest(fake_project: EltPaths) -> N
     assert manifest["marts"]["dim_customers"]["rows"] == 50
     assert manifest["marts"]["rt_orders_today"]["rows"] == 0  # empty mart still ships its schema
 
-    # partitioned by month, each file holding only its month, the column kept inside the files
+    # partitioned by month: flat files named after their month (no Hive folders), each holding only its
+    # month, the column kept inside the files with its own type
     fct = manifest["marts"]["fct_orders"]
     assert len(fct["files"]) > 1
+    assert not [p for p in (current / "fct_orders").iterdir() if p.is_dir()]
     for entry in fct["files"]:
         month = entry["partition"]["order_month"]
-        assert entry["path"].startswith(f"fct_orders/order_month={month}/")
+        assert entry["path"] == f"fct_orders/order_month_{month}.parquet"
         months = pq.read_table(current / entry["path"]).column("order_month").to_pylist()
         assert {str(m) for m in months} == {month}
     types = {c["name"]: c for c in fct["schema"]}
@@ -243,3 +245,81 @@ def test_secrets_never_reach_the_manifest(fake_project: EltPaths, monkeypatch: p
             dbt_invocation={"invocation_id": "orders-secret-abcdef"},
         )
     assert versions.current_version_id(fake_project.exports) == result.version_id
+
+
+def test_files_read_as_a_dataset_with_utc_timestamps_and_say_what_they_are(fake_project: EltPaths) -> None:
+    """The partitioned mart opens as a Hive dataset (the call that failed with the column in both the
+    folder names and the files); naive warehouse timestamps come back UTC-adjusted; every file's
+    key-value metadata names its mart and version."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    result = _publish(fake_project)
+    folder = result.version_dir / "fct_orders"
+    table = ds.dataset(folder, partitioning="hive").to_table()
+    assert table.num_rows == 500
+    assert table.schema.field("order_month").type == pa.date32()
+    assert table.schema.field("shipped_at").type == pa.timestamp("us", tz="UTC")  # naive in the warehouse
+    assert table.schema.field("placed_at").type == pa.timestamp("us", tz="UTC")
+    first = min(table.column("shipped_at").to_pylist())
+    assert (first.isoformat(), first.utcoffset().total_seconds()) == ("2026-01-02T00:00:00+00:00", 0)
+    for path in [*folder.iterdir(), result.version_dir / "dim_customers.parquet"]:
+        meta = pq.read_metadata(path).metadata
+        assert meta[b"shop_elt.version"] == result.version_id.encode()
+        assert meta[b"shop_elt.mart"] == (b"fct_orders" if path.parent == folder else b"dim_customers")
+    schema = {
+        c["name"]: c for c in versions.read_manifest(result.version_dir)["marts"]["fct_orders"]["schema"]
+    }
+    assert (schema["shipped_at"]["type"], schema["shipped_at"]["warehouse_type"]) == (
+        "TIMESTAMP WITH TIME ZONE",
+        "TIMESTAMP",
+    )
+
+
+def test_manifest_names_the_git_revision_and_each_marts_high_water_mark(fake_project: EltPaths) -> None:
+    from elt import ops_log
+
+    manifest = versions.read_manifest(_publish(fake_project).version_dir)
+    assert manifest["publisher"]["git_revision"] == ops_log.git_revision()
+    assert manifest["publisher"]["git_revision"]  # the tests run in a git checkout
+    # fill_marts: placed_at = 2026-01-01 00:00 UTC + i minutes for i < 500
+    assert manifest["marts"]["fct_orders"]["high_water_mark"] == {
+        "column": "placed_at",
+        "value": "2026-01-01T08:19:00+00:00",
+    }
+    assert manifest["marts"]["dim_customers"]["high_water_mark"] is None  # no meta: none recorded
+
+
+def test_an_attachment_is_listed_with_its_sha256(fake_project: EltPaths) -> None:
+    seen: list[dict] = []
+
+    def build(staging: Path, manifest: dict) -> tuple[Path, dict]:
+        seen.append(manifest)
+        out = staging / "note.html"
+        out.write_text(f"<p>{sum(m['rows'] for m in manifest['marts'].values())} rows</p>")
+        return out, {"detail": "x"}
+
+    result = _publish(fake_project, attachments=[Attachment("note", build)])
+    manifest = versions.read_manifest(result.version_dir)
+    entry = manifest["attachments"]["note"]
+    assert entry["path"] == "note.html" and entry["detail"] == "x"
+    assert entry["sha256"] == hashlib.sha256((result.version_dir / "note.html").read_bytes()).hexdigest()
+    assert (result.version_dir / "note.html").read_text() == "<p>550 rows</p>"  # built from the marts
+    assert seen[0]["version"] == result.version_id
+    assert verify_version(result.version_dir) == []
+    (result.version_dir / "note.html").write_text("changed")
+    assert verify_version(result.version_dir) == ["note: sha256 mismatch for note.html"]
+
+
+def test_a_failing_attachment_publishes_nothing(fake_project: EltPaths) -> None:
+    first = _publish(fake_project)
+
+    def broken(staging: Path, manifest: dict) -> tuple[Path, dict]:
+        (staging / "half.html").write_text("<p>half")
+        raise ValueError("no figures")
+
+    with pytest.raises(PublishError, match="building the report failed: ValueError: no figures"):
+        _publish(fake_project, attachments=[Attachment("report", broken)])
+    assert versions.current_version_id(fake_project.exports) == first.version_id
+    assert versions.list_versions(fake_project.exports) == [first.version_id]
+    assert not list((fake_project.exports / "versions").glob("*.partial"))
