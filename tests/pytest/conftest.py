@@ -47,7 +47,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # Areas whose session-scoped fixtures build a loaded world, and the xdist group each runs in: the dbt,
 # fault, orchestration and consumers suites share `reference` (tests/pytest/world.py), the stream suite
 # has its own world.
-SESSION_WORLD_AREAS = {"dbt": "world", "faults": "world", "orchestration": "world", "consumers": "world", "stream": "stream"}
+SESSION_WORLD_AREAS = {
+    "dbt": "world",
+    "faults": "world",
+    "orchestration": "world",
+    "consumers": "world",
+    "stream": "stream",
+}
 TESTS_PREFIX = "tests/pytest/"  # where these suites sit in the repo (nodeids are relative to the root)
 # Heaviest first (measured wall time of each group with --durations); unlisted groups keep their order.
 HEAVY_FIRST = ("stream", "world", "elt/test_flow_e2e.py", "bench/test_bench_quick.py")
