@@ -106,7 +106,8 @@ def published_problems(ws: Workspace, data_dir: Path) -> list[str]:
 @pytest.mark.parametrize(
     "runs",
     [
-        pytest.param(2, id="2-runs", marks=pytest.mark.timeout(3600)),
+        # slow as well (make test's 15-minute budget): the quick form to run by hand
+        pytest.param(2, id="2-runs", marks=[pytest.mark.slow, pytest.mark.timeout(3600)]),
         pytest.param(10, id="10-runs", marks=[pytest.mark.slow, pytest.mark.timeout(10800)]),
     ],
 )
