@@ -135,9 +135,41 @@ def begin_stop(signum: int) -> bool:
     return True
 
 
+_raise_pending = False  # the first signal came inside a finalizer: deliver it again, then raise
+_REDELIVER_SECONDS = 0.05
+
+
+def _in_finalizer(frame: Any) -> bool:
+    """True when ``frame`` runs inside a ``__del__`` or a ``weakref.finalize`` callback.
+
+    Why: Python swallows an exception raised there ("Exception ignored in: <finalize object ...>" and a
+    traceback on stderr), so ``Interrupted`` would be lost and the run would print a traceback (seen in
+    make test, a SIGTERM landing while the garbage collector ran a requests session's finalizer)."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or (
+            code.co_name == "__call__" and code.co_filename.endswith("weakref.py")
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _handler(signum: int, frame: Any) -> None:
-    if begin_stop(signum):  # a second signal while stopping must not interrupt the cleanup
-        raise Interrupted(signum)
+    global _raise_pending
+    first = begin_stop(signum)  # a second signal while stopping must not interrupt the cleanup
+    if not (first or _raise_pending):
+        return
+    if _in_finalizer(frame):
+        _raise_pending = True
+        redeliver = threading.Timer(
+            _REDELIVER_SECONDS, signal.pthread_kill, (threading.main_thread().ident, signum)
+        )
+        redeliver.daemon = True
+        redeliver.start()
+        return
+    _raise_pending = False
+    raise Interrupted(signum)
 
 
 def install() -> None:

@@ -220,3 +220,38 @@ def test_a_lock_left_by_a_killed_holder_is_taken_at_once_with_a_line(
         pass
     assert "took the warehouse lock" not in capsys.readouterr().err
     assert os.path.getsize(lock.lock_path()) == 0
+
+
+# A SIGTERM that arrives while the garbage collector runs a finalizer: raised there, Python would print
+# "Exception ignored in ..." with a traceback and lose the stop.
+IN_FINALIZER = textwrap.dedent(
+    """
+    import os, signal, sys, time, weakref
+    from elt import signals
+    signals.install()
+
+    class Session:
+        pass
+
+    def close():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)  # the signal is handled while this finalizer still runs
+
+    try:
+        weakref.finalize(Session(), close)  # the object dies at once: its finalizer runs now
+        time.sleep(5)
+        print("no stop", flush=True)
+    except signals.Interrupted as exc:
+        print("stopped:", exc, flush=True)
+        sys.exit(exc.exit_code)
+    """
+)
+
+
+def test_a_signal_inside_a_finalizer_still_stops_the_run_without_a_traceback() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", IN_FINALIZER], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 128 + signal.SIGTERM, out.stdout + out.stderr
+    assert "stopped: stopped by SIGTERM" in out.stdout, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr
