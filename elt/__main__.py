@@ -300,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again later
     except (PublishError, dbt_artifacts.ArtifactError, RuntimeError) as exc:
+        if (stop := signals.stop_behind(exc)) is not None:  # DuckDB reports our stop as "Query interrupted"
+            print(
+                f"python -m elt {argv[0] if argv else ''}: {stop}; its child processes stopped",
+                file=sys.stderr,
+            )
+            return stop.exit_code
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (OSError, duckdb.Error) as exc:  # a missing file, a read-only or full warehouse folder

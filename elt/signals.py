@@ -155,6 +155,18 @@ def _in_finalizer(frame: Any) -> bool:
     return False
 
 
+def stop_behind(exc: BaseException) -> Interrupted | None:
+    """The stop hidden behind a library's error, when one is under way; else None.
+
+    Why: DuckDB catches the ``Interrupted`` our handler raises while a query runs, interrupts the query
+    and raises ``RuntimeError("Query interrupted")`` instead, so an ``except Interrupted`` never sees the
+    stop and the command ended with a traceback (seen in make test: SIGTERM during the loader's first
+    ``ops.runs`` write). Top-level handlers ask this before reporting a RuntimeError."""
+    if _received and isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower():
+        return Interrupted(_received)
+    return None
+
+
 def _handler(signum: int, frame: Any) -> None:
     global _raise_pending
     first = begin_stop(signum)  # a second signal while stopping must not interrupt the cleanup

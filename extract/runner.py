@@ -812,6 +812,11 @@ def main(argv: list[str] | None = None) -> int:
     except signals.Interrupted as exc:
         log.error("extract %s: what committed stays, the rest loads next run", exc)
         return exc.exit_code
+    except RuntimeError as exc:
+        if (stop := signals.stop_behind(exc)) is None:  # DuckDB reports our stop as "Query interrupted"
+            raise
+        log.error("extract %s: what committed stays, the rest loads next run", stop)
+        return stop.exit_code
     except WarehouseBusy as exc:
         log.error("%s", exc)
         return EXIT_BUSY

@@ -255,3 +255,31 @@ def test_a_signal_inside_a_finalizer_still_stops_the_run_without_a_traceback() -
     assert out.returncode == 128 + signal.SIGTERM, out.stdout + out.stderr
     assert "stopped: stopped by SIGTERM" in out.stdout, out.stdout + out.stderr
     assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr
+
+
+# A SIGTERM while DuckDB runs a query: DuckDB reports it as RuntimeError("Query interrupted").
+IN_QUERY = textwrap.dedent(
+    """
+    import os, signal, sys, threading
+    import duckdb
+    from elt import signals
+    signals.install()
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    try:
+        duckdb.connect().execute("select count(*) from range(3000000000) t(a), range(10) u(b)").fetchall()
+        print("query finished", flush=True)
+    except RuntimeError as exc:
+        stop = signals.stop_behind(exc)
+        print("stop behind the error:", stop, flush=True)
+        sys.exit(stop.exit_code if stop else 1)
+    """
+)
+
+
+def test_a_stop_duckdb_reports_as_query_interrupted_is_still_a_stop() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", IN_QUERY], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 128 + signal.SIGTERM, out.stdout + out.stderr
+    assert "stop behind the error: stopped by SIGTERM" in out.stdout, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
