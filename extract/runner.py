@@ -812,14 +812,14 @@ def main(argv: list[str] | None = None) -> int:
     except signals.Interrupted as exc:
         log.error("extract %s: what committed stays, the rest loads next run", exc)
         return exc.exit_code
-    except RuntimeError as exc:
+    except WarehouseBusy as exc:
+        log.error("%s", exc)
+        return EXIT_BUSY
+    except RuntimeError as exc:  # after WarehouseBusy, a RuntimeError too
         if (stop := signals.stop_behind(exc)) is None:  # DuckDB reports our stop as "Query interrupted"
             raise
         log.error("extract %s: what committed stays, the rest loads next run", stop)
         return stop.exit_code
-    except WarehouseBusy as exc:
-        log.error("%s", exc)
-        return EXIT_BUSY
     except (duckdb.Error, OSError) as exc:  # open in another process, read-only, out of space
         if (line := warehouse_check.explain(exc)) is not None:  # damaged or unreadable: what to do
             log.error("%s", line)
