@@ -82,7 +82,8 @@ where b.status = 'success' and b.latency_p50_s is not null and r.finished_at <= 
 order by r.finished_at
 """
 
-DBT_LATEST_SQL = """
+# the run whose tests the page shows: the newest dbt build with tests at or before the version
+LATEST_TESTS_CTE = """
 with latest as (
     select run_id
     from ops.dbt_results
@@ -90,28 +91,28 @@ with latest as (
     order by generated_at desc
     limit 1
 )
+"""
 
+DBT_LATEST_SQL = (
+    LATEST_TESTS_CTE
+    + """
 select test_kind, status, count(*) as tests
 from ops.dbt_results
 where run_id in (select run_id from latest) and resource_type in ('test', 'unit_test')
 group by all
 order by test_kind, status
 """
-
-DBT_FAILING_SQL = """
-with latest as (
-    select run_id
-    from ops.dbt_results
-    where resource_type in ('test', 'unit_test') and generated_at <= $as_of
-    order by generated_at desc
-    limit 1
 )
 
+DBT_FAILING_SQL = (
+    LATEST_TESTS_CTE
+    + """
 select unique_id, status, failures
 from ops.dbt_results
 where run_id in (select run_id from latest) and status in ('fail', 'error', 'warn')
 order by status, unique_id
 """
+)
 
 DBT_HISTORY_SQL = """
 select

@@ -109,10 +109,11 @@ class EndpointDraft:
     path: str
     description: str | None
     records: Guess
-    primary_key: Guess
-    paginator: Guess
-    incremental: Guess
-    fields: dict[str, Any]
+    # filled in after the fields are known (the key, paging and cursor are guessed from them)
+    primary_key: Guess = field(default_factory=lambda: Guess(None))
+    paginator: Guess = field(default_factory=lambda: Guess(None))
+    incremental: Guess = field(default_factory=lambda: Guess(None))
+    fields: dict[str, Any] = field(default_factory=dict)
     field_notes: dict[str, str] = field(default_factory=dict)  # field -> why its type is a guess
     descriptions: dict[str, str] = field(default_factory=dict)  # column (a__b for nested) -> text
     children: Guess = field(default_factory=lambda: Guess({}))

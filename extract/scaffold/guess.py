@@ -183,10 +183,6 @@ def endpoint_draft(ep: DocEndpoint, name: str) -> EndpointDraft | None:
         path=ep.path,
         description=" ".join(str(ep.summary).split()) if ep.summary else None,
         records=Guess(ep.records, _records_note(ep, name)),
-        primary_key=Guess(None),
-        paginator=Guess(None),
-        incremental=Guess(None),
-        fields={},
     )
     draft.fields = field_specs(record, draft)
     if not draft.fields:

@@ -248,10 +248,6 @@ def endpoint_draft(url: str, status_body: bytes, headers: dict[str, str]) -> End
         records=Guess(
             records, "the body is the array" if records == "$" else "the list of objects in the body"
         ),
-        primary_key=Guess(None),
-        paginator=Guess(None),
-        incremental=Guess(None),
-        fields={},
     )
     draft.fields = field_specs(record, draft)
     if not draft.fields:
