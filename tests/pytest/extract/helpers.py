@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,17 +64,22 @@ def run_cli(
     )
 
 
-def popen_cli(env: LoaderEnv, *args: str, extra: dict[str, str] | None = None) -> subprocess.Popen:
+def popen_cli(
+    env: LoaderEnv, *args: str, extra: dict[str, str] | None = None, wrapper: Sequence[str] = ()
+) -> subprocess.Popen:
+    """``python -m extract ARGS`` started with the loader env, output piped; ``wrapper`` is a command
+    prefix (e.g. ``bench.wrap`` to measure the loader's memory), run in its own process group."""
     full_env = child_env("SOURCES__")
     full_env.update(env.env)
     full_env.update(extra or {})
     return subprocess.Popen(
-        [sys.executable, "-m", "extract", *args],
+        [*wrapper, sys.executable, "-m", "extract", *args],
         cwd=repo_root(),
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=bool(wrapper),
     )
 
 

@@ -11,10 +11,14 @@ measured on the loader as a real process; the message cases run in-process (no s
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -41,25 +45,26 @@ RSS_BOUND_MB = 600  # a normal run of one service peaks near 0.2 GB; unbounded, 
 def _run_measured(
     env: LoaderEnv, *args: str, extra: dict[str, str], timeout: float
 ) -> tuple[int, str, float]:
-    """``python -m extract ARGS`` as a real process: (exit code, output, peak RSS in MB of that process)."""
-    proc = popen_cli(env, *args, extra=extra)
+    """``python -m extract ARGS`` as a real process: (exit code, output, peak RSS in MB of that process).
+
+    The loader runs under ``bench/wrap.py``, a fresh small process, because a child's ``ru_maxrss`` keeps
+    the high-water mark of the process it was forked from: started straight from this pytest worker, the
+    loader would report the worker's own peak (hundreds of MB after other in-process loads)."""
+    measured = env.root / f"rss-{time.monotonic_ns()}.json"
+    wrap = [sys.executable, "-m", "bench.wrap", "--out", str(measured), "--"]
+    proc = popen_cli(env, *args, extra=extra, wrapper=wrap)
     out: list[str] = []
     reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
     reader.start()
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            os.wait4(proc.pid, 0)
-            reader.join(timeout=5)
-            pytest.fail(f"the loader was still running after {timeout}s:\n{''.join(out)[-3000:]}")
-        time.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        reader.join(timeout=5)
+        pytest.fail(f"the loader was still running after {timeout}s:\n{''.join(out)[-3000:]}")
     reader.join(timeout=10)
-    return proc.returncode, "".join(out), usage.ru_maxrss / 1024
+    return proc.returncode, "".join(out), json.loads(measured.read_text())["maxrss_mb"]
 
 
 @pytest.mark.parametrize("drip", [drip_body(0.25), drip_headers(0.25)], ids=["body", "headers"])
