@@ -27,9 +27,9 @@ $(VENV)/.synced: pyproject.toml uv.lock
 # The same for the project's own modules: every `python -m extract` / `elt` / `services` process otherwise
 # compiled them again (~0.15 s of each loader start, a tenth of an incremental run's fixed cost). Rebuilt
 # when a source changes; a stale .pyc is only ever recompiled in memory, never used.
-PROJECT_PY := $(shell find extract elt services orchestration report bench -path bench/work -prune -o -name '*.py' -print 2>/dev/null)
+PROJECT_PY := $(shell find core extract transform publish elt services orchestration report bench -path bench/work -prune -o -name '*.py' -print 2>/dev/null)
 $(VENV)/.compiled: $(VENV)/.synced $(PROJECT_PY)
-	@$(PY) -m compileall -q -x 'bench/work' extract elt services orchestration report bench >/dev/null
+	@$(PY) -m compileall -q -x 'bench/work' core extract transform publish elt services orchestration report bench >/dev/null
 	@touch $@
 
 setup: $(VENV)/.synced $(VENV)/.compiled ## build .venv from uv.lock (installs uv with pip when missing)
@@ -65,7 +65,7 @@ extract: setup ## load the services into the raw schemas (ARGS="customers --full
 	$(PY) -m extract $(ARGS)
 
 stream: setup ## follow the events feed in micro-batches and keep the real-time marts fresh
-	$(PY) -m extract stream $(ARGS)
+	$(PY) -m elt stream $(ARGS)
 
 dbt: setup ## run dbt under the warehouse lock (ARGS="build --select marts")
 	$(PY) -m elt dbt $(ARGS)
@@ -98,7 +98,7 @@ DOCS_PORT ?= 8080
 docs-serve: docs ## serve the docs site on http://127.0.0.1:8080 (DOCS_PORT=8123 to change the port)
 	$(VENV)/bin/dbt docs serve --host 127.0.0.1 --port $(DOCS_PORT) --no-browser
 
-lint: setup ## ruff, sqlfluff, and the import direction between services and pipeline
+lint: setup ## ruff, sqlfluff, and the import direction between the layers (tests/pytest/test_layers.py)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -q -p no:randomly -p no:cacheprovider tests/pytest/test_layers.py

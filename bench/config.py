@@ -9,8 +9,10 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import settings
+
 GROUPS = ("pull", "singer", "publish", "scale", "incremental", "stream")
-REPO = Path(__file__).resolve().parent.parent
+REPO = settings.repo_root()
 
 
 @dataclass

@@ -69,7 +69,7 @@ def _package(path: str) -> str:
     if "/lib/python3" in path:
         return "stdlib"
     parts = Path(path).parts
-    for top in ("extract", "elt", "services", "bench"):
+    for top in ("core", "extract", "transform", "publish", "elt", "services", "bench"):
         if top in parts:
             return top
     return parts[-1] if parts else path

@@ -122,7 +122,7 @@ def availability(cfg: BenchConfig) -> dict[str, str | None]:
 def stream_probe(repo: Path) -> str | None:
     """`extract stream` exists only if its help names a stream mode (names are otherwise services)."""
     proc = subprocess.run(
-        [PY, "-m", "extract", "stream", "--help"],
+        [PY, "-m", "elt", "stream", "--help"],
         cwd=repo,
         capture_output=True,
         text=True,
@@ -131,7 +131,7 @@ def stream_probe(repo: Path) -> str | None:
     )
     if proc.returncode == 0 and "stream" in proc.stdout.lower():
         return None
-    return "`python -m extract stream` does not exist yet"
+    return "`python -m elt stream` does not exist yet"
 
 
 # ---------------------------------------------------------------------------------------------- pull

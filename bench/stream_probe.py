@@ -1,4 +1,4 @@
-"""Drive `python -m extract stream` for the benchmark: produce events at a steady rate, stop, report latency.
+"""Drive `python -m elt stream` for the benchmark: produce events at a steady rate, stop, report latency.
 
 Why a driver process: the stream is a long-running follower, not a command that ends, so the measured
 unit is "follow N seconds of traffic": start the stream, let the simulator emit events at `--rate` for
@@ -40,7 +40,7 @@ def read_stats(path: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="benchmark driver for `python -m extract stream`")
+    parser = argparse.ArgumentParser(description="benchmark driver for `python -m elt stream`")
     parser.add_argument("--data-dir", type=Path, required=True, help="the fleet's service data")
     parser.add_argument("--stats-file", type=Path, required=True)
     parser.add_argument("--rate", type=float, default=50.0, help="events per second")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         args.stats_file.unlink()
 
     stream = subprocess.Popen(
-        [sys.executable, "-m", "extract", "stream", "--stats-file", str(args.stats_file)],
+        [sys.executable, "-m", "elt", "stream", "--stats-file", str(args.stats_file)],
         env=os.environ,
         stdout=sys.stderr,  # our stdout carries only the JSON summary
     )

@@ -1,6 +1,6 @@
-"""Orchestration side of the project: shared settings, the warehouse lock, the ops run log,
-Parquet publishing of the marts, and the ``python -m elt`` command line.
-
-The helpers here are deliberately dependency-light (stdlib + duckdb) because every other part
-(services launcher, loaders, dbt wrapper, benchmark) imports them.
+"""The flows on top of the layers below, and their command line (``python -m elt``): the batch flow
+services → extract → dbt build → publish (``flow``), the fleet's launch surface (``fleet``), source
+selection, the SQL shell and stream mode (``stream``). Everything they share is in ``core``; the loaders
+(``extract``), dbt (``transform``) and the Parquet publish (``publish``) sit between
+(tests/pytest/test_layers.py).
 """

@@ -10,6 +10,7 @@
     python -m elt shell [--exports] [-c SQL]
     python -m elt lint-sql [paths...]
     python -m elt repair-snapshot SNAPSHOT --since TIME [--dry-run]
+    python -m elt stream [stream options]   (the events stream, elt/stream; docs/stream.md)
 """
 
 from __future__ import annotations
@@ -20,26 +21,21 @@ import logging
 import shlex
 import sys
 
+if __name__ == "__main__" and sys.argv[1:2] == ["stream"]:
+    # before the batch commands' imports: the stream has its own CLI, signals and logging (elt/stream)
+    from elt.stream.__main__ import main as stream_main
+
+    sys.exit(stream_main(sys.argv[2:]))
+
 import duckdb
 
-from elt import (
-    dbt_artifacts,
-    dbt_results,
-    dbt_runner,
-    flow,
-    lock,
-    partial,
-    pii_key,
-    selection,
-    settings,
-    signals,
-    steps,
-    versions,
-    warehouse_check,
-)
-from elt import file_modes as private
-from elt.publish import PublishError
-from elt.secrets import scrub
+from core import file_modes as private
+from core import lock, pii_key, settings, signals, steps, warehouse_check
+from core.secrets import scrub
+from elt import flow, selection
+from publish import partial, versions
+from publish.publish import PublishError
+from transform import dbt_artifacts, dbt_results, dbt_runner
 
 log = logging.getLogger("elt")
 EXIT_PARTIAL = 4  # `elt run --allow-partial` published a version without the sources that failed
@@ -95,7 +91,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             print(("* " if v == current else "  ") + v)
         return 0
     if args.verify:
-        from elt.verify import verify_version
+        from publish.verify import verify_version
 
         target = versions.resolve_current(exports)
         if target is None:
@@ -157,8 +153,8 @@ def _cmd_dbt(args: argparse.Namespace) -> int:
 
 def _cmd_docs(args: argparse.Namespace) -> int:
     """``dbt docs generate --static`` (as ``make dbt`` runs dbt: lock, run log), then the page made clean
-    for ``file://`` (elt/docs_site.py)."""
-    from elt import docs_site
+    for ``file://`` (transform/docs_site.py)."""
+    from transform import docs_site
 
     code = _cmd_dbt(argparse.Namespace(dbt_args=["docs", "generate", "--static", *args.dbt_args]))
     if code != 0:
@@ -175,7 +171,7 @@ def _cmd_shell(args: argparse.Namespace) -> int:
 
 
 def _cmd_lint_sql(args: argparse.Namespace) -> int:
-    from elt import lint_sql
+    from transform import lint_sql
 
     return lint_sql.run(args.paths or None, wait=args.wait)
 
@@ -187,7 +183,7 @@ ROTATE_HELP = (
 
 
 def _cmd_repair_snapshot(args: argparse.Namespace) -> int:
-    from elt import repair
+    from transform import repair
 
     print(
         repair.repair_snapshot(

@@ -26,7 +26,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from elt import selection, settings
+from core import envfile, settings
+from elt import selection
 
 log = logging.getLogger("elt.fleet")
 
@@ -36,19 +37,6 @@ EXIT_FOREIGN = 3  # `python -m services use`: the ports serve another fleet (ser
 
 class FleetError(RuntimeError):
     """The services could not be brought up (or are not healthy)."""
-
-
-def _fleet_env() -> dict[str, str]:
-    values: dict[str, str] = {}
-    try:
-        lines = (settings.run_dir() / "fleet.env").read_text().splitlines()
-    except OSError:
-        return values
-    for line in lines:
-        name, sep, value = line.strip().partition("=")
-        if sep and not name.startswith("#"):
-            values[name.strip()] = value.strip().strip("'\"")
-    return values
 
 
 def layout() -> tuple[int, dict[str, int]]:
@@ -72,7 +60,7 @@ def base_urls(names: list[str] | None = None) -> dict[str, str]:
         raise FleetError(str(exc)) from exc
     if not wanted:
         return {}
-    fleet = _fleet_env()
+    fleet = envfile.fleet_env()
     _, ports = layout()
     foreign = [n for n in wanted if n not in ports]
     if foreign:

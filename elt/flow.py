@@ -6,7 +6,7 @@ each step is recorded in ``ops.runs``. Any failure stops the flow with a message
 a non-zero exit; nothing is published unless ``dbt build`` exited 0.
 
 The first step, ``pii key``, checks the PII key against the published one before anything runs: a
-lost or changed key fails the run before dbt could hash with it (``elt.pii_key.prepare``).
+lost or changed key fails the run before dbt could hash with it (``core.pii_key.prepare``).
 """
 
 from __future__ import annotations
@@ -22,21 +22,12 @@ from pathlib import Path
 
 import duckdb
 
-from elt import (
-    dbt_artifacts,
-    dbt_results,
-    dbt_runner,
-    fleet,
-    lock,
-    partial,
-    pii_key,
-    settings,
-    signals,
-    steps,
-    versions,
-)
-from elt.publish import Attachment, PublishError, PublishResult, publish
-from elt.secrets import scrub
+from core import lock, pii_key, settings, signals, steps
+from core.secrets import scrub
+from elt import fleet
+from publish import partial, versions
+from publish.publish import Attachment, PublishError, PublishResult, publish
+from transform import dbt_artifacts, dbt_results, dbt_runner
 
 log = logging.getLogger("elt.flow")
 
@@ -219,7 +210,7 @@ def run_publish(
         ]
         specs = dbt_artifacts.publish_specs()
         amend = None
-        if partial_run is not None:  # stale marts are carried from the current version (elt/partial.py)
+        if partial_run is not None:  # stale marts are carried from the current version (publish/partial.py)
             specs = partial_run.split(specs)
             amend = partial_run.hook(settings.exports_dir())
         result = publish(
@@ -253,7 +244,7 @@ def run_flow(
 
     ``sources`` (checked names, ``elt.selection.parse``) limits the extract step, and the services step
     to the embedded ones among them; dbt builds and publishes everything as usual. ``allow_partial``:
-    sources that fail while others load leave out what depends on them (elt/partial.py)."""
+    sources that fail while others load leave out what depends on them (publish/partial.py)."""
     command = (
         shlex.join(["python", "-m", "elt", "run", *sys.argv[2:]]) if sys.argv[1:2] == ["run"] else "elt run"
     )
@@ -341,7 +332,7 @@ def run_flow(
 
 def _close_flow_run(run: steps.RunRecord, result: FlowResult, wait: float) -> None:
     """Finish the flow's own ``ops.runs`` row (step ``run``). Never raises: when the lock cannot be had
-    (busy, read-only folder) the row is kept in the fallback file for the next run (elt/ops_fallback.py).
+    (busy, read-only folder) the row is kept in the fallback file for the next run (core/ops_fallback.py).
     A flow that did not get the lock at its start does not wait for it a second time."""
     rows = result.published.rows if result.published else None
     status = "success" if result.ok else ("interrupted" if result.interrupted else "failed")

@@ -20,8 +20,9 @@ from typing import TextIO
 
 import duckdb
 
-from elt import lock, settings, versions
-from elt.checksums import parquet_list, quote_ident
+from core import lock, settings
+from core.checksums import parquet_list, quote_ident
+from publish import versions
 
 MAX_ROWS = 200
 

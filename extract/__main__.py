@@ -1,6 +1,5 @@
-"""Entry point of ``python -m extract`` (batch loads), ``python -m extract stream`` (the events stream,
-implemented in ``extract.stream``; ``make stream`` calls it this way) and ``python -m extract init`` (a
-new source's files, ``extract.scaffold``)."""
+"""Entry point of ``python -m extract`` (batch loads) and ``python -m extract init`` (a new source's
+files, ``extract.scaffold``). The events stream is a flow, not a loader: ``python -m elt stream``."""
 
 import sys
 
@@ -9,10 +8,9 @@ if sys.argv[1:2] == ["init"]:
 
     sys.exit(init_main(sys.argv[2:]))
 
-if sys.argv[1:2] == ["stream"]:
-    from extract.stream.__main__ import main as stream_main
-
-    sys.exit(stream_main(sys.argv[2:]))
+if sys.argv[1:2] == ["stream"]:  # the stream's old address: one line that says where it went
+    print("python -m extract: the stream moved; run `python -m elt stream` (make stream)", file=sys.stderr)
+    sys.exit(2)
 
 from extract.runner import main
 

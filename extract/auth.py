@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 import orjson
 import requests
 
-from extract import redact, tls, transfer
+from core import tls
+from extract import redact, transfer
 from extract.advice import error_code, hint, public_url, transport_failure
 from extract.errors import FetchError
 from extract.limits import HttpPolicy

@@ -2,7 +2,7 @@
 
 Lookup order for each key is dlt's: environment (``SOURCES__ORDERS__CLIENT_ID``), ``.dlt/secrets.toml``,
 ``.dlt/config.toml``. When a service has no credentials configured, the launcher's ``run/fleet.env``
-(``elt.settings.run_dir()``) is read, as long as it points at a loopback fleet - so ``make extract``
+(``core.settings.run_dir()``) is read, as long as it points at a loopback fleet - so ``make extract``
 works right after ``make services`` with whatever port base the fleet got.
 
 A credential still holding a placeholder of ``.dlt/secrets.toml.example`` (the file is copied to
@@ -19,13 +19,12 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import dlt
 
-from elt import settings
+from core import envfile, settings
 from extract.errors import ConfigMissing
 from extract.limits import HttpPolicy
 
@@ -68,20 +67,6 @@ class ServiceConfig:
 
     def __repr__(self) -> str:
         return f"ServiceConfig(name={self.name!r}, base_url={self.base_url!r}, credentials=***)"
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of an env file (comments and blanks skipped)."""
-    values: dict[str, str] = {}
-    try:
-        text = path.read_text()
-    except OSError:
-        return values
-    for line in text.splitlines():
-        name, sep, value = line.strip().partition("=")
-        if sep and name and not name.startswith("#"):
-            values[name.strip()] = value.strip().strip("'\"")
-    return values
 
 
 @functools.cache
@@ -179,8 +164,8 @@ def service_config(service: str, auth: str) -> ServiceConfig:
     creds = {k: dlt.secrets.get(f"sources.{service}.{k}") for k in keys}
     from_fleet = False
     if not all(creds.values()):
-        fleet_path = settings.run_dir() / "fleet.env"
-        fleet = read_env_file(fleet_path)
+        fleet_path = envfile.fleet_env_path()
+        fleet = envfile.read_env_file(fleet_path)
         prefix = f"SOURCES__{service.upper()}__"
         fleet_url = fleet.get(prefix + "BASE_URL")
         explicit_url = os.environ.get(prefix + "BASE_URL")

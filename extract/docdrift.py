@@ -32,8 +32,8 @@ from urllib.parse import urljoin
 
 import requests
 
-from elt import signals
-from extract import openapi, tls, transfer
+from core import signals, tls
+from extract import openapi, transfer
 from extract.advice import public_url, transport_failure
 from extract.config import ServiceConfig
 from extract.errors import ExtractError, SchemaDrift

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
-from elt import signals
+from core import signals
 
 log = logging.getLogger("extract.forked")
 
@@ -47,7 +47,7 @@ _live: set[int] = set()  # children not reaped yet, for ``stop_children``
 
 def stop_children(signum: int = 15) -> None:
     """Send ``signum`` (SIGTERM) to every child still running: a stopping loader stops its children
-    (they end at once, unloaded; their services' cursors do not move). For ``elt.signals.on_stop``."""
+    (they end at once, unloaded; their services' cursors do not move). For ``core.signals.on_stop``."""
     for pid in list(_live):
         try:
             os.kill(pid, signum)

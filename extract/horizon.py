@@ -40,7 +40,7 @@ create table if not exists {ops}.source_horizons (
 
 
 def _ops(con: duckdb.DuckDBPyConnection) -> str:
-    """The ``ops`` schema qualified by the connection's database (as elt.ops_log does, so a warehouse
+    """The ``ops`` schema qualified by the connection's database (as core.ops_log does, so a warehouse
     file called ``ops.duckdb`` does not make ``ops.source_horizons`` ambiguous)."""
     (database,) = con.execute("select current_database()").fetchone()
     return '"{}".ops'.format(database.replace('"', '""'))

@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from elt import signals
-from extract import tls, transfer
+from core import signals, tls
+from extract import transfer
 from extract.advice import error_code, hint, public_url, transport_failure
 from extract.auth import Auth
 from extract.errors import BadPage, FetchError, PageShape, UnsafePagination

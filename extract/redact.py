@@ -1,7 +1,7 @@
 """Mask credentials in every log record, whoever logs it (our code, dlt, urllib3).
 
 Auth objects register the secret values they hold; a logging filter on the root handlers (and dlt's
-own logger) replaces them, plus every secret ``elt.secrets.scrub`` knows (env, run/fleet.env), with
+own logger) replaces them, plus every secret ``core.secrets.scrub`` knows (env, run/fleet.env), with
 ``***``. The filter rewrites the final message, so secrets passed as %-args are masked too.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from elt.secrets import MASK, MIN_SECRET_LEN, scrub
+from core.secrets import MASK, MIN_SECRET_LEN, scrub
 
 _values: set[str] = set()
 _lock = threading.Lock()

@@ -51,7 +51,7 @@ import duckdb
 from dlt.common.destination.client import DestinationClientDwhWithStagingConfiguration
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 
-from elt import settings
+from core import settings
 
 log = logging.getLogger("extract.refresh")
 

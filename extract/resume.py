@@ -3,7 +3,7 @@
 
 Why our own code around dlt's resume: dlt 1.31 finishes a pending package at least once, not exactly
 once. Three moments of a kill -9 make it load or record something twice; each was reproduced by
-killing a real ``python -m extract.stream`` there (tests/pytest/stream/test_stream_resume.py):
+killing a real ``python -m elt stream`` there (tests/pytest/stream/test_stream_resume.py):
 
 1. **A job's INSERT committed, its outcome was not recorded yet.** dlt records a finished job in a
    "pending transition" file only after the job's connection closed (which, on the last borrowed

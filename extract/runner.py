@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from elt import settings
+from core import settings
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 if (settings.repo_root() / ".dlt").is_dir():
@@ -37,9 +37,9 @@ import dlt
 import duckdb
 import pyarrow as pa
 
-from elt import file_modes as private
-from elt import ops_fallback, ops_log, signals, warehouse_check
-from elt.lock import WarehouseBusy, warehouse_lock
+from core import file_modes as private
+from core import ops_fallback, ops_log, signals, warehouse_check
+from core.lock import WarehouseBusy, warehouse_lock
 from extract import docdrift, forked, hints, horizon, redact, resume, tracebacks
 from extract.config import ServiceConfig, service_config
 from extract.deletes import apply_deletes

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from elt import settings
+from core import settings
 from extract import sourcefile as sf
 from extract.config import CREDENTIAL_KEYS
 

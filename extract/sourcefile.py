@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from elt import settings
+from core import settings
 from extract.errors import SourceFileError
 from extract.spec import (
     _SCALARS,

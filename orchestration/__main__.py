@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from elt import file_modes, settings, signals
+from core import file_modes, settings, signals
 from orchestration import settings as orch_settings
 
 log = logging.getLogger("orchestration")

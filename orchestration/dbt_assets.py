@@ -7,7 +7,7 @@ are checks on those raw tables.
 
 What a build does here is what ``make elt``'s dbt step does (elt/flow.py), from the same public pieces:
 under the warehouse lock, after the PII key check (a lost or changed key stops before dbt), with dbt's
-environment from ``elt.dbt_runner.dbt_env`` (key, absolute warehouse path), into the project's dbt
+environment from ``transform.dbt_runner.dbt_env`` (key, absolute warehouse path), into the project's dbt
 target (so ``make export`` and the publish asset read the manifest of the build that ran), logged as
 an ``ops.runs`` step, and recorded in ``run/dbt_last_build.json``, which the publish step reads: a
 build that failed blocks every later publish until one passes. A failing test (or model) fails the
@@ -17,7 +17,7 @@ publish asset) runs in that run.
 dagster-dbt starts dbt itself (``DbtCliResource``) and reads its environment from ``os.environ``; the
 project's variables are set for the moment the child starts and restored at once (``_child_environ``).
 A step that ends early (the run terminated, SIGTERM to a headless run) stops dbt first (SIGTERM, then a
-grace period: ``elt.signals.stop_child``). Unlike the flow's dbt, this child is not tied to its parent
+grace period: ``core.signals.stop_child``). Unlike the flow's dbt, this child is not tied to its parent
 by the kernel: a run worker killed with kill -9 leaves dbt to finish on its own, without the project
 lock (DuckDB's file lock still refuses a second writer meanwhile).
 """
@@ -36,8 +36,10 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from packaging import version
 
-from elt import dbt_artifacts, dbt_runner, flow, lock, pii_key, settings, signals, steps, warehouse_check
+from core import lock, pii_key, settings, signals, steps, warehouse_check
+from elt import flow
 from orchestration import runlog
+from transform import dbt_artifacts, dbt_runner
 
 DBT_SELECT = "fqn:*"
 
@@ -112,7 +114,7 @@ def source_key(manifest: Mapping[str, Any], unique_id: str) -> dg.AssetKey:
 
 
 def published_keys(manifest: Mapping[str, Any]) -> list[dg.AssetKey]:
-    """The keys of the models the publish step exports (tag ``publish``, elt/dbt_artifacts.py)."""
+    """The keys of the models the publish step exports (tag ``publish``, transform/dbt_artifacts.py)."""
     tr = translator()
     return sorted(
         (

@@ -12,10 +12,13 @@ invocation, the ``ops.runs`` row.
 
 import dagster as dg
 
-from elt import dbt_runner, flow, lock, pii_key, versions
-from elt.publish import PublishError
+from core import lock, pii_key
+from elt import flow
 from orchestration import runlog
 from orchestration.dbt_assets import partial_build
+from publish import versions
+from publish.publish import PublishError
+from transform import dbt_runner
 
 EXPORT_KEY = dg.AssetKey(["exports", "parquet"])
 
@@ -37,7 +40,7 @@ def export_asset(published: list[dg.AssetKey]) -> dg.AssetsDefinition:
         group_name="exports",
         kinds={"parquet"},
         description="The published marts as Parquet: a new verified version under exports/, made current "
-        "atomically (elt/publish.py, docs/publishing.md).",
+        "atomically (publish/publish.py, docs/publishing.md).",
     )
     def _publish(context: dg.AssetExecutionContext, config: PublishConfig) -> dg.MaterializeResult:
         command = runlog.command(context, "publish")

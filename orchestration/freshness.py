@@ -14,9 +14,11 @@ from typing import Any
 
 import dagster as dg
 
-from elt import dbt_artifacts, dbt_runner, flow, lock
+from core import lock
+from elt import flow
 from orchestration import runlog
 from orchestration.dbt_assets import source_key
+from transform import dbt_artifacts, dbt_runner
 
 CHECK_NAME = "dbt_source_freshness"
 

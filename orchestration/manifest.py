@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from elt import dbt_artifacts, dbt_runner, settings
+from core import settings
+from transform import dbt_artifacts, dbt_runner
 
 log = logging.getLogger("orchestration.manifest")
 

@@ -19,7 +19,8 @@ from datetime import timedelta
 
 import dagster as dg
 
-from elt import flow, lock
+from core import lock
+from elt import flow
 from extract.spec import Service
 from orchestration import runlog
 from orchestration.fleet_resource import LocalFleet

@@ -1,6 +1,6 @@
 """Links from a Dagster run to the project's own run log (``ops.runs``), and table sizes for metadata.
 
-Every step the orchestrator runs goes through the flow's logged steps (elt/steps.py), which write
+Every step the orchestrator runs goes through the flow's logged steps (core/steps.py), which write
 ``ops.runs`` rows with the step's command. The orchestrator makes that command name the Dagster run
 (``dagster run 1a2b3c4d (batch): extract orders``), so the ops row of any Dagster step is found by its
 command, and SQL on ``ops.runs`` finds the Dagster run behind any row.
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import dagster as dg
 import duckdb
 
-from elt import lock, settings
-from elt.checksums import quote_ident
+from core import lock, settings
+from core.checksums import quote_ident
 
 log = logging.getLogger("orchestration.runlog")
 

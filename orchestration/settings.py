@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from elt import file_modes, settings
+from core import file_modes, settings
 
 DEFAULT_CRON = "0 3 * * *"  # the batch flow once a night
 DEFAULT_FRESHNESS_CRON = "30 * * * *"  # dbt source freshness every hour

@@ -1,11 +1,11 @@
 """The events stream as a Dagster job, and a sensor that keeps it running.
 
-The job runs ``python -m extract stream`` (``make stream``) as a child for as long as the run lives:
+The job runs ``python -m elt stream`` (``make stream``) as a child for as long as the run lives:
 the stream loads micro-batches into ``raw_events.events``, rebuilds the real-time marts and republishes
 them to ``exports/realtime``, taking the warehouse lock only while a batch commits. The batch job's
 steps take the same lock, so scheduled runs and the stream interleave without a lock error (each waits
 its turn, bounded by ``SHOP_LOCK_WAIT``). Terminating the run sends the stream SIGTERM: it finishes the
-batch in flight and exits 0 (``elt.signals.stop_child``); it also dies with the run worker.
+batch in flight and exits 0 (``core.signals.stop_child``); it also dies with the run worker.
 
 While it runs, the op reports each new stretch of batches as materialisations of ``raw_events.events``
 and of the real-time marts (events, batches, latency, export version from the stream's stats file).
@@ -22,11 +22,11 @@ from typing import Any
 
 import dagster as dg
 
-from elt import lock, settings, signals
+from core import lock, settings, signals
 from orchestration.fleet_resource import LocalFleet
 from orchestration.raw_assets import raw_key
 
-STREAM_SOURCE = "events"  # the feed the stream follows (extract/stream/feed.py)
+STREAM_SOURCE = "events"  # the feed the stream follows (elt/stream/feed.py)
 STREAM_JOB = "stream"
 ACTIVE = [
     dg.DagsterRunStatus.QUEUED,
@@ -38,7 +38,7 @@ ACTIVE = [
 
 
 class StreamConfig(dg.Config):
-    """The stream's own options (``python -m extract stream --help``); ``report_seconds``: how often
+    """The stream's own options (``python -m elt stream --help``); ``report_seconds``: how often
     new batches are reported as materialisations."""
 
     batch_max_events: int = 1000
@@ -59,14 +59,14 @@ def stream_job(realtime_marts: list[dg.AssetKey]) -> dg.JobDefinition:
     """The job that follows the stream; ``realtime_marts`` are the marts it keeps fresh (tag realtime)."""
     reported = [raw_key(STREAM_SOURCE, STREAM_SOURCE), *realtime_marts]
 
-    @dg.op(description="python -m extract stream: follow the events feed until the run is terminated.")
+    @dg.op(description="python -m elt stream: follow the events feed until the run is terminated.")
     def follow_events_stream(context: dg.OpExecutionContext, config: StreamConfig, fleet: LocalFleet) -> None:
         fleet.ensure([STREAM_SOURCE])
         stats_file = settings.run_dir() / "stream" / f"dagster-{context.run_id[:8]}.json"
         args = [
             sys.executable,
             "-m",
-            "extract",
+            "elt",
             "stream",
             "--batch-max-events",
             str(config.batch_max_events),
@@ -117,7 +117,7 @@ def stream_job(realtime_marts: list[dg.AssetKey]) -> dg.JobDefinition:
                 raise
         report(final=True)
         if code != 0:
-            raise dg.Failure(description=f"`python -m extract stream` exited {code} (see its output above)")
+            raise dg.Failure(description=f"`python -m elt stream` exited {code} (see its output above)")
 
     @dg.job(name=STREAM_JOB, description="The events stream: real-time marts kept fresh (make stream).")
     def _stream() -> None:

@@ -16,7 +16,8 @@ import logging
 import sys
 from pathlib import Path
 
-from elt import settings, versions
+from core import settings
+from publish import versions
 from report import build
 
 

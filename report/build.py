@@ -1,7 +1,7 @@
 """Build the report of one published version: its marts as DuckDB views, the warehouse's ``ops`` read-only,
 the business and pipeline pages, one HTML file.
 
-``into_version`` is what the publisher calls (as an ``elt.publish.Attachment``) on the verified staging
+``into_version`` is what the publisher calls (as an ``publish.publish.Attachment``) on the verified staging
 folder, before the manifest is written: the report lands in the version it describes and is listed
 in its manifest. ``render`` is the same for any folder and manifest (``python -m report``).
 """
@@ -102,7 +102,7 @@ def render(version_dir: Path, manifest: dict[str, Any], warehouse: Path | None) 
 def into_version(
     staging: Path, manifest: dict[str, Any], warehouse: Path | None
 ) -> tuple[Path, dict[str, Any]]:
-    """Write ``report.html`` into a version folder being published (``elt.publish.Attachment``)."""
+    """Write ``report.html`` into a version folder being published (``publish.publish.Attachment``)."""
     t0 = time.monotonic()
     text, detail = render(staging, manifest, warehouse)
     out = staging / FILE_NAME

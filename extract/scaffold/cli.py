@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from elt import settings
-from extract import openapi, tls, transfer
+from core import settings, tls
+from extract import openapi, transfer
 from extract.advice import public_url
 from extract.errors import ExtractError
 from extract.limits import HttpPolicy

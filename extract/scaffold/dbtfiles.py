@@ -11,7 +11,7 @@ creates a table only once it has a row) and every column that may be absent thro
 explicitly. Names stay the API's: the ``renamed`` CTE is where a team renames them.
 
 Every generated node is enabled only while the source's file is one of the loaded sources:
-``elt.dbt_runner`` passes their names in ``SHOP_SOURCE_NAMES``, so a test run (which loads only the
+``transform.dbt_runner`` passes their names in ``SHOP_SOURCE_NAMES``, so a test run (which loads only the
 shop's embedded files) or a ``SHOP_SOURCES_DIR`` without this file builds without it, and a plain
 ``dbt`` call (the variable unset) builds everything.
 """
@@ -29,7 +29,7 @@ from extract.scaffold.render import scalar
 from extract.spec import Endpoint, Service
 
 SQL_TYPES = {"int": "bigint", "str": "varchar", "bool": "boolean", "float": "double", "ts": "timestamptz"}
-ENV = "SHOP_SOURCE_NAMES"  # set by elt/dbt_runner.py (SOURCE_NAMES_ENV)
+ENV = "SHOP_SOURCE_NAMES"  # set by transform/dbt_runner.py (SOURCE_NAMES_ENV)
 LOAD_ID = "_dlt_load_id"
 LINE = 100  # wrap long YAML descriptions and source_or_empty maps (sqlfluff allows 120)
 
@@ -161,7 +161,7 @@ def _enabled(indent: int, source: str) -> list[str]:
     pad = " " * indent
     return [
         f"{pad}config:",
-        f"{pad}  # on while sources/{source}.yml is a loaded source ({ENV}: elt/dbt_runner.py)",
+        f"{pad}  # on while sources/{source}.yml is a loaded source ({ENV}: transform/dbt_runner.py)",
         f"{pad}  enabled: \"{{{{ '{source}' in env_var('{ENV}', '{source}').split(',') }}}}\"",
     ]
 

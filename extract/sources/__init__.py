@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from elt import settings
+from core import settings
 from extract.sourcefile import load_dir
 from extract.spec import Service
 

@@ -4,7 +4,7 @@ the run folder): 0600 files, 0700 folders.
 Why a umask and not a mode per file: SQLite, DuckDB, dlt and dbt create their own files (WAL, -shm,
 spill folders, load packages) with the process umask, so a restrictive umask in every entry point is
 the one place that covers them all; the chmods below cover what existed before (an older checkout).
-The services own this copy; the pipeline has its own (elt/file_modes.py): neither imports the other.
+The services own this copy; the pipeline has its own (core/file_modes.py): neither imports the other.
 """
 
 from __future__ import annotations

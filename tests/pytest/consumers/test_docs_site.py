@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from elt import docs_site
 from tests.pytest.consumers.browser import Action, Chromium
 from tests.pytest.consumers.conftest import DocsSite
+from transform import docs_site
 
 PNG = b"\x89PNG\r\n\x1a\n"
 LAUNCHER = "document.querySelector('a[title=\"View Lineage Graph\"]')"  # dbt-docs' round graph button
@@ -57,7 +57,7 @@ def test_overview_and_a_marts_owner_and_lineage_render_from_a_file(
 
 
 def test_the_page_dbt_writes_would_log_errors_that_the_build_removes() -> None:
-    """``elt.docs_site.clean`` is what makes the console clean: on dbt-docs' own markup it changes the
+    """``transform.docs_site.clean`` is what makes the console clean: on dbt-docs' own markup it changes the
     icon templates and the favicon link, and nothing else."""
     import importlib.resources
 

@@ -17,7 +17,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from elt.verify import verify_version
+from publish.verify import verify_version
 from tests.pytest.consumers.browser import Action, Chromium, PageVisit
 from tests.pytest.consumers.conftest import Published
 

@@ -1,7 +1,7 @@
 """No personal data in the published marts: no raw e-mail, phone, full name or street line in any
 text column of any mart tagged `publish`, no column named like one, and the e-mail hash is keyed (it
 equals sha256(key || e-mail), not the dictionary-reversible sha256(e-mail)); the published manifest
-names that key by its fingerprint (elt/pii_key.py)."""
+names that key by its fingerprint (core/pii_key.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 
-from elt import versions
+from publish import versions
 from services.launcher import Fleet
 from tests.pytest.dbt.dbt_world import PII_KEY, DbtWorld
 from tests.pytest.dbt.truth import docs

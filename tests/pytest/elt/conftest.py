@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from elt import lock
+from core import lock
 from tests.pytest.elt.helpers import EltPaths, fill_marts, write_dbt_artifacts
 
 

@@ -17,8 +17,9 @@ PUBLISHER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from elt import dbt_artifacts, settings
-    from elt.publish import publish
+    from core import settings
+    from transform import dbt_artifacts
+    from publish.publish import publish
     from tests.pytest.elt.helpers import fill_marts
 
     rounds, keep, done = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
@@ -36,7 +37,8 @@ READER = textwrap.dedent(
     from pathlib import Path
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from elt import settings, versions
+    from core import settings
+    from publish import versions
 
     done = Path(sys.argv[1])
     exports = settings.exports_dir()

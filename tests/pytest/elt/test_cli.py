@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from elt import dbt_runner, pii_key, versions
+from core import pii_key
+from publish import versions
 from tests.pytest.elt.helpers import EltPaths, fill_marts, write_dbt_artifacts
 from tests.pytest.sources_env import child_env
+from transform import dbt_runner
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -86,7 +88,7 @@ def test_export_while_a_writer_holds_the_lock(fake_project: EltPaths) -> None:
         [
             sys.executable,
             "-c",
-            "import time\nfrom elt.lock import warehouse_lock\n"
+            "import time\nfrom core.lock import warehouse_lock\n"
             "with warehouse_lock('dbt build --select marts'):\n    print('held', flush=True); time.sleep(60)",
         ],
         cwd=REPO,
@@ -176,7 +178,7 @@ def test_dbt_wrapper_waits_its_turn_and_names_the_holder(elt_env: EltPaths) -> N
         [
             sys.executable,
             "-c",
-            "import time\nfrom elt.lock import warehouse_lock\n"
+            "import time\nfrom core.lock import warehouse_lock\n"
             "with warehouse_lock('python -m extract'):\n    print('held', flush=True); time.sleep(60)",
         ],
         cwd=REPO,

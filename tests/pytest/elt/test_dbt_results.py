@@ -8,8 +8,8 @@ from pathlib import Path
 
 import duckdb
 
-from elt import dbt_results
 from tests.pytest.elt.helpers import EltPaths
+from transform import dbt_results
 
 
 def _artifacts(target: Path) -> None:

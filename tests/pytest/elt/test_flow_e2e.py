@@ -21,8 +21,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from elt import lock, versions
-from elt.verify import verify_version
+from core import lock
+from publish import versions
+from publish.verify import verify_version
 from services.simulator import Simulator
 from tests.pytest.sources_env import child_env
 from tests.pytest.support.ports import free_port_base

@@ -1,11 +1,11 @@
-"""The macro style check (elt/lint_macros.py): each rule catches what it names, and the project's own
+"""The macro style check (transform/lint_macros.py): each rule catches what it names, and the project's own
 macros pass (make lint runs the same check through `python -m elt lint-sql`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from elt import lint_macros
+from transform import lint_macros
 
 GOOD = """{#- Why this macro exists.
 

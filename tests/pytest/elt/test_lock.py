@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from elt import lock
-from elt.lock import WarehouseBusy, warehouse_lock
+from core import lock
+from core.lock import WarehouseBusy, warehouse_lock
 
 REPO = Path(__file__).resolve().parents[3]
 
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from elt.lock import warehouse_lock
+    from core.lock import warehouse_lock
     with warehouse_lock(sys.argv[1]):
         print("held", flush=True)
         time.sleep(float(sys.argv[2]))
@@ -31,7 +31,7 @@ HOLDER = textwrap.dedent(
 TRY_LOCK = textwrap.dedent(
     """
     import sys
-    from elt.lock import WarehouseBusy, warehouse_lock
+    from core.lock import WarehouseBusy, warehouse_lock
     wait = float(sys.argv[1]) if len(sys.argv) > 1 else None
     try:
         with warehouse_lock("child try", wait=wait):
@@ -158,7 +158,7 @@ def test_waiters_take_turns(warehouse: Path) -> None:
         """
         import sys, time
         from pathlib import Path
-        from elt.lock import warehouse_lock
+        from core.lock import warehouse_lock
         log = Path(sys.argv[1])
         with warehouse_lock("writer", wait=60):
             with log.open("a") as f:

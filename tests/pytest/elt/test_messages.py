@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from elt import warehouse_check
+from core import warehouse_check
 from tests.pytest.elt.helpers import EltPaths, fill_marts, write_dbt_artifacts
 
 REPO = Path(__file__).resolve().parents[3]

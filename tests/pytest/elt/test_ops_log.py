@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from elt import ops_log, secrets
+from core import ops_log, secrets
 
 
 @pytest.fixture()

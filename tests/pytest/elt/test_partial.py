@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from elt import dbt_artifacts, partial, versions
-from elt.partial import Partial, dbt_sources_of, read_failures
-from elt.publish import PublishError, publish
-from elt.verify import verify_version
 from extract.runner import RunResult, write_outcome
+from publish import partial, versions
+from publish.partial import Partial, dbt_sources_of, read_failures
+from publish.publish import PublishError, publish
+from publish.verify import verify_version
 from tests.pytest.elt.helpers import EltPaths, fill_marts
+from transform import dbt_artifacts
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -21,13 +21,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from elt import pii_key, versions
-from elt.dbt_artifacts import publish_specs
-from elt.publish import publish
-from elt.verify import verify_version
+from core import pii_key
+from publish import versions
+from publish.publish import publish
+from publish.verify import verify_version
 from services.launcher import Fleet
 from tests.pytest.elt.helpers import EltPaths
 from tests.pytest.faults.helpers import Outcome, Workspace, flow, make_workspace, run
+from transform.dbt_artifacts import publish_specs
 
 REPO = Path(__file__).resolve().parents[3]
 KEY_A = "test-pii-key-0123456789"  # the elt_env fixture's SHOP_PII_KEY
@@ -35,7 +36,7 @@ KEY_B = "another-operator-key-9876543210"
 
 
 def expected_fingerprint(key: str) -> str:
-    """The documented definition, computed here independently of elt.pii_key."""
+    """The documented definition, computed here independently of core.pii_key."""
     return hmac.new(key.encode(), b"shop-elt pii key fingerprint v1", hashlib.sha256).hexdigest()[:32]
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from elt import dbt_artifacts, versions
-from elt.publish import Attachment, PublishError, publish
-from elt.verify import verify_version
+from publish import versions
+from publish.publish import Attachment, PublishError, publish
+from publish.verify import verify_version
 from tests.pytest.elt.helpers import EltPaths, fill_marts
+from transform import dbt_artifacts
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -169,8 +170,9 @@ KILLED_PUBLISHER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from elt import dbt_artifacts, settings
-    from elt.publish import publish
+    from core import settings
+    from transform import dbt_artifacts
+    from publish.publish import publish
 
     def hang(staging):
         print("WRITTEN", staging, flush=True)
@@ -277,7 +279,7 @@ def test_files_read_as_a_dataset_with_utc_timestamps_and_say_what_they_are(fake_
 
 
 def test_manifest_names_the_git_revision_and_each_marts_high_water_mark(fake_project: EltPaths) -> None:
-    from elt import ops_log
+    from core import ops_log
 
     manifest = versions.read_manifest(_publish(fake_project).version_dir)
     assert manifest["publisher"]["git_revision"] == ops_log.git_revision()

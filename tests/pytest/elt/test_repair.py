@@ -1,4 +1,4 @@
-"""The rules of ``python -m elt repair-snapshot`` (elt/repair.py) on the situations a damaged SCD2
+"""The rules of ``python -m elt repair-snapshot`` (transform/repair.py) on the situations a damaged SCD2
 snapshot can be in, each written as the rows dbt-core 1.11's snapshot merge leaves (timestamp
 strategy: a version's ``dbt_valid_from`` is its ``updated_at``, an update closes the old version where
 the new one starts, a hard-delete invalidation closes it at the build's time). The end-to-end case, a
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from elt.repair import RepairError, Version, parse_since, plan_repair, snapshot_spec
+from transform.repair import RepairError, Version, parse_since, plan_repair, snapshot_spec
 
 T0 = datetime(2026, 11, 1, 12, 0, 0)
 BAD = datetime(2026, 12, 1, 20, 46, 21)  # the build that saw the source without its rows

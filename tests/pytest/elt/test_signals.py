@@ -1,4 +1,4 @@
-"""Stopping, across real processes (elt/signals.py, ops_log.close_orphans, the lock's dead-holder line):
+"""Stopping, across real processes (core/signals.py, ops_log.close_orphans, the lock's dead-holder line):
 a stopped command gives its child SIGTERM and a grace period, a child dies with a parent killed by -9,
 rows whose process is gone are closed by the next writer, and a lock left by a dead holder is taken at
 once with a line saying so."""
@@ -17,7 +17,7 @@ import duckdb
 import psutil
 import pytest
 
-from elt import lock, ops_fallback, ops_log
+from core import lock, ops_fallback, ops_log
 from tests.pytest.elt.helpers import EltPaths
 
 REPO = Path(__file__).resolve().parents[3]
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[3]
 PARENT = textwrap.dedent(
     """
     import sys
-    from elt import signals
+    from core import signals
     signals.install()
     child = [sys.executable, "-c", sys.argv[1], sys.argv[2]]
     try:
@@ -53,8 +53,8 @@ CHILD = textwrap.dedent(
 ROW_WRITER = textwrap.dedent(
     """
     import duckdb, sys, time
-    from elt import ops_fallback, ops_log, settings
-    from elt.lock import warehouse_lock
+    from core import ops_fallback, ops_log, settings
+    from core.lock import warehouse_lock
     record = ops_log.new_run("writer", "extract")
     with warehouse_lock("writer"):
         con = duckdb.connect(str(settings.warehouse_path()))
@@ -195,7 +195,7 @@ def test_a_row_whose_pid_now_names_a_newer_process_is_closed(elt_env: EltPaths) 
 HOLDER = textwrap.dedent(
     """
     import time
-    from elt.lock import warehouse_lock
+    from core.lock import warehouse_lock
     with warehouse_lock("a run that will be killed"):
         print("held", flush=True)
         time.sleep(120)
@@ -227,7 +227,7 @@ def test_a_lock_left_by_a_killed_holder_is_taken_at_once_with_a_line(
 IN_FINALIZER = textwrap.dedent(
     """
     import os, signal, sys, time, weakref
-    from elt import signals
+    from core import signals
     signals.install()
 
     class Session:
@@ -262,7 +262,7 @@ IN_QUERY = textwrap.dedent(
     """
     import os, signal, sys, threading
     import duckdb
-    from elt import signals
+    from core import signals
     signals.install()
     threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import orjson
 
-from elt.settings import repo_root
+from core.settings import repo_root
 from services.launcher import Fleet
 from tests.pytest.sources_env import child_env
 

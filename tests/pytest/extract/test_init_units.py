@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from elt.settings import repo_root
+from core.settings import repo_root
 from extract import docdrift, openapi
 from extract.scaffold import cli, guess, render, sample
 from extract.sourcefile import load_file, parse, to_service
@@ -432,7 +432,7 @@ def test_init_writes_nothing_when_a_file_exists_and_force_overwrites(
 
 def test_generated_dbt_files_list_every_column_and_follow_the_loaded_sources(tmp_path: Path) -> None:
     """Explicit columns (nested objects flattened as dlt names them), the shop's macros, the key tests,
-    and ``enabled`` tied to SHOP_SOURCE_NAMES (elt/dbt_runner.py sets it to the loaded sources)."""
+    and ``enabled`` tied to SHOP_SOURCE_NAMES (transform/dbt_runner.py sets it to the loaded sources)."""
     from extract.scaffold import dbtfiles
 
     draft = guess.from_document(PLAIN_DOC, "helpdesk", "t", None, None)
@@ -474,7 +474,7 @@ def test_generated_dbt_files_list_every_column_and_follow_the_loaded_sources(tmp
 
 
 def test_the_dbt_wrapper_passes_the_loaded_sources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from elt import dbt_runner
+    from transform import dbt_runner
 
     folder = tmp_path / "sources"
     folder.mkdir()

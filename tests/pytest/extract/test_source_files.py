@@ -20,7 +20,7 @@ import duckdb
 import pytest
 import yaml
 
-from elt.settings import repo_root
+from core.settings import repo_root
 from extract import config, sourcefile
 from extract.config import ServiceConfig
 from extract.errors import FetchError, ShortWalk, SourceFileError, UnsafePagination

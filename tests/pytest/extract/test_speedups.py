@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from dlt.common.configuration.specs.base_configuration import SecretSentinel
 
-from elt.settings import warehouse_path
+from core.settings import warehouse_path
 from extract import hints
 from extract.resources import Batches
 from extract.runner import connect_warehouse, make_pipeline, run

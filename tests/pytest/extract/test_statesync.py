@@ -11,10 +11,10 @@ from collections.abc import Callable
 import duckdb
 import pytest
 
-from elt.settings import warehouse_path
+from core.settings import warehouse_path
+from elt.stream.raw import RawLoader
 from extract.runner import make_pipeline, run
 from extract.statesync import local_state_is_ahead
-from extract.stream.raw import RawLoader
 from services.launcher import Fleet
 from services.simulator.simulator import Simulator
 from tests.pytest.extract.helpers import LoaderEnv, assert_matches_source

@@ -34,7 +34,7 @@ import pytest
 import requests
 import yaml
 
-from elt.settings import repo_root
+from core.settings import repo_root
 from extract.scaffold import cli
 from tests.pytest import thirdparty
 from tests.pytest.sources_env import child_env

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import duckdb
 
-from elt import lock
-from elt.checksums import quote_ident, quote_literal
+from core import lock
+from core.checksums import quote_ident, quote_literal
 from tests.pytest.sources_env import child_env
 
 REPO = Path(__file__).resolve().parents[3]

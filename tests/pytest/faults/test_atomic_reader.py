@@ -2,7 +2,7 @@
 
 The reader follows the documented protocol (docs/publishing.md): resolve ``exports/current`` once, then
 read only inside the resolved folder. Every poll checks the whole version against its manifest
-(``elt.verify.verify_version``: files, sha256, row counts, content checksums, no stray files) while
+(``publish.verify.verify_version``: files, sha256, row counts, content checksums, no stray files) while
 ``python -m elt export`` publishes new versions over and over on the clean reference warehouse.
 """
 
@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from elt.verify import verify_version
+from publish.verify import verify_version
 from tests.pytest.faults.helpers import REPO
 from tests.pytest.world import Reference
 

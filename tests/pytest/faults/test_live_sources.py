@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from elt import versions
+from publish import versions
 from services.launcher import Fleet
 from services.simulator import Simulator
 from tests.pytest.dbt.reconcile import exports_connection, mart_differences

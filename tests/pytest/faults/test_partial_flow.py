@@ -17,8 +17,8 @@ from collections.abc import Callable
 import duckdb
 import pytest
 
-from elt import versions
-from elt.verify import verify_version
+from publish import versions
+from publish.verify import verify_version
 from tests.pytest.faults.helpers import Workspace, assert_matches_clean, flow, run
 from tests.pytest.world import Reference
 

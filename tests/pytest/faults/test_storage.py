@@ -9,7 +9,7 @@ permission; skipped with the reason otherwise).
 The failure path itself needs nothing the fault took away: the flow, ``python -m extract`` and
 ``python -m elt export`` end with their one-line failure and exit 1, never a traceback, and the run log
 rows the warehouse could not take are kept in ``<run dir>/ops-fallback.jsonl`` and written to ``ops``
-exactly once by the next run that can (elt/ops_fallback.py).
+exactly once by the next run that can (core/ops_fallback.py).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from elt import lock, ops_fallback
-from elt.verify import verify_version
+from core import lock, ops_fallback
+from publish.verify import verify_version
 from tests.pytest.faults.helpers import (
     REPO,
     Outcome,
@@ -350,7 +350,7 @@ def test_warehouse_held_by_a_second_writer(workspace, reference: Reference, flee
     ws.env["SHOP_LOCK_WAIT"] = "2"
     writer = _holder(
         ws,
-        "import time; from elt.lock import warehouse_lock\n"
+        "import time; from core.lock import warehouse_lock\n"
         "with warehouse_lock('faults-suite second writer'):\n"
         "    print('holding', flush=True); time.sleep(600)",
     )

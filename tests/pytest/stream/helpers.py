@@ -1,5 +1,5 @@
 """The stream suite's world: a private fleet whose events a simulator keeps appending, a private
-warehouse/exports/run folder, and helpers to start, signal and kill ``python -m extract.stream`` as a
+warehouse/exports/run folder, and helpers to start, signal and kill ``python -m elt stream`` as a
 real child process and to check the result against the events service's own SQLite file."""
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from typing import Any
 import duckdb
 import orjson
 
-from elt import dbt_runner, lock
+from core import lock
 from services.launcher import Fleet
 from services.simulator import Simulator
 from services.store.timefmt import parse_us
 from tests.pytest.sources_env import child_env
+from transform import dbt_runner
 
 REPO = Path(__file__).resolve().parents[3]
 LOCK_ERROR_MARKERS = ("Could not set lock", "WarehouseBusy", "warehouse is locked", "Traceback")
@@ -55,12 +56,12 @@ class StreamWorld:
         return proc
 
     def start_stream(self, *args: str) -> tuple[subprocess.Popen, Path]:
-        """Start ``python -m extract.stream`` in the background; output goes to a log file."""
+        """Start ``python -m elt stream`` in the background; output goes to a log file."""
         log = self.root / f"stream-{len(self.logs) + 1}.log"
         self.logs.append(log)
         handle = log.open("w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "extract.stream", "--batch-max-seconds", "0.5", *args],
+            [sys.executable, "-m", "elt.stream", "--batch-max-seconds", "0.5", *args],
             cwd=REPO,
             env=self.env,
             stdout=handle,

@@ -1,4 +1,4 @@
-"""``python -m extract.stream`` that kills itself with SIGKILL at one exact moment of dlt's commit.
+"""``python -m elt stream`` that kills itself with SIGKILL at one exact moment of dlt's commit.
 
 Run as ``python -m tests.pytest.stream.killed_stream <point> <stream arguments...>`` in a world's
 environment. The stream, dlt, DuckDB and the events service are the real ones; the only addition is a
@@ -58,7 +58,7 @@ POINTS: dict[str, Callable[[], None]] = {
 def main(argv: list[str]) -> int:
     point, stream_args = argv[0], argv[1:]
     POINTS[point]()
-    from extract.stream.__main__ import main as stream_main
+    from elt.stream.__main__ import main as stream_main
 
     stream_main(stream_args)
     return NOT_REACHED

@@ -20,7 +20,7 @@ from tests.pytest.stream.helpers import StreamWorld, simulating, simulating_chan
 
 def catch_up(world: StreamWorld, *extra: str) -> str:  # used by the slow case
     """One ``--once`` batch: everything still waiting in the service, then exit 0."""
-    proc = world.run(["-m", "extract.stream", "--once", "--batch-cap", "1000000", *extra], timeout=600)
+    proc = world.run(["-m", "elt.stream", "--once", "--batch-cap", "1000000", *extra], timeout=600)
     assert "stream:" in proc.stdout, proc.stdout + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 

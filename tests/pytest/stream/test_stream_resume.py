@@ -58,7 +58,7 @@ def test_kill9_inside_dlt_commit_loads_every_event_once(point: str, stream_world
     )
     assert killed.returncode == -9, f"the stream was not killed at {point}: {killed.stderr[-3000:]}"
     add_events(w, seed + 100, count=100)  # the run after the kill has its own too
-    proc = w.run(["-m", "extract.stream", *STREAM_ONCE])
+    proc = w.run(["-m", "elt.stream", *STREAM_ONCE])
     out = proc.stdout + proc.stderr
     w.assert_exactly_once()
     twice = duplicated_loads(w)

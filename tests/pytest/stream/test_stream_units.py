@@ -12,10 +12,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from elt import lock
-from extract.stream.latency import LatencyStats, latencies_seconds, percentile
-from extract.stream.lockwait import LockTimeout, batch_lock
-from extract.stream.settings import StreamSettings
+from core import lock
+from elt.stream.latency import LatencyStats, latencies_seconds, percentile
+from elt.stream.lockwait import LockTimeout, batch_lock
+from elt.stream.settings import StreamSettings
 
 
 def test_settings_reject_inconsistent_batches() -> None:
@@ -59,7 +59,7 @@ def test_batch_lock_waits_for_holder_then_takes_it(tmp_path: Path, monkeypatch: 
         [
             sys.executable,
             "-c",
-            "import sys, time; from elt.lock import warehouse_lock\n"
+            "import sys, time; from core.lock import warehouse_lock\n"
             "with warehouse_lock('test holder'):\n    print('held', flush=True); time.sleep(1.5)",
         ],
         env={**os.environ, "SHOP_WAREHOUSE": str(warehouse)},
@@ -84,7 +84,7 @@ def test_batch_lock_abandons_on_request(tmp_path: Path, monkeypatch: pytest.Monk
         [
             sys.executable,
             "-c",
-            "import time; from elt.lock import warehouse_lock\n"
+            "import time; from core.lock import warehouse_lock\n"
             "with warehouse_lock('other'):\n    print('held', flush=True); time.sleep(5)",
         ],
         env={**os.environ, "SHOP_WAREHOUSE": str(tmp_path / "shop.duckdb")},

@@ -1,0 +1,158 @@
+"""Rebuild the ``tag:realtime`` dbt models in-process and publish them to the realtime export root.
+
+Why in-process: a ``dbt`` child process spends seconds starting and parsing the project before it
+touches a table, more than the whole latency budget. The project is parsed once at start-up
+(``dbt parse``) and every micro-batch reuses that manifest through one long-lived
+``dbtRunner(manifest=...)``, so a cycle pays only for the SQL of the three real-time models.
+dbt-duckdb closes its DuckDB handle when the invocation's last connection closes; ``release()``
+makes sure of it, because the lock is handed back after each batch and another *process* must then
+be able to open the file.
+
+Publishing reuses ``publish.publish.publish`` unchanged (staging folder, read-back verification,
+manifest, atomic ``current`` switch) with only the realtime specs and its own root, so the batch
+flow's ``exports/current`` and the stream's ``exports/realtime/current`` never prune or race each
+other.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core import settings
+from elt.stream.settings import stream_dir
+from publish.publish import PublishResult, publish
+from transform import dbt_artifacts, dbt_runner
+
+log = logging.getLogger("elt.stream.marts")
+
+REALTIME_TAG = "realtime"
+SELECTOR = f"tag:{REALTIME_TAG}"
+KEEP_VERSIONS = 3
+
+
+class MartsError(RuntimeError):
+    """dbt failed on the real-time models (nothing was published for this batch)."""
+
+
+@dataclass
+class RefreshOutcome:
+    invocation_id: str | None
+    dbt_seconds: float
+    publish: PublishResult
+
+
+def release_dbt_connections() -> None:
+    """Close dbt-duckdb's process-wide DuckDB handle, if an invocation left one open."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # pragma: no cover - dbt-duckdb is a locked dependency
+        return
+    env = DuckDBConnectionManager._ENV
+    if env is not None and getattr(env, "conn", None) is not None:
+        env.close()
+    DuckDBConnectionManager.close_all_connections()
+
+
+class RealtimeMarts:
+    """A parsed dbt project that rebuilds and publishes the real-time marts on demand."""
+
+    def __init__(self, command: str = "run", exports: Path | None = None) -> None:
+        from dbt.cli.main import dbtRunner  # heavy import: only when marts are wanted
+
+        self.command = command
+        self.exports = exports
+        self.target = stream_dir() / "dbt-target"
+        self.logs = stream_dir() / "dbt-logs"
+        self.target.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        # dbt reads the PII key and the absolute warehouse path from the environment (as the batch
+        # flow's child dbt does); in-process that means this process's environment.
+        os.environ.update(dbt_runner.dbt_env())
+        root = str(settings.repo_root())
+        self.common = [
+            "--project-dir",
+            root,
+            "--profiles-dir",
+            os.environ.get("DBT_PROFILES_DIR", root),
+            "--target-path",
+            str(self.target),
+            "--log-path",
+            str(self.logs),
+            "--log-level-file",
+            "warn",
+            "--quiet",
+            "--no-use-colors",  # console and dbt-logs/dbt.log: no terminal colour codes in a log
+        ]
+        started = time.monotonic()
+        parsed = dbtRunner().invoke(["parse", *self.common])
+        if not parsed.success or parsed.result is None:
+            raise MartsError(f"dbt parse failed: {parsed.exception}")
+        self.manifest = parsed.result
+        self.runner = dbtRunner(manifest=self.manifest)
+        realtime = {uid for uid, node in self.manifest.nodes.items() if REALTIME_TAG in (node.tags or [])}
+        self.specs = [
+            s for s in dbt_artifacts.publish_specs(self.target / "manifest.json") if s.unique_id in realtime
+        ]
+        if not self.specs:
+            raise MartsError("no model is tagged both 'realtime' and 'publish': nothing to keep fresh")
+        self.bootstrapped = False
+        log.info(
+            "dbt project parsed once in %.1fs; real-time marts: %s",
+            time.monotonic() - started,
+            ", ".join(s.name for s in self.specs),
+        )
+
+    def _invoke(self, args: list[str]) -> Any:
+        try:
+            # No artifacts written per batch. (--no-populate-cache would save a little, but with two
+            # threads dbt's lazily filled relation cache raced a table swap: "Cache inconsistency".)
+            return self.runner.invoke([*args, *self.common, "--no-write-json"])
+        finally:
+            release_dbt_connections()
+
+    def _dbt(self) -> str | None:
+        """Run the selector; on a first failure build the models' parents once (a fresh warehouse has
+        no staging views yet) and retry. Returns the invocation id."""
+        from dbt_common.invocation import get_invocation_id
+
+        result = self._invoke([self.command, "--select", SELECTOR])
+        if not result.success and not self.bootstrapped:
+            self.bootstrapped = True
+            log.warning(
+                "dbt %s -s %s failed; building its parents once (+%s)", self.command, SELECTOR, SELECTOR
+            )
+            self._invoke(["build", "--select", f"+{SELECTOR}"])
+            result = self._invoke([self.command, "--select", SELECTOR])
+        self.bootstrapped = True
+        if not result.success:
+            failures = []
+            for r in getattr(result.result, "results", None) or []:
+                if str(r.status) in ("error", "fail", "runtime error"):
+                    failures.append(f"{r.node.unique_id}: {r.status}: {(r.message or '')[:200]}")
+            raise MartsError(
+                f"dbt {self.command} -s {SELECTOR} failed: "
+                + ("; ".join(failures) if failures else str(result.exception))
+            )
+        return get_invocation_id()
+
+    def refresh(self, exports: Path) -> RefreshOutcome:
+        """Rebuild the real-time models, then publish them as a new version under ``exports``.
+
+        The caller holds the warehouse lock and has no DuckDB handle open in this process.
+        """
+        started = time.monotonic()
+        invocation_id = self._dbt()
+        dbt_seconds = time.monotonic() - started
+        result = publish(
+            self.specs,
+            warehouse=settings.warehouse_path(),
+            exports=exports,
+            dbt_invocation={"invocation_id": invocation_id, "command": f"{self.command} -s {SELECTOR}"},
+            keep=KEEP_VERSIONS,
+        )
+        return RefreshOutcome(invocation_id, dbt_seconds, result)

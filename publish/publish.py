@@ -1,0 +1,556 @@
+"""Publish the dbt marts to ``exports/`` as Parquet, one verified, atomically switched version at a time.
+
+Why this shape: consumers read ``exports/current`` while new data is published. Writing in place
+(especially a partitioned COPY with OVERWRITE, which deletes first) would let them see half-written
+or mixed data. So every publish goes to a fresh ``versions/<id>.partial`` folder, is read back and
+checked against the warehouse (row counts and a content checksum per mart, sha256 per file), gets
+its ``manifest.json``, is renamed to ``versions/<id>`` and only then becomes ``current`` by one
+symlink rename. Any failure before the switch leaves ``current`` exactly as it was.
+
+What the files look like is chosen for readers (docs/publishing.md, "Reading with each library"):
+
+- A partitioned mart is a folder of flat files, one per partition value
+  (``fct_orders/placed_month_2026-01-01.parquet``), each holding every column, the partition column
+  included, with its own type. Why not Hive folders (``placed_month=2026-01-01/``): with the column in
+  the files *and* in the folder name, pyarrow and pandas refuse the dataset (the folder's inferred
+  string and the file's date do not merge); with the column only in folder names every reader infers
+  another type (string, int32, int64, date). Flat files read the same in all of them.
+- Timestamps are written UTC-adjusted (``timestamptz``): the warehouse keeps naive UTC timestamps, and
+  a naive Parquet timestamp reads back without a zone in every library.
+- Each file's key-value metadata names the mart, the version and the format (``KV_METADATA``), so a
+  file that travels alone still says where it came from.
+
+Attachments (the report) are files built from the verified staging folder before the manifest is
+written: they are listed in it with their sha256, and a failure leaves ``current`` untouched too.
+
+The caller holds the warehouse lock (no writer changes the marts meanwhile, and no other publisher
+shares the ``exports`` folder) and must not have the warehouse open read-write in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from core import checksums, ops_log, pii_key, settings
+from core.checksums import quote_ident, quote_literal
+from core.secrets import scrub
+from publish import versions
+from transform.dbt_artifacts import MartSpec
+
+log = logging.getLogger("elt.publish")
+
+FORMAT_VERSION = 2  # 2: flat partition files, UTC-adjusted timestamps, git revision, high-water marks
+# Key-value metadata written into every Parquet file (``KV_METADATA``): which mart and version it is.
+KV_PREFIX = "shop_elt."
+# How many committed load ids per raw schema to list in the manifest (all are counted).
+MAX_LOAD_IDS = 50
+
+
+class PublishError(RuntimeError):
+    """The publish could not be completed and verified; the current version is untouched."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file built into the version from its verified Parquet (e.g. the report), before the switch.
+
+    ``build(staging, manifest)`` gets the staging folder and the manifest so far (marts, sources,
+    version) and returns the file it wrote inside the folder plus a small JSON-able detail for the
+    manifest. Why a callable and not an import: publish stays one job; what consumes the exports
+    (report/) sits above it and is handed in by the flow.
+    """
+
+    name: str
+    build: Callable[[Path, dict[str, Any]], tuple[Path, dict[str, Any]]]
+
+
+@dataclass
+class MartResult:
+    name: str
+    rows: int
+    files: int
+    bytes: int
+    seconds: float
+
+
+@dataclass
+class PublishResult:
+    version_id: str
+    version_dir: Path
+    marts: list[MartResult]
+    seconds: float
+    pruned: list[str] = field(default_factory=list)
+    pii_key: dict[str, Any] = field(default_factory=dict)  # the manifest's key record (fingerprint, rotation)
+    attachments: dict[str, Any] = field(default_factory=dict)  # the manifest's attachment entries
+
+    @property
+    def rows(self) -> int:
+        return sum(m.rows for m in self.marts)
+
+
+def _relation_sql(con: duckdb.DuckDBPyConnection, spec: MartSpec) -> str:
+    """The fully qualified relation, using dbt's database name when it is attached under that name.
+
+    dbt-duckdb names the database after the file stem; when a different file is being published (or
+    it was attached under another alias) the connection's own database is used.
+    """
+    attached = {row[0] for row in con.execute("select database_name from duckdb_databases()").fetchall()}
+    (current,) = con.execute("select current_database()").fetchone()
+    database = spec.database if spec.database in attached else current
+    found = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_catalog = ? and table_schema = ? and table_name = ?",
+        [database, spec.schema, spec.alias],
+    ).fetchone()[0]
+    if not found:
+        raise PublishError(
+            f"{spec.unique_id}: relation {database}.{spec.schema}.{spec.alias} not found in the warehouse "
+            "(was `dbt build` run against this warehouse?)"
+        )
+    return ".".join(quote_ident(p) for p in (database, spec.schema, spec.alias))
+
+
+def _workers(con: duckdb.DuckDBPyConnection, marts: int) -> int:
+    """Marts written (and verified) at once: one per DuckDB thread.
+
+    Why threads: most marts are small, and a small COPY or read-back runs on one DuckDB thread whatever
+    ``threads`` says, so one mart after another left a core idle. DuckDB releases the GIL while a query
+    runs, so Python threads with a cursor each keep every core busy.
+    """
+    (threads,) = con.execute("select current_setting('threads')").fetchone()
+    return max(1, min(int(threads), marts))
+
+
+def _largest_first(con: duckdb.DuckDBPyConnection, specs: list[MartSpec]) -> list[MartSpec]:
+    """Specs ordered by estimated size, so the longest COPY starts first and the threads finish together."""
+    sizes = {
+        (db, schema, name): size or 0
+        for db, schema, name, size in con.execute(
+            "select database_name, schema_name, table_name, estimated_size from duckdb_tables()"
+        ).fetchall()
+    }
+    return sorted(specs, key=lambda s: -sizes.get((s.database, s.schema, s.alias), 0))
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation_sql: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in con.execute(f"describe select * from {relation_sql}").fetchall()]
+
+
+def _export_select(columns: list[tuple[str, str]]) -> str:
+    """The select list that writes a mart: naive timestamps (UTC by the project's convention) become
+    ``timestamptz`` so the files say UTC (``isAdjustedToUTC``); everything else as it is."""
+    out = []
+    for name, dtype in columns:
+        ident = quote_ident(name)
+        naive = dtype.upper().startswith("TIMESTAMP") and "TIME ZONE" not in dtype.upper()
+        out.append(f"timezone('UTC', {ident}) as {ident}" if naive else ident)
+    return ", ".join(out)
+
+
+def _kv_metadata(spec: MartSpec, version_id: str) -> str:
+    """``KV_METADATA {...}`` naming the mart, its dbt node and the version (strings only)."""
+    pairs = {
+        "mart": spec.name,
+        "unique_id": spec.unique_id,
+        "version": version_id,
+        "format": str(FORMAT_VERSION),
+    }
+    body = ", ".join(f"{quote_literal(KV_PREFIX + k)}: {quote_literal(v)}" for k, v in pairs.items())
+    return f"KV_METADATA {{{body}}}"
+
+
+def _flatten_partitions(target: Path, column: str) -> None:
+    """``<col>=<value>/data_N.parquet`` (DuckDB's partitioned COPY) → ``<col>_<value>[_N].parquet``.
+
+    The value is DuckDB's own path-safe rendering of it; a partition DuckDB split into several files
+    keeps them all, numbered."""
+    for folder in sorted(p for p in target.iterdir() if p.is_dir()):
+        key, sep, value = folder.name.partition("=")
+        if not sep or key != column:
+            raise PublishError(f"{target.name}: unexpected folder {folder.name!r} from the partitioned COPY")
+        files = sorted(folder.glob("*.parquet"))
+        for i, f in enumerate(files):
+            suffix = f"_{i}" if len(files) > 1 else ""
+            os.rename(f, target / f"{column}_{value}{suffix}.parquet")
+        folder.rmdir()
+
+
+def _write_mart(
+    con: duckdb.DuckDBPyConnection, spec: MartSpec, relation: str, staging: Path, version_id: str
+) -> Path:
+    """COPY one mart into the staging folder; return the file or folder written."""
+    columns = _columns(con, relation)
+    query = f"select {_export_select(columns)} from {relation}"
+    options = f"FORMAT parquet, COMPRESSION zstd, {_kv_metadata(spec, version_id)}"
+    if spec.partition_by:
+        names = [c for c, _ in columns]
+        if spec.partition_by not in names:
+            raise PublishError(
+                f"{spec.unique_id}: publish_partition_by column {spec.partition_by!r} not in {names}"
+            )
+        target = staging / spec.name
+        con.execute(
+            f"copy ({query}) to {quote_literal(str(target))} "
+            f"({options}, PARTITION_BY ({quote_ident(spec.partition_by)}), WRITE_PARTITION_COLUMNS true)"
+        )
+        if target.is_dir():
+            _flatten_partitions(target, spec.partition_by)
+        if not any(target.glob("*.parquet")):  # an empty mart: keep one empty file so the schema ships
+            target.mkdir(parents=True, exist_ok=True)
+            con.execute(
+                f"copy ({query} limit 0) to {quote_literal(str(target / 'empty.parquet'))} ({options})"
+            )
+        return target
+    target = staging / f"{spec.name}.parquet"
+    con.execute(f"copy ({query}) to {quote_literal(str(target))} ({options})")
+    return target
+
+
+def _mart_files(written: Path) -> list[Path]:
+    return [written] if written.is_file() else sorted(written.glob("*.parquet"))
+
+
+def _partitions(
+    con: duckdb.DuckDBPyConnection, listing: str, column: str
+) -> dict[str, dict[str, str | None]]:
+    """``{file: {"placed_month": "2026-01-01"}}``: each file's one value of the partition column, read
+    from the files themselves (not their names), in one query per mart. The empty file of an empty mart
+    has none (``{}``)."""
+    value = f"{quote_ident(column)}::varchar"
+    found = con.execute(
+        f"select filename, count(distinct {value}), min({value}) "
+        f"from read_parquet({listing}, filename = true, hive_partitioning = false) group by filename"
+    ).fetchall()
+    out: dict[str, dict[str, str | None]] = {}
+    for name, distinct, value in found:
+        if distinct > 1:
+            raise PublishError(
+                f"{Path(name).name}: {distinct} values of partition column {column!r} in one file"
+            )
+        out[name] = {column: value}
+    return out
+
+
+def _iso(value: object) -> str | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
+    return value.isoformat() if isinstance(value, date) else (None if value is None else str(value))
+
+
+def _high_water_mark(con: duckdb.DuckDBPyConnection, spec: MartSpec, reader: str) -> dict[str, Any] | None:
+    """The newest value of the mart's ``publish_high_water_mark`` column in the published files: how far
+    the data reaches (a consumer compares it with the clock, or with the previous version)."""
+    if not spec.high_water_mark:
+        return None
+    names = [c for c, _ in _columns(con, reader)]
+    if spec.high_water_mark not in names:
+        raise PublishError(
+            f"{spec.unique_id}: publish_high_water_mark column {spec.high_water_mark!r} not in {names}"
+        )
+    (value,) = con.execute(f"select max({quote_ident(spec.high_water_mark)}) from {reader}").fetchone()
+    return {"column": spec.high_water_mark, "value": _iso(value)}
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _verify_mart(
+    con: duckdb.DuckDBPyConnection, spec: MartSpec, relation: str, written: Path, staging: Path
+) -> dict[str, Any]:
+    """Read the written files back and compare them with the source; return the manifest entry."""
+    files = _mart_files(written)
+    if not files:
+        raise PublishError(f"{spec.name}: COPY wrote no Parquet files into {written}")
+    listing = checksums.parquet_list(files)
+    reader = f"read_parquet({listing}, hive_partitioning = false)"
+    file_columns = _columns(con, reader)
+    source_columns = dict(_columns(con, relation))
+    read_names = [n for n, _ in file_columns]
+    if read_names != list(source_columns):
+        raise PublishError(f"{spec.name}: columns read back {read_names} differ from {list(source_columns)}")
+    src_rows, src_sum = con.execute(checksums.content_query(relation, file_columns)).fetchone()
+    file_rows, file_sum = con.execute(checksums.content_query(reader)).fetchone()
+    meta_rows = dict(
+        con.execute(f"select file_name, num_rows from parquet_file_metadata({listing})").fetchall()
+    )
+    per_file_total = sum(meta_rows.values())
+    if not (src_rows == file_rows == per_file_total):
+        raise PublishError(
+            f"{spec.name}: row count mismatch: warehouse {src_rows}, read back {file_rows}, "
+            f"file metadata {per_file_total}"
+        )
+    if src_sum != file_sum:
+        raise PublishError(f"{spec.name}: content checksum mismatch: warehouse {src_sum}, files {file_sum}")
+    partitions = _partitions(con, listing, spec.partition_by) if spec.partition_by else {}
+    entries = []
+    for f in files:
+        _fsync(f)
+        entry: dict[str, Any] = {
+            "path": str(f.relative_to(staging)),
+            "rows": int(meta_rows[str(f)]),
+            "bytes": f.stat().st_size,
+            "sha256": checksums.sha256_file(f),
+        }
+        if spec.partition_by:
+            entry["partition"] = partitions.get(str(f), {})
+        entries.append(entry)
+    for d in {f.parent for f in files}:
+        versions.fsync_dir(d)
+    return {
+        "unique_id": spec.unique_id,
+        "relation": f"{spec.schema}.{spec.alias}",
+        "description": spec.description,
+        "rows": int(src_rows),
+        "partition_by": spec.partition_by,
+        "high_water_mark": _high_water_mark(con, spec, reader),
+        "schema": [
+            {
+                "name": name,
+                "type": ftype,
+                "warehouse_type": source_columns[name],
+                "description": spec.column_descriptions.get(name, ""),
+            }
+            for name, ftype in file_columns
+        ],
+        "content_checksum": {"algorithm": checksums.CONTENT_ALGORITHM, "value": file_sum},
+        "files": entries,
+    }
+
+
+def source_loads(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Per raw schema: the committed dlt load ids (newest first, capped) behind this publish."""
+    schemas = [
+        r[0]
+        for r in con.execute(
+            "select distinct table_schema from information_schema.tables "
+            "where table_name = '_dlt_loads' and table_schema like 'raw\\_%' escape '\\' order by 1"
+        ).fetchall()
+    ]
+    out: dict[str, Any] = {}
+    for schema in schemas:
+        rows = con.execute(
+            f"select load_id, inserted_at from {quote_ident(schema)}._dlt_loads "
+            "where status = 0 order by load_id desc"
+        ).fetchall()
+        out[schema] = {
+            "committed_loads": len(rows),
+            "latest_load_id": rows[0][0] if rows else None,
+            "latest_inserted_at": rows[0][1].isoformat() if rows and rows[0][1] else None,
+            "load_ids": [r[0] for r in rows[:MAX_LOAD_IDS]],
+        }
+    return out
+
+
+def _apply_exports_mode(folder: Path, mode: int, recurse: bool = True) -> None:
+    """Give the published files ``mode`` (``SHOP_EXPORTS_MODE``) and their folders the same with search
+    where it allows reading. Why explicit: every entry point runs with an owner-only umask (the warehouse
+    and run folder hold personal data), but the exports are meant to be shared."""
+    dir_mode = mode | ((mode & 0o444) >> 2)
+    os.chmod(folder, dir_mode)
+    for entry in folder.iterdir():
+        if entry.is_symlink():
+            continue
+        if entry.is_dir():
+            if recurse:
+                _apply_exports_mode(entry, mode)
+        else:
+            os.chmod(entry, mode)
+
+
+def _utc_session(con: duckdb.DuckDBPyConnection) -> None:
+    """Casts between naive and zoned timestamps (the verification's) in UTC, the warehouse's convention,
+    whatever the machine's zone. Global, so the threads' cursors share it. Without the ICU extension
+    DuckDB has no time zones and casts in UTC already."""
+    try:
+        con.execute("set global TimeZone = 'UTC'")
+    except duckdb.Error as exc:
+        log.debug("TimeZone not settable (%s): casts are UTC without ICU", exc)
+
+
+def _build_attachments(
+    attachments: Sequence[Attachment], staging: Path, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """Build each attachment into ``staging``; their manifest entries (path, bytes, sha256, detail)."""
+    out: dict[str, Any] = {}
+    for attachment in attachments:
+        t0 = time.monotonic()
+        try:
+            path, detail = attachment.build(staging, manifest)
+        except PublishError:
+            raise
+        except Exception as exc:
+            raise PublishError(f"building the {attachment.name} failed: {type(exc).__name__}: {exc}") from exc
+        path = path.resolve()
+        if staging.resolve() not in path.parents or not path.is_file():
+            raise PublishError(f"the {attachment.name} must be a file inside the version folder, got {path}")
+        _fsync(path)
+        out[attachment.name] = {
+            "path": str(path.relative_to(staging.resolve())),
+            "bytes": path.stat().st_size,
+            "sha256": checksums.sha256_file(path),
+            "seconds": round(time.monotonic() - t0, 3),
+            **detail,
+        }
+        log.info(
+            "built the %s: %s, %.1f MiB, %.2fs",
+            attachment.name,
+            out[attachment.name]["path"],
+            out[attachment.name]["bytes"] / 2**20,
+            time.monotonic() - t0,
+        )
+    return out
+
+
+def publish(
+    specs: list[MartSpec],
+    *,
+    warehouse: Path,
+    exports: Path,
+    dbt_invocation: dict[str, Any] | None = None,
+    keep: int = versions.DEFAULT_KEEP,
+    after_write: Callable[[Path], None] | None = None,
+    rotate_pii_key: bool = False,
+    amend_manifest: Callable[[Path, dict[str, Any]], None] | None = None,
+    attachments: Sequence[Attachment] = (),
+) -> PublishResult:
+    """Export ``specs`` from ``warehouse`` as a new version under ``exports`` and make it current.
+
+    ``dbt_invocation`` ({"invocation_id", ...}) is recorded in the manifest. ``after_write`` is called
+    with the staging folder after the COPYs and before verification (fault-injection hook for tests).
+    The manifest records the PII key's fingerprint; a key other than the current version's raises
+    ``pii_key.PiiKeyError`` before anything is written, unless ``rotate_pii_key`` (see core/pii_key.py).
+    Raises ``PublishError`` (current version untouched, staging removed) when anything does not check out.
+    ``amend_manifest(staging, manifest)`` may add files and entries before the manifest is written
+    (``--allow-partial`` carries stale marts from the current version, publish/partial.py). Then
+    ``attachments`` are built into the staging folder (the warehouse connection closed, every mart's
+    files in place) and listed in the manifest; one that fails fails the publish.
+    """
+    if not specs:
+        raise PublishError("no models tagged 'publish' in the dbt manifest: nothing to publish")
+    if not warehouse.exists():
+        raise PublishError(f"warehouse {warehouse} does not exist: run the loaders and dbt first")
+    built_with = (dbt_invocation or {}).get("pii_key_fingerprint")
+    key_record = pii_key.manifest_entry(exports, rotate=rotate_pii_key, built_with=built_with)
+    started = time.monotonic()
+    exports.mkdir(parents=True, exist_ok=True)
+    versions.versions_dir(exports).mkdir(exist_ok=True)
+    stale = versions.remove_partials(exports)
+    if stale:
+        log.warning("removed %d unfinished publish folder(s) left by an earlier crash: %s", len(stale), stale)
+
+    version_id = versions.new_version_id()
+    staging = versions.versions_dir(exports) / (version_id + versions.PARTIAL_SUFFIX)
+    final = versions.versions_dir(exports) / version_id
+    staging.mkdir()
+    results: list[MartResult] = []
+    try:
+        limit = settings.publish_memory_limit()  # bounded memory whatever the marts' size
+        config = {"memory_limit": limit} if limit else {}
+        with duckdb.connect(str(warehouse), read_only=True, config=config) as con:
+            _utc_session(con)
+            workers = _workers(con, len(specs))
+            with ThreadPoolExecutor(workers, thread_name_prefix="publish") as pool:
+
+                def write(spec: MartSpec) -> tuple[MartSpec, str, Path, float]:
+                    t0 = time.monotonic()
+                    cur = con.cursor()  # one cursor per thread: a connection runs one query at a time
+                    try:
+                        relation = _relation_sql(cur, spec)
+                        path = _write_mart(cur, spec, relation, staging, version_id)
+                        return spec, relation, path, time.monotonic() - t0
+                    finally:
+                        cur.close()
+
+                written = list(pool.map(write, _largest_first(con, specs)))
+                if after_write is not None:
+                    after_write(staging)
+
+                def verify(item: tuple[MartSpec, str, Path, float]) -> tuple[dict[str, Any], float]:
+                    spec, relation, path, write_seconds = item
+                    t0 = time.monotonic()
+                    cur = con.cursor()
+                    try:
+                        entry = _verify_mart(cur, spec, relation, path, staging)
+                        return entry, write_seconds + time.monotonic() - t0
+                    finally:
+                        cur.close()
+
+                verified = dict(zip([w[0].name for w in written], pool.map(verify, written), strict=True))
+            marts: dict[str, Any] = {}
+            for spec in specs:  # manifest and log in the dbt manifest's order, whatever order the threads ran
+                entry, took = verified[spec.name]
+                marts[spec.name] = entry
+                size = sum(f["bytes"] for f in entry["files"])
+                results.append(MartResult(spec.name, entry["rows"], len(entry["files"]), size, took))
+                log.info(
+                    "published %s: %d rows, %d file(s), %.1f MiB, %.2fs",
+                    spec.name,
+                    entry["rows"],
+                    len(entry["files"]),
+                    size / 2**20,
+                    took,
+                )
+            loads = source_loads(con)
+            duckdb_version = con.execute("select version()").fetchone()[0]
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "version": version_id,
+            "created_at": datetime.now(UTC).isoformat(),
+            "dbt": dbt_invocation or {},
+            "sources": loads,
+            "publisher": {
+                "duckdb": duckdb_version,
+                "warehouse": warehouse.name,
+                "git_revision": ops_log.git_revision(),
+            },
+            "pii_key": key_record,
+            "marts": marts,
+        }
+        if amend_manifest is not None:
+            amend_manifest(staging, manifest)
+        attached = _build_attachments(attachments, staging, manifest)  # last: it sees every mart's files
+        if attached:
+            manifest["attachments"] = attached
+        text = json.dumps(manifest, indent=2, sort_keys=False, default=str)
+        if scrub(text) != text:
+            raise PublishError("refusing to publish: a secret value would appear in manifest.json")
+        versions.write_atomic(staging / versions.MANIFEST, text + "\n")
+        _apply_exports_mode(staging, settings.exports_mode())
+        os.rename(staging, final)
+        versions.fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    versions.switch_current(exports, version_id)
+    for folder in (exports, versions.versions_dir(exports)):  # CURRENT and the folders above a version
+        _apply_exports_mode(folder, settings.exports_mode(), recurse=False)
+    pruned = versions.prune(exports, keep)
+    if pruned:
+        log.info("removed %d old version(s): %s", len(pruned), ", ".join(pruned))
+    seconds = time.monotonic() - started
+    log.info(
+        "version %s is current: %d marts, %d rows, %.2fs -> %s",
+        version_id,
+        len(results),
+        sum(r.rows for r in results),
+        seconds,
+        final,
+    )
+    return PublishResult(version_id, final, results, seconds, pruned, key_record, attached)
