@@ -41,6 +41,7 @@ def test_allow_partial_publishes_what_a_failed_source_does_not_feed(
         )
     before = ws.current_version()
     assert before is not None
+    kept = versions.list_versions(ws.exports)  # the reference may hold more (test_atomic_reader publishes)
     clean = versions.read_manifest(ws.exports / before)
     up = dict(ws.env)
     ws.env["SOURCES__EVENTS__BASE_URL"] = f"http://127.0.0.1:{_closed_port()}"  # events is down
@@ -48,7 +49,7 @@ def test_allow_partial_publishes_what_a_failed_source_does_not_feed(
     refused = flow(ws)
     assert refused.returncode == 1, refused.describe()
     assert "elt run FAILED at step 'extract'" in refused.output and "events: FAILED" in refused.output
-    assert ws.current_version() == before and versions.list_versions(ws.exports) == [before.split("/")[-1]]
+    assert ws.current_version() == before and versions.list_versions(ws.exports) == kept
 
     out = run(ws, ["-m", "elt", "run", "--no-services", "--allow-partial"])
     assert out.returncode == 4, out.describe()
