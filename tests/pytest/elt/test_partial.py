@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from extract.runner import RunResult, write_outcome
+from extract.result import RunResult, write_outcome
 from publish import partial, versions
 from publish.partial import Partial, dbt_sources_of, read_failures
 from publish.publish import PublishError, publish

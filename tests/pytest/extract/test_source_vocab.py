@@ -24,7 +24,8 @@ from extract.errors import FetchError, SourceFileError
 from extract.limits import HttpPolicy
 from extract.paginators import first_request, walk
 from extract.resources import make_client
-from extract.runner import RunResult, run
+from extract.result import RunResult
+from extract.runner import run
 from extract.sourcefile import load_file, parse
 from tests.pytest.extract.changeapi import SECRET, ChangeApi, cursor_value, instant
 from tests.pytest.extract.faultserver import fault_server
