@@ -162,6 +162,19 @@ def pull_group(ctx: Context, avail: dict[str, str | None]) -> Group:
                 label="this project: dlt loaders into a fresh warehouse",
             )
         )
+        if not ctx.cfg.quick:  # the same loaders with the forked child off: is the fork worth keeping?
+            threads_env = {**env, "SOURCES__EXTRACT__PROCESSES": "false"}
+            g.subjects.append(
+                Subject(
+                    "extract --full-refresh (threads)",
+                    [PY, "-m", "extract", "--full-refresh"],
+                    lambda m: raw_check(ctx, wh, ALL),
+                    env=threads_env,
+                    prepare=lambda: fresh(wh, Path(threads_env["DLT_DATA_DIR"])),
+                    label="this project, [sources.extract] processes = false: every service in threads",
+                    profile=False,
+                )
+            )
     wh_run = ctx.warehouse("elt-run")
     if avail["elt run"]:
         g.unavailable["elt run"] = avail["elt run"]

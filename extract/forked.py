@@ -142,10 +142,11 @@ def _child_main(services: list[Any], full_refresh: bool, cutoff: datetime, repor
     """Extract + normalize each service into its pipeline's working folder; report each when done."""
     # imported here: the runner imports this module, and these import the runner's helpers
     from extract.config import service_config
+    from extract.failures import describe_failure
+    from extract.pipelines import make_pipeline, step_times
     from extract.progress import RunProgress
     from extract.refresh import Refresh
     from extract.resources import build_source
-    from extract.runner import describe_failure, make_pipeline, step_times
     from extract.shape import DriftTracker
 
     progress = RunProgress()

@@ -17,6 +17,8 @@ import logging
 
 import dlt
 
+from extract import dltcompat
+
 log = logging.getLogger("extract.pending")
 
 
@@ -26,12 +28,12 @@ def drop_normalized_duplicates(pipeline: dlt.Pipeline) -> list[str]:
     if not extracted:
         return []
     committed = set(pipeline.list_normalized_load_packages())
-    load_storage = pipeline._get_load_storage()
+    load_storage = dltcompat.load_storage(pipeline)
     if load_storage.is_storage_ready():
         committed |= set(load_storage.list_loaded_packages())
     duplicates = sorted(extracted & committed)
     if duplicates:
-        storage = pipeline._get_normalize_storage()
+        storage = dltcompat.normalize_storage(pipeline)
         for load_id in duplicates:
             log.warning(
                 "%s: package %s was normalized by a run killed before it removed the extracted copy;"

@@ -39,6 +39,7 @@ from dlt.common.schema import Schema
 from dlt.common.schema.utils import get_columns_names_with_prop, get_write_disposition
 from dlt.common.storages.load_package import PackageStorage, ParsedLoadJobFileName
 
+from extract import dltcompat
 from extract.pending import drop_normalized_duplicates
 
 log = logging.getLogger("extract.resume")
@@ -147,7 +148,7 @@ def repair_pending(pipeline: dlt.Pipeline, con: duckdb.DuckDBPyConnection) -> di
 
     Returns what was done: rows deleted per load id, load ids moved to ``loaded``."""
     done: dict[str, Any] = {"undone_rows": {}, "completed": []}
-    load_storage = pipeline._get_load_storage()
+    load_storage = dltcompat.load_storage(pipeline)
     packages = load_storage.normalized_packages
     normalized = [i for i in pipeline.list_normalized_load_packages() if not packages.has_abort_flag(i)]
     if not normalized:

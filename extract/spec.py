@@ -99,7 +99,7 @@ class SoftDelete:
     """A record that says it is deleted: ``field`` equals ``equals``, or (``not_null``) is set at all.
 
     Such rows are removed from the endpoint's table and its child tables after each load, the way the
-    deletions feed removes erased keys (``extract.runner.apply_soft_deletes``)."""
+    deletions feed removes erased keys (``extract.deletes.apply_deletes``)."""
 
     field: str
     equals: Any = True

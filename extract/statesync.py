@@ -29,6 +29,8 @@ import logging
 import dlt
 import duckdb
 
+from extract import dltcompat
+
 log = logging.getLogger("extract.statesync")
 
 
@@ -60,7 +62,7 @@ def local_state_is_current(pipeline: dlt.Pipeline, cursor: duckdb.DuckDBPyConnec
     names = state.get("schema_names") or []
     if version is None or not version_hash or not names:
         return False
-    if not all(pipeline._schema_storage.has_schema(name) for name in names):
+    if not all(dltcompat.has_local_schema(pipeline, name) for name in names):
         return False
     try:
         row = _newest_committed_state(pipeline, cursor)
@@ -95,7 +97,9 @@ def align_with_warehouse(pipeline: dlt.Pipeline, cursor: duckdb.DuckDBPyConnecti
     of the warehouse (see the module docstring) so that dlt's sync restores the warehouse's own.
     """
     if local_state_is_current(pipeline, cursor):
-        pipeline._state_restored = True  # what Pipeline.run sets after its own sync ("sync only once")
+        dltcompat.mark_state_restored(
+            pipeline
+        )  # what Pipeline.run sets after its own sync ("sync only once")
         log.debug("%s: local state is the warehouse's; dlt's sync skipped", pipeline.pipeline_name)
         return pipeline
     why = local_state_is_ahead(pipeline, cursor)

@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 from elt.stream.feed import ENDPOINT, EVENTS, KEY
 from extract import resume
 from extract.incremental import IdCursor
+from extract.pipelines import make_pipeline
 from extract.resources import SCHEMA_CONTRACT
-from extract.runner import make_pipeline
 from extract.statesync import align_with_warehouse
 
 log = logging.getLogger("elt.stream.raw")

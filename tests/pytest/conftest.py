@@ -22,18 +22,19 @@ from pathlib import Path
 
 import pytest
 
-from services.launcher import SERVICES, Fleet
-from tests.pytest.sources_env import use_embedded_sources
+from services.launcher import Fleet
+from tests.pytest.support.fleets import clear_fleet_faults, new_fleet, running_fleet, test_scale
 from tests.pytest.support.ports import free_port_base
-from tests.pytest.world import Reference, build_reference, start_source_fleet
+from tests.pytest.support.sources import use_embedded_sources
+from tests.pytest.support.world import Reference, build_reference, start_source_fleet
 
 _SOURCES_DIRS: list[Path] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Every suite loads only the shop's embedded sources, whatever else ``sources/`` holds
-    (tests/pytest/sources_env.py). Publishes build no HTML report unless a test asks for one: the
-    shared clean run does (tests/pytest/world.py) and the consumers suite checks it; building it in
+    (tests/pytest/support/sources.py). Publishes build no HTML report unless a test asks for one: the
+    shared clean run does (tests/pytest/support/world.py) and the consumers suite checks it; building it in
     every other flow of the session would cost ~1 s each for nothing those cases look at."""
     _SOURCES_DIRS.append(use_embedded_sources())
     os.environ.setdefault("SHOP_REPORT", "off")
@@ -45,8 +46,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 # Areas whose session-scoped fixtures build a loaded world, and the xdist group each runs in: the dbt,
-# fault, orchestration and consumers suites share `reference` (tests/pytest/world.py), the stream suite
-# has its own world.
+# fault, orchestration and consumers suites share `reference` (tests/pytest/support/world.py), the
+# stream suite has its own world.
 SESSION_WORLD_AREAS = {
     "dbt": "world",
     "faults": "world",
@@ -98,13 +99,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
     return AreaScheduling(config, log)
 
 
-def test_scale() -> float:
-    return float(os.environ.get("SHOP_TEST_SCALE", "0.05"))
-
-
-test_scale.__test__ = False  # a helper, not a test
-
-
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """The shared fleet (scale SHOP_TEST_SCALE, seed 42), started once per session, stopped at the end.
@@ -113,14 +107,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     `make_fleet`) on a copy, so other suites keep seeing the generated state.
     """
     root = tmp_path_factory.mktemp("fleet")
-    fl = Fleet(
-        run_dir=root / "run", data_dir=root / "data", port_base=free_port_base(), scale=test_scale(), seed=42
-    )
-    fl.start()
-    try:
+    with running_fleet(root / "run", root / "data", scale=test_scale(), seed=42) as fl:
         yield fl
-    finally:
-        fl.stop()
 
 
 @pytest.fixture(scope="session")
@@ -142,16 +130,8 @@ def source_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 @pytest.fixture(scope="session")
 def reference(source_fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Reference:
     """A clean ``elt run`` on the source fleet's data: the state every recovered fault case must equal,
-    and the build the dbt suite copies (tests/pytest/world.py)."""
+    and the build the dbt suite copies (tests/pytest/support/world.py)."""
     return build_reference(tmp_path_factory.mktemp("faults-reference"), source_fleet)
-
-
-def clear_fleet_faults(fl: Fleet) -> None:
-    """Remove every fault and reset request stats on all five services."""
-    for name in SERVICES:
-        admin = fl.admin(name)
-        admin.clear_faults()
-        admin.reset_stats()
 
 
 @pytest.fixture
@@ -177,9 +157,7 @@ def make_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
         root = tmp_path_factory.mktemp("extra-fleet")
         kwargs.setdefault("scale", test_scale())
         kwargs.setdefault("seed", 42)
-        fl = Fleet(
-            run_dir=root / "run", data_dir=data_dir or root / "data", port_base=free_port_base(), **kwargs
-        )
+        fl = new_fleet(root / "run", data_dir or root / "data", **kwargs)
         started.append(fl)
         if start:
             fl.start()

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.pytest.support.paths import REPO
 
 ALLOWED: dict[str, set[str]] = {
     "core": set(),

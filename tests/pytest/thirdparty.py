@@ -24,9 +24,9 @@ from pathlib import Path
 
 import requests
 
-from tests.pytest.support.ports import free_port_base
+from tests.pytest.support.paths import REPO
+from tests.pytest.support.ports import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "third-party"
 JSON_SERVER = ("json-server", "0.17.4")
 DATASETTE = ("datasette==0.65.5", "datasette-auth-tokens==0.3")
@@ -98,10 +98,6 @@ def datasette() -> Path:
                 _run([str(folder / "bin" / "pip"), "install", "--quiet", *DATASETTE], "datasette")
             (folder / ".installed").write_text("\n".join(DATASETTE) + "\n")
     return exe
-
-
-def free_port() -> int:
-    return free_port_base(count=1) + 1
 
 
 @dataclass

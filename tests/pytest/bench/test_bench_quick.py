@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.pytest.support.paths import REPO
+
 # The default smoke run leaves out `elt run` (dbt dominates it: minutes on a busy 2-core machine); the
 # slow case below covers it through the publish/scale/stream/incremental groups.
 GROUPS = "pull,singer"

@@ -1,5 +1,5 @@
 """The consumers suite: what a reader of the exports gets. It reuses the session's shared clean run
-(tests/pytest/world.py: scale 0.02, published with its report) instead of building a world of its own,
+(tests/pytest/support/world.py: scale 0.02, published with its report) instead of building a world of its own,
 so it runs in that world's xdist group and adds only its own reads and one browser (the world's build
 includes the docs site of its run, ``make docs``'s output).
 
@@ -12,26 +12,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.pytest.consumers.browser import Chromium
-from tests.pytest.faults.helpers import Outcome
-from tests.pytest.world import Reference
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-@dataclass
-class Published:
-    """The current version of the shared clean run, resolved once (as consumers are told to)."""
-
-    version_dir: Path
-    manifest: dict[str, Any]
-    warehouse: Path
+from tests.pytest.support.paths import REPO
+from tests.pytest.support.world import DocsSite, Published, Reference
 
 
 @pytest.fixture(scope="session")
@@ -59,15 +46,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
         yield chromium
 
 
-@dataclass
-class DocsSite:
-    page: Path
-    outcome: Outcome
-
-
 @pytest.fixture(scope="session")
 def docs_site(reference: Reference) -> DocsSite:
-    """The docs site built with the shared clean run (tests/pytest/world.py, ``build_docs``)."""
+    """The docs site built with the shared clean run (tests/pytest/support/world.py, ``build_docs``)."""
     assert reference.docs is not None
     assert reference.docs.returncode == 0, reference.docs.describe()
     return DocsSite(reference.docs_target / "static_index.html", reference.docs)

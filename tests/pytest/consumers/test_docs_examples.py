@@ -8,11 +8,9 @@ import contextlib
 import io
 import re
 from decimal import Decimal
-from pathlib import Path
 
-from tests.pytest.consumers.conftest import Published
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.pytest.support.paths import REPO
+from tests.pytest.support.world import Published
 
 
 def _reading_block() -> str:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from tests.pytest.consumers.browser import Action, Chromium
-from tests.pytest.consumers.conftest import DocsSite
+from tests.pytest.support.world import DocsSite
 from transform import docs_site
 
 PNG = b"\x89PNG\r\n\x1a\n"

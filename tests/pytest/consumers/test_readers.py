@@ -24,7 +24,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from tests.pytest.consumers.conftest import Published
+from tests.pytest.support.world import Published
 
 
 def _target(published: Published, mart: str) -> Path:

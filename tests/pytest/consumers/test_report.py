@@ -19,7 +19,7 @@ import pytest
 
 from publish.verify import verify_version
 from tests.pytest.consumers.browser import Action, Chromium, PageVisit
-from tests.pytest.consumers.conftest import Published
+from tests.pytest.support.world import Published
 
 PNG = b"\x89PNG\r\n\x1a\n"
 RENDERED = (

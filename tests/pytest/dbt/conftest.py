@@ -1,7 +1,7 @@
-"""The dbt suite's world: a copy of the shared clean run (tests/pytest/world.py: scale 0.02, extracted and
-built once per session by `python -m elt run`) with a fleet of its own on a copy of the source data. dbt
-costs ~10-20 s per invocation here, so the suite starts from that build and batches its further calls
-(see test_dbt_incremental.py).
+"""The dbt suite's world: a copy of the shared clean run (tests/pytest/support/world.py: scale 0.02,
+extracted and built once per session by `python -m elt run`) with a fleet of its own on a copy of the
+source data. dbt costs ~10-20 s per invocation here, so the suite starts from that build and batches
+its further calls (see test_dbt_incremental.py).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from services.launcher import Fleet
-from tests.pytest.dbt.dbt_world import DbtWorld, reference_build, world_from_reference
-from tests.pytest.world import Reference
+from tests.pytest.support.dbt_world import DbtWorld, reference_build, world_from_reference
+from tests.pytest.support.world import Reference
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.pytest.dbt.dbt_world import DbtWorld, failures
+from tests.pytest.support.dbt_world import DbtWorld, failures
 
 
 def test_dbt_build_passes_on_loaded_data(dbt_world: DbtWorld, first_build: dict[str, Any]) -> None:

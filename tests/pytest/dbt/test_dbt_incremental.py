@@ -18,7 +18,7 @@ from typing import Any
 
 from services.simulator import Simulator
 from services.store.timefmt import now_us
-from tests.pytest.dbt.dbt_world import DbtWorld, failures
+from tests.pytest.support.dbt_world import DbtWorld, failures
 
 SIMULATOR_STEPS = 250
 LATE_STEPS = 250

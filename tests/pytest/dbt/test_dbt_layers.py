@@ -5,9 +5,10 @@ staging model; base models read sources only; intermediate and marts never read 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-MODELS = Path(__file__).resolve().parents[3] / "models"
+from tests.pytest.support.paths import REPO
+
+MODELS = REPO / "models"
 REF = re.compile(r"""\bref\(\s*['"](\w+)['"]""")
 SOURCE = re.compile(r"""\bsource(?:_or_empty)?\(\s*['"](\w+)['"]""")
 

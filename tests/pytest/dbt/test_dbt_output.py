@@ -1,6 +1,6 @@
 """What dbt prints under the project's wrapper: progress lines, failures in full, no colour codes.
 
-The clean shared run (tests/pytest/world.py: ``python -m elt run`` with its output captured on a pipe)
+The clean shared run (tests/pytest/support/world.py: ``python -m elt run`` with its output captured on a pipe)
 shows the default output of a whole ``dbt build``; a second, failing ``python -m elt dbt build`` on a
 private copy of that warehouse (one raw column renamed) shows what a failure looks like. Both are real
 dbt child processes; dbt's own log file is read back from disk.
@@ -18,9 +18,9 @@ from pathlib import Path
 import duckdb
 
 from services.launcher import Fleet
-from tests.pytest.world import Reference
+from tests.pytest.support.paths import REPO
+from tests.pytest.support.world import Reference
 
-REPO = Path(__file__).resolve().parents[3]
 ESC = "\x1b"
 PROGRESS = re.compile(r"dbt: (\d+)/(\d+) nodes done, (\d+) failed, (\d+) skipped(?:, \d+ warned)?, \d+\.\d s")
 NODE_LINE = re.compile(r"\d+ of \d+ (START|OK|PASS)")  # dbt's own per-node lines

@@ -14,9 +14,9 @@ import duckdb
 
 from publish import versions
 from services.launcher import Fleet
-from tests.pytest.dbt.dbt_world import PII_KEY, DbtWorld
 from tests.pytest.dbt.truth import docs
-from tests.pytest.world import Reference
+from tests.pytest.support.dbt_world import PII_KEY, DbtWorld
+from tests.pytest.support.world import Reference
 
 PII_COLUMN_WORDS = ("email", "phone", "first_name", "last_name", "line1", "line2", "street", "postal")
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.pytest.dbt.dbt_world import DbtWorld
 from tests.pytest.dbt.truth import Truth, compute
+from tests.pytest.support.dbt_world import DbtWorld
 
 
 @pytest.fixture(scope="module")

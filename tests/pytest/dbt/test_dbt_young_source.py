@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from tests.pytest.dbt.dbt_world import DbtWorld, failures
+from tests.pytest.support.dbt_world import DbtWorld, failures
 
 MISSING = ("raw_customers.deletions", "raw_payments.refunds")
 MODELS = (

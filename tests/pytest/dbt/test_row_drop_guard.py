@@ -1,7 +1,7 @@
 """The row drop guard inside dbt (macros/tests/row_drop_guard.sql on every raw table): what it compares
 with, what explains a drop, what moves its baseline.
 
-Each case works on a private copy of the shared clean run's warehouse (tests/pytest/world.py), whose
+Each case works on a private copy of the shared clean run's warehouse (tests/pytest/support/world.py), whose
 `dbt build` was the first one (no baseline yet) and so recorded the counts every later build is
 compared with. Raw rows are removed the way a source that lost them leaves raw (committed rows gone),
 or the way the loader applies erasures (extract/deletes.py `apply_hard_deletes`: the key lands in
@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from services.launcher import Fleet
-from tests.pytest.dbt.dbt_world import DbtWorld, failures
-from tests.pytest.world import Reference
+from tests.pytest.support.dbt_world import DbtWorld, failures
+from tests.pytest.support.world import Reference
 
 BASELINE = "ops.row_count_baselines"
 GUARD = "row_drop_guard"

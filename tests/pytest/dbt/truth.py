@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from tests.pytest.dbt.dbt_world import REPO
+from tests.pytest.support.dbt_world import REPO
 
 CENT = Decimal("0.01")
 # the marts' one definition of a paid order: it reached `paid` (paid_at set), returned ones included;

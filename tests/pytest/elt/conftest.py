@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core import lock
 from tests.pytest.elt.helpers import EltPaths, fill_marts, write_dbt_artifacts
+from tests.pytest.support.envs import use_project_paths
 
 
 @pytest.fixture()
@@ -21,14 +21,7 @@ def elt_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EltPaths:
         run=tmp_path / "run",
         target=tmp_path / "target",
     )
-    monkeypatch.setenv("SHOP_WAREHOUSE", str(paths.warehouse))
-    monkeypatch.setenv("SHOP_EXPORTS_DIR", str(paths.exports))
-    monkeypatch.setenv("SHOP_RUN_DIR", str(paths.run))
-    monkeypatch.setenv("DBT_TARGET_PATH", str(paths.target))
-    monkeypatch.setenv("SHOP_PII_KEY", "test-pii-key-0123456789")
-    monkeypatch.delenv(lock.INHERITED_FD_ENV, raising=False)
-    paths.warehouse.parent.mkdir(parents=True)
-    paths.target.mkdir()
+    use_project_paths(tmp_path, monkeypatch, SHOP_PII_KEY="test-pii-key-0123456789")
     return paths
 
 

@@ -7,11 +7,9 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 from tests.pytest.elt.helpers import EltPaths
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.pytest.support.paths import REPO
 
 PUBLISHER = textwrap.dedent(
     """

@@ -8,17 +8,15 @@ import stat
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from core import pii_key
 from publish import versions
 from tests.pytest.elt.helpers import EltPaths, fill_marts, write_dbt_artifacts
-from tests.pytest.sources_env import child_env
+from tests.pytest.support.paths import REPO
+from tests.pytest.support.sources import child_env
 from transform import dbt_runner
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 def elt(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -25,10 +25,9 @@ import requests
 
 from services.launcher import SERVICES, Fleet
 from tests.pytest.elt.helpers import EltPaths
-from tests.pytest.sources_env import child_env
+from tests.pytest.support.paths import REPO
 from tests.pytest.support.ports import free_port_base
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.pytest.support.sources import child_env
 
 # One fleet user, as the flow's services step: lease (starting what is down), report, wait, release.
 FLEET_USER = """

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,8 +14,8 @@ import pytest
 from elt import fleet as elt_fleet
 from services.launcher import Fleet
 from tests.pytest.elt.helpers import EltPaths
-from tests.pytest.sources_env import REPO, embedded_copy
-from tests.pytest.support.ports import free_port_base
+from tests.pytest.support.ports import closed_port, free_port_base
+from tests.pytest.support.sources import REPO, embedded_copy
 
 TICKETS = """\
 {embedded}auth: none
@@ -28,12 +27,6 @@ endpoints:
     incremental: snapshot
     fields: {{id: int, title: str}}
 """
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()
@@ -54,7 +47,7 @@ def test_only_embedded_sources_are_the_fleets_and_a_users_source_is_left_alone(
 ) -> None:
     shop = {p.stem for p in embedded_copy(REPO / "sources", elt_env.root / "shop").glob("*.yml")}
     (user_sources / "tickets.yml").write_text(TICKETS.format(embedded=""))
-    monkeypatch.setenv("SOURCES__TICKETS__BASE_URL", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("SOURCES__TICKETS__BASE_URL", f"http://127.0.0.1:{closed_port()}")
 
     urls = elt_fleet.base_urls()
     assert set(urls) == shop  # not tickets, though its URL is on loopback

@@ -21,14 +21,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from core import lock
 from publish import versions
 from publish.verify import verify_version
 from services.simulator import Simulator
-from tests.pytest.sources_env import child_env
+from tests.pytest.support.envs import isolated_env
+from tests.pytest.support.paths import REPO
 from tests.pytest.support.ports import free_port_base
 
-REPO = Path(__file__).resolve().parents[3]
 SCALE = "0.02"
 
 
@@ -54,22 +53,16 @@ class TwoRuns:
 
 
 def _env(root: Path) -> dict[str, str]:
-    env = child_env("SOURCES__", "SHOP_", "DBT_")
-    env.pop(lock.INHERITED_FD_ENV, None)
-    env.update(
-        SHOP_WAREHOUSE=str(root / "warehouse" / "shop.duckdb"),
-        SHOP_EXPORTS_DIR=str(root / "exports"),
-        SHOP_RUN_DIR=str(root / "run"),
+    return isolated_env(
+        root,
+        "SOURCES__",
+        "SHOP_",
+        "DBT_",
         SHOP_SERVICES_DATA=str(root / "data"),
         SHOP_PORT_BASE=str(free_port_base()),
         SHOP_SCALE=SCALE,
         SHOP_SEED="42",
-        DBT_TARGET_PATH=str(root / "target"),
-        DBT_LOG_PATH=str(root / "logs"),
-        RUNTIME__DLTHUB_TELEMETRY="false",
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
     )
-    return env
 
 
 def _elt_run(env: dict[str, str]) -> subprocess.Popen[str]:

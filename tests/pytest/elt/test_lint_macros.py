@@ -3,8 +3,7 @@ macros pass (make lint runs the same check through `python -m elt lint-sql`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from tests.pytest.support.paths import REPO
 from transform import lint_macros
 
 GOOD = """{#- Why this macro exists.
@@ -43,4 +42,4 @@ def test_the_second_macro_in_a_file_needs_its_own_doc() -> None:
 
 
 def test_the_project_macros_pass() -> None:
-    assert lint_macros.run(Path(__file__).resolve().parents[3]) == 0
+    assert lint_macros.run(REPO) == 0

@@ -14,8 +14,7 @@ import pytest
 
 from core import lock
 from core.lock import WarehouseBusy, warehouse_lock
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.pytest.support.paths import REPO
 
 HOLDER = textwrap.dedent(
     """

@@ -30,8 +30,8 @@ import pytest
 
 from core import warehouse_check
 from tests.pytest.elt.helpers import EltPaths, fill_marts, write_dbt_artifacts
+from tests.pytest.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 UNREADABLE = "is not a readable DuckDB database"
 REBUILD = "re-run make elt to rebuild it from the services"
 NOBODY = 65534

@@ -12,15 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from extract.runner import RunResult, write_outcome
+from extract.result import RunResult, write_outcome
 from publish import partial, versions
 from publish.partial import Partial, dbt_sources_of, read_failures
 from publish.publish import PublishError, publish
 from publish.verify import verify_version
 from tests.pytest.elt.helpers import EltPaths, fill_marts
+from tests.pytest.support.paths import REPO
 from transform import dbt_artifacts
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 def _lineage(target: Path) -> None:

@@ -27,10 +27,10 @@ from publish.publish import publish
 from publish.verify import verify_version
 from services.launcher import Fleet
 from tests.pytest.elt.helpers import EltPaths
-from tests.pytest.faults.helpers import Outcome, Workspace, flow, make_workspace, run
+from tests.pytest.support.paths import REPO
+from tests.pytest.support.workspace import Outcome, Workspace, flow, make_workspace, run
 from transform.dbt_artifacts import publish_specs
 
-REPO = Path(__file__).resolve().parents[3]
 KEY_A = "test-pii-key-0123456789"  # the elt_env fixture's SHOP_PII_KEY
 KEY_B = "another-operator-key-9876543210"
 

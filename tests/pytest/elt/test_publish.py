@@ -19,9 +19,8 @@ from publish import versions
 from publish.publish import Attachment, PublishError, publish
 from publish.verify import verify_version
 from tests.pytest.elt.helpers import EltPaths, fill_marts
+from tests.pytest.support.paths import REPO
 from transform import dbt_artifacts
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 def _publish(paths: EltPaths, **kwargs: object):

@@ -19,8 +19,7 @@ import pytest
 
 from core import lock, ops_fallback, ops_log
 from tests.pytest.elt.helpers import EltPaths
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.pytest.support.paths import REPO
 
 # A parent running one child through signals.run_child; the child traps SIGTERM and notes it in a file
 # before it exits, so the test can tell a SIGTERM with grace from a SIGKILL.

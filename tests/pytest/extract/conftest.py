@@ -8,7 +8,6 @@ which use ``run_cli``.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from tests.pytest.extract.helpers import (
     LoaderEnv,
     fleet_loader_env,
 )
+from tests.pytest.support.envs import use_loader_project
 
 
 @pytest.fixture
@@ -28,24 +28,10 @@ def loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Loa
 
     def setup(fleet: Fleet, **extra: str) -> LoaderEnv:
         root = tmp_path / "loader"
-        root.mkdir(exist_ok=True)
-        wh = root / "wh" / "shop.duckdb"
-        wh.parent.mkdir(exist_ok=True)
-        run_dir = root / "run"
-        run_dir.mkdir(exist_ok=True)
-        for name in list(os.environ):
-            if name.startswith("SOURCES__"):
-                monkeypatch.delenv(name)
-        env = {
-            "SHOP_WAREHOUSE": str(wh),
-            "SHOP_RUN_DIR": str(run_dir),
-            "RUNTIME__DLTHUB_TELEMETRY": "false",
-            **fleet_loader_env(fleet),
-            **extra,
-        }
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        return LoaderEnv(root, wh, run_dir, env)
+        settings = {**fleet_loader_env(fleet), **extra}  # ``extra`` may override the fleet's own
+        wh = use_loader_project(root, monkeypatch, **settings)
+        env = {"SHOP_WAREHOUSE": str(wh), "SHOP_RUN_DIR": str(root / "run"), **settings}
+        return LoaderEnv(root, wh, root / "run", env)
 
     return setup
 

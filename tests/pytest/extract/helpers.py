@@ -16,7 +16,7 @@ import orjson
 
 from core.settings import repo_root
 from services.launcher import Fleet
-from tests.pytest.sources_env import child_env
+from tests.pytest.support.sources import child_env
 
 # knobs that keep fault tests short: small retry budget, short backoff
 FAST_RETRIES = {

@@ -24,6 +24,7 @@ import pytest
 
 from extract.scaffold import cli
 from tests.pytest.extract.faultserver import fault_server
+from tests.pytest.support.envs import use_loader_project
 
 RECORDS = [
     {"id": i, "name": f"n{i}", "amount": i * 2, "updated_at": f"2026-01-01T00:00:{i:02d}.000000Z"}
@@ -126,16 +127,7 @@ def drifty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Se
         ]
         assert cli.main(argv) == 0
         state.paths.clear()  # init read the document; the runs start from here
-        for name in list(os.environ):
-            if name.startswith("SOURCES__"):
-                monkeypatch.delenv(name)
-        wh = tmp_path / "wh" / "shop.duckdb"
-        wh.parent.mkdir()
-        (tmp_path / "run").mkdir()
-        monkeypatch.setenv("SHOP_SOURCES_DIR", str(folder))
-        monkeypatch.setenv("SHOP_WAREHOUSE", str(wh))
-        monkeypatch.setenv("SHOP_RUN_DIR", str(tmp_path / "run"))
-        monkeypatch.setenv("SOURCES__DRIFTY__BASE_URL", url)
+        wh = use_loader_project(tmp_path, monkeypatch, folder, SOURCES__DRIFTY__BASE_URL=url)
         yield state, wh
 
 

@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ from tests.pytest.extract.faultserver import (
     proxy,
 )
 from tests.pytest.extract.helpers import FAST_RETRIES, LoaderEnv, assert_matches_source, popen_cli
+from tests.pytest.support.ports import closed_port
 
 RSS_BOUND_MB = 600  # a normal run of one service peaks near 0.2 GB; unbounded, these pages took 1-1.7 GB
 
@@ -200,10 +200,7 @@ def test_an_html_token_endpoint_is_named_as_such(fleet: Fleet, loader: Callable[
 def test_connection_refused_names_the_url_and_what_to_check(
     fleet: Fleet, loader: Callable[..., LoaderEnv]
 ) -> None:
-    with socket.socket() as s:  # a port nothing listens on: bound once, then closed
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{closed_port()}"  # a port nothing listens on
     loader(fleet, **FAST_RETRIES, SOURCES__CATALOG__BASE_URL=url)
     message = run(["catalog"]).failures["catalog"]
     assert (

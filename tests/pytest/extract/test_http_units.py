@@ -1,5 +1,6 @@
-"""Fast checks without a server: the ``Retry-After`` parser (RFC 9110), the retry decisions, the derived
-bounds, the URL shown in messages, and how a non-JSON page is named. The same code against real
+"""Fast checks without a server: the ``Retry-After`` parser (RFC 9110) and how a client reads it, the
+retry decisions, the derived bounds, the origin rule, the URL shown in messages, and how a non-JSON page
+is named. The same code against real
 servers: test_http_bounds.py and test_faults.py."""
 
 from __future__ import annotations
@@ -9,12 +10,17 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+import requests
+from requests.structures import CaseInsensitiveDict
 
 from extract.advice import public_url
-from extract.errors import BadPage
+from extract.auth import NoAuth
+from extract.errors import BadPage, UnsafePagination
+from extract.http import ServiceClient, origin
 from extract.limits import HttpPolicy
 from extract.pages import parse_page
 from extract.retry import Attempt, backoff, decide, parse_http_date, parse_retry_after
+from extract.transfer import Reply
 
 NOW = calendar.timegm((2026, 12, 1, 12, 0, 0))  # Tue, 01 Dec 2026 12:00:00 GMT
 
@@ -177,3 +183,44 @@ def test_a_page_parses_from_the_transfer_buffer_in_place() -> None:
     page = parse_page(bytearray(orjson.dumps(doc)), {"content-type": "text/plain"})  # parses: accepted
     assert page.records.column("id").to_pylist() == [1, 2]
     assert page.meta == {"total": 2}
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:8101/orders?page=2", ("http", "127.0.0.1", 8101)),
+        ("HTTPS://Example.COM/x", ("https", "example.com", 443)),  # default port, case folded
+        ("http://example.com", ("http", "example.com", 80)),
+        ("http://[::1]:9000/", ("http", "::1", 9000)),
+    ],
+)
+def test_an_origin_is_scheme_host_and_port_with_the_default_filled_in(
+    url: str, expected: tuple[str, str, int]
+) -> None:
+    assert origin(url) == expected
+
+
+def _client(base_url: str = "http://127.0.0.1:8101/") -> ServiceClient:
+    return ServiceClient("orders", base_url, NoAuth(), HttpPolicy(), requests.Session())
+
+
+def test_the_client_follows_only_its_own_origin() -> None:
+    client = _client()
+    assert client.url("/orders") == "http://127.0.0.1:8101/orders"  # the base URL's slash dropped
+    client.check_origin("http://127.0.0.1:8101/orders?cursor=abc", "orders")  # same origin: allowed
+    for foreign in ("http://127.0.0.1:8102/orders", "https://127.0.0.1:8101/orders", "http://evil.test/x"):
+        with pytest.raises(UnsafePagination, match="refusing to follow it"):
+            client.check_origin(foreign, "orders")
+
+
+def test_an_invalid_retry_after_is_absent_and_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
+    client = _client()
+
+    def reply(value: str) -> Reply:
+        return Reply(503, "Service Unavailable", CaseInsensitiveDict({"retry-after": value}), bytearray())
+
+    with caplog.at_level("WARNING", logger="extract.http"):
+        assert client.retry_after(reply("12"), "orders") == 12.0
+        assert client.retry_after(reply("soon"), "orders") is None
+        assert client.retry_after(reply("later"), "orders") is None
+    assert len([r for r in caplog.records if "Retry-After" in r.getMessage()]) == 1

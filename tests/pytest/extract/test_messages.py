@@ -12,7 +12,6 @@ Against real loopback servers (``plainapi.Api`` through ``faultserver.fault_serv
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -25,6 +24,7 @@ from extract.errors import ConfigMissing, FetchError, UnsafePagination
 from tests.pytest.extract.faultserver import fault_server
 from tests.pytest.extract.plainapi import SECRET, Api
 from tests.pytest.extract.test_source_files import ALL, service_from, source_text, walk_ids
+from tests.pytest.support.ports import closed_port
 
 
 class AbsoluteLinks(Api):
@@ -114,7 +114,7 @@ def test_a_base_url_on_another_loopback_name_takes_the_fleets_credentials(
     port = int(config.os.environ["SOURCES__PLAIN__BASE_URL"].rsplit(":", 1)[1])
     fleet = f"SOURCES__PLAIN__BASE_URL=http://127.0.0.1:{port}\nSOURCES__PLAIN__TOKEN={SECRET}\n"
     (tmp_path / "run" / "fleet.env").write_text(fleet)
-    host = f"localhost:{port}/" if same else f"localhost:{_closed_port()}"
+    host = f"localhost:{port}/" if same else f"localhost:{closed_port()}"
     monkeypatch.setenv("SOURCES__PLAIN__BASE_URL", f"http://{host}")
     result = run(["plain"])
     if same:
@@ -190,13 +190,6 @@ def test_a_placeholder_secret_fails_the_service_before_any_request(
 
 
 # ---- 3. an unreachable service is not a credentials problem ---------------------------------------
-def _closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _no_credentials_advice(message: str) -> None:
     assert "credentials missing" not in message
     assert "check the plain credentials" not in message
@@ -213,7 +206,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_refused_port_is_a_connection_error_naming_service_endpoint_and_url(tmp_path: Path) -> None:
     """Already right before this change (kept as the proof): a refused data request says connection
     refused and what to check, not credentials."""
-    port = _closed_port()
+    port = closed_port()
     service = service_from(
         tmp_path,
         source_text(
@@ -244,7 +237,7 @@ def test_an_unreachable_token_endpoint_says_the_credentials_were_not_tried(
     with fault_server(state.answer) as srv:
         data_url = srv.url  # type: ignore[attr-defined]
         if fault == "refused":
-            token_url = f"http://127.0.0.1:{_closed_port()}/token"
+            token_url = f"http://127.0.0.1:{closed_port()}/token"
         else:  # a plain-HTTP server asked for TLS: the handshake fails
             token_url = data_url.replace("http://", "https://") + "/token"
         auth = {"kind": "oauth2", "token_url": token_url}

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from extract.config import service_config
+from extract.pipelines import make_pipeline
 from extract.progress import RunProgress
 from extract.resources import build_source
-from extract.runner import make_pipeline, run
+from extract.runner import run
 from extract.shape import DriftTracker
 from extract.sources import SERVICES
 from services.launcher import Fleet

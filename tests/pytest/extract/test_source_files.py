@@ -31,6 +31,7 @@ from extract.sources import SERVICES
 from extract.spec import Service
 from tests.pytest.extract.faultserver import fault_server
 from tests.pytest.extract.plainapi import SECRET, Api
+from tests.pytest.support.envs import use_loader_project
 
 FIELDS = {"id": "int", "updated_at": "ts", "name": "str"}
 
@@ -200,7 +201,7 @@ def test_the_readme_example_is_a_valid_source_file() -> None:
 def test_the_shop_services_load_from_their_files_marked_embedded() -> None:
     assert sorted(SERVICES) == ["catalog", "customers", "events", "orders", "payments"]
     assert all(s.embedded for s in SERVICES.values())
-    # the suites read a copy of the embedded files (tests/pytest/sources_env.py); a file of the repo's
+    # the suites read a copy of the embedded files (tests/pytest/support/sources.py); a file of the repo's
     # own folder is named relative to the repo, as in every message
     assert load_file(repo_root() / "sources" / "orders.yml").where == "sources/orders.yml"
     assert SERVICES["orders"].endpoint("orders").paging.limit_param == "per_page"
@@ -523,21 +524,11 @@ def plain_loader(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api: tuple[Api, str]
 ) -> Iterator[tuple[Api, Path]]:
     """The loader, in this process, pointed at a sources folder holding only ``plain.yml``."""
-    import os
 
     state, url = api
     folder = tmp_path / "sources"
     folder.mkdir()
-    for name in list(os.environ):
-        if name.startswith("SOURCES__"):
-            monkeypatch.delenv(name)
-    wh = tmp_path / "wh" / "shop.duckdb"
-    wh.parent.mkdir()
-    (tmp_path / "run").mkdir()
-    monkeypatch.setenv("SHOP_SOURCES_DIR", str(folder))
-    monkeypatch.setenv("SHOP_WAREHOUSE", str(wh))
-    monkeypatch.setenv("SHOP_RUN_DIR", str(tmp_path / "run"))
-    monkeypatch.setenv("SOURCES__PLAIN__BASE_URL", url)
+    wh = use_loader_project(tmp_path, monkeypatch, folder, SOURCES__PLAIN__BASE_URL=url)
     monkeypatch.setenv("SOURCES__PLAIN__PAGE_SIZE", "10")  # pages of 10, 10, 3 (the knob, per service)
     yield state, wh
 

@@ -8,7 +8,6 @@ the walk-only cases build the loader's own client and walker (milliseconds each)
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterator
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -24,10 +23,12 @@ from extract.errors import FetchError, SourceFileError
 from extract.limits import HttpPolicy
 from extract.paginators import first_request, walk
 from extract.resources import make_client
-from extract.runner import RunResult, run
+from extract.result import RunResult
+from extract.runner import run
 from extract.sourcefile import load_file, parse
 from tests.pytest.extract.changeapi import SECRET, ChangeApi, cursor_value, instant
 from tests.pytest.extract.faultserver import fault_server
+from tests.pytest.support.envs import use_loader_project
 
 PAGING = {"kind": "page_number", "page_param": "page", "limit_param": "size", "total_header": "X-Total-Count"}
 
@@ -87,18 +88,9 @@ def loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loader]:
     api = ChangeApi()
     folder = tmp_path / "sources"
     folder.mkdir()
-    for name in list(os.environ):
-        if name.startswith("SOURCES__"):
-            monkeypatch.delenv(name)
-    wh = tmp_path / "wh" / "shop.duckdb"
-    wh.parent.mkdir()
-    (tmp_path / "run").mkdir()
     with fault_server(api.answer) as srv:
         url = srv.url  # type: ignore[attr-defined]
-        monkeypatch.setenv("SHOP_SOURCES_DIR", str(folder))
-        monkeypatch.setenv("SHOP_WAREHOUSE", str(wh))
-        monkeypatch.setenv("SHOP_RUN_DIR", str(tmp_path / "run"))
-        monkeypatch.setenv("SOURCES__CHANGE__BASE_URL", url)
+        wh = use_loader_project(tmp_path, monkeypatch, folder, SOURCES__CHANGE__BASE_URL=url)
         monkeypatch.setenv("SOURCES__CHANGE__PAGE_SIZE", "5")
         monkeypatch.setenv("SOURCES__CHANGE__MAX_ATTEMPTS", "2")
         monkeypatch.setenv("SOURCES__CHANGE__BACKOFF_BASE", "0.01")

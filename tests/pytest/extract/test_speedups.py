@@ -1,21 +1,20 @@
-"""The loader's speed-ups keep its behaviour: the state-sync shortcut, page batching, cached dlt hints and
-DuckDB's memory cap (extract/README.md, "Speed")."""
+"""The loader's speed-ups keep its behaviour: the state-sync shortcut, page batching and
+DuckDB's memory cap (extract/README.md, "Speed"); the cached dlt hints: test_dltcompat.py."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pytest
-from dlt.common.configuration.specs.base_configuration import SecretSentinel
 
 from core.settings import warehouse_path
-from extract import hints
+from extract.pipelines import connect_warehouse, make_pipeline
 from extract.resources import Batches
-from extract.runner import connect_warehouse, make_pipeline, run
+from extract.runner import run
 from extract.statesync import local_state_is_current
 from services.launcher import Fleet
 from tests.pytest.extract.helpers import LoaderEnv, assert_matches_source
@@ -97,27 +96,6 @@ def test_batches_hold_about_n_parent_rows_with_their_children() -> None:
     assert batches.add("orders", empty, {"lines": empty}) == []
     rest = batches.flush()
     assert [(name, t.num_rows) for name, t in rest] == [("orders", 1), ("lines", 2)]
-
-
-@pytest.mark.parametrize(
-    "hint",
-    [int, str, str | None, Annotated[str | None, SecretSentinel], list[str] | None, dict[str, Any]],
-)
-def test_cached_hint_functions_answer_as_dlt_does(hint: Any) -> None:
-    import dlt.common.configuration.resolve as resolve
-    import dlt.common.configuration.specs.base_configuration as base
-
-    hints.install()
-    assert resolve.is_secret_hint is base.is_secret_hint  # both modules use the cached function
-    original_secret = base.is_secret_hint.__wrapped__
-    original_inner = base.extract_inner_hint.__wrapped__
-    for _ in range(2):  # the second call is served from the cache
-        assert base.is_secret_hint(hint) == original_secret(hint)
-        assert resolve.extract_inner_hint(hint, preserve_literal=True) == original_inner(
-            hint, preserve_literal=True
-        )
-    assert base.is_secret_hint(Annotated[str | None, SecretSentinel]) is True
-    assert base.is_secret_hint(int) is False
 
 
 def test_duckdb_memory_is_capped_by_default_and_configurable(

@@ -13,7 +13,8 @@ import pytest
 
 from core.settings import warehouse_path
 from elt.stream.raw import RawLoader
-from extract.runner import make_pipeline, run
+from extract.pipelines import make_pipeline
+from extract.runner import run
 from extract.statesync import local_state_is_ahead
 from services.launcher import Fleet
 from services.simulator.simulator import Simulator

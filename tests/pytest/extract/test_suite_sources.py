@@ -1,4 +1,4 @@
-"""A user's own source in ``sources/`` never changes what the suites load (tests/pytest/sources_env.py).
+"""A user's own source in ``sources/`` never changes what the suites load (tests/pytest/support/sources.py).
 
 The suites start the shop's fleet and expect every loaded source to answer; a user who adds a file for a
 service that is down (or elsewhere) must still see ``make test`` pass. Real processes: the loader CLI
@@ -7,7 +7,6 @@ against the session fleet, on a copy of the real ``sources/`` plus one file for 
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import duckdb
 
 from services.launcher import Fleet
 from tests.pytest.extract.helpers import FAST_RETRIES, LoaderEnv, run_cli
-from tests.pytest.sources_env import REPO, embedded_copy
+from tests.pytest.support.ports import closed_port
+from tests.pytest.support.sources import REPO, embedded_copy
 
 TICKETS = """\
 auth: none
@@ -28,12 +28,6 @@ endpoints:
     incremental: snapshot
     fields: {id: int, title: str}
 """
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _datasets(warehouse: Path) -> set[str]:
@@ -49,7 +43,7 @@ def test_an_unreachable_user_source_does_not_change_the_suites_load(
     shutil.copytree(REPO / "sources", user_sources)
     shop = {p.stem for p in user_sources.glob("*.yml")}
     (user_sources / "tickets.yml").write_text(TICKETS)
-    env = loader(fleet, SOURCES__TICKETS__BASE_URL=f"http://127.0.0.1:{_closed_port()}", **FAST_RETRIES)
+    env = loader(fleet, SOURCES__TICKETS__BASE_URL=f"http://127.0.0.1:{closed_port()}", **FAST_RETRIES)
 
     suite = run_cli(env, extra={"SHOP_SOURCES_DIR": str(embedded_copy(user_sources, tmp_path / "suite"))})
     assert suite.returncode == 0, suite.stderr[-3000:]

@@ -20,7 +20,6 @@ The json-server case runs in-process (in ``make test``); the datasette case and 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -37,7 +36,8 @@ import yaml
 from core.settings import repo_root
 from extract.scaffold import cli
 from tests.pytest import thirdparty
-from tests.pytest.sources_env import child_env
+from tests.pytest.support.envs import use_loader_project
+from tests.pytest.support.sources import child_env
 
 ORDERS = 1234
 TICKETS = 2500
@@ -71,18 +71,7 @@ def _count(wh: Path, table: str) -> int | None:
 
 def _point_loader(monkeypatch: pytest.MonkeyPatch, root: Path, sources: Path, **env: str) -> Path:
     """The in-process loader on ``sources`` with a fresh warehouse and run folder under ``root``."""
-    for name in list(os.environ):
-        if name.startswith("SOURCES__"):
-            monkeypatch.delenv(name)
-    wh = root / "wh" / "shop.duckdb"
-    wh.parent.mkdir(parents=True)
-    (root / "run").mkdir()
-    monkeypatch.setenv("SHOP_SOURCES_DIR", str(sources))
-    monkeypatch.setenv("SHOP_WAREHOUSE", str(wh))
-    monkeypatch.setenv("SHOP_RUN_DIR", str(root / "run"))
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return wh
+    return use_loader_project(root, monkeypatch, sources, **env)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Fixtures for the fault suite: the shared fleet of the five real services (``source_fleet``, scale 0.02,
 its own data and ports) and the clean reference run of the whole flow against it (``reference``) — both
-session fixtures in tests/pytest/conftest.py, shared with the dbt suite (see tests/pytest/world.py) —
+session fixtures in tests/pytest/conftest.py, shared with the dbt suite (see tests/pytest/support/world.py) —
 plus a factory of isolated workspaces.
 
 The fleet's data is never changed by a test (faults are switched on and off through the admin API and
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from services.launcher import SERVICES, Fleet
-from tests.pytest.faults.helpers import Workspace, make_workspace
-from tests.pytest.world import PII_KEY, SCALE, Reference
+from tests.pytest.support.workspace import Workspace, make_workspace
+from tests.pytest.support.world import PII_KEY, SCALE, Reference
 
 __all__ = ["PII_KEY", "SCALE", "Reference"]  # the fault cases import these from here
 

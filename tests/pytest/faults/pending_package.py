@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from extract.config import service_config
+from extract.pipelines import make_pipeline, pipelines_dir
 from extract.progress import RunProgress
 from extract.resources import build_source
-from extract.runner import make_pipeline, pipelines_dir
 from extract.shape import DriftTracker
 from extract.sources import SERVICES
 

@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 
 from publish.verify import verify_version
-from tests.pytest.faults.helpers import REPO
-from tests.pytest.world import Reference
+from tests.pytest.support.paths import REPO
+from tests.pytest.support.world import Reference
 
 PUBLISHES = 4
 

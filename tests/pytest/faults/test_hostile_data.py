@@ -20,9 +20,9 @@ import pytest
 from services.launcher import Fleet
 from services.store.db import connect, transaction
 from services.store.records import get_doc, put_docs
-from tests.pytest.faults.helpers import flow, run
-from tests.pytest.support.ports import free_port_base
-from tests.pytest.world import SCALE
+from tests.pytest.support.fleets import new_fleet
+from tests.pytest.support.workspace import flow, run
+from tests.pytest.support.world import SCALE
 
 HOSTILE_NAMES = {
     1: "'; DROP TABLE raw_catalog.products; --",
@@ -36,7 +36,7 @@ HOSTILE_NAMES = {
 
 
 def _hostile_fleet(data_dir: Path, run_dir: Path) -> Fleet:
-    fl = Fleet(run_dir=run_dir, data_dir=data_dir, port_base=free_port_base(), scale=SCALE, seed=42)
+    fl = new_fleet(run_dir, data_dir, scale=SCALE, seed=42)
     fl.start()
     return fl
 

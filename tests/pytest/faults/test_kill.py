@@ -13,15 +13,10 @@ import random
 
 import pytest
 
-from tests.pytest.faults.helpers import (
-    KILL_POINTS,
-    Workspace,
-    assert_matches_clean,
-    flow,
-    flow_killed_after,
-    flow_killed_at,
-)
-from tests.pytest.world import Reference
+from tests.pytest.faults.helpers import KILL_POINTS, flow_killed_after, flow_killed_at
+from tests.pytest.support.fingerprints import assert_matches_clean
+from tests.pytest.support.workspace import Workspace, flow
+from tests.pytest.support.world import Reference
 
 
 def _kill_and_check(ws: Workspace, point: str) -> None:

@@ -29,9 +29,9 @@ from services.launcher import Fleet
 from services.simulator import Simulator
 from tests.pytest.dbt.reconcile import exports_connection, mart_differences
 from tests.pytest.dbt.truth import compute
-from tests.pytest.faults.helpers import Outcome, Workspace, flow
-from tests.pytest.support.ports import free_port_base
-from tests.pytest.world import SCALE
+from tests.pytest.support.fleets import running_fleet
+from tests.pytest.support.workspace import Outcome, Workspace, flow
+from tests.pytest.support.world import SCALE
 
 RATE = 50.0  # changes per second
 LATE_SHARE = 0.1
@@ -73,12 +73,8 @@ class LiveSimulator:
 @pytest.fixture
 def live_fleet(data_copy: Path, tmp_path: Path) -> Iterator[Fleet]:
     """A fleet serving a private copy of the data, which the simulator changes while it serves."""
-    fl = Fleet(
-        run_dir=tmp_path / "live-run", data_dir=data_copy, port_base=free_port_base(), scale=SCALE, seed=42
-    )
-    fl.start()
-    yield fl
-    fl.stop()
+    with running_fleet(tmp_path / "live-run", data_copy, scale=SCALE, seed=42) as fl:
+        yield fl
 
 
 def in_flight_orders(ws: Workspace) -> int:

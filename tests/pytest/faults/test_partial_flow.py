@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from collections.abc import Callable
 
 import duckdb
@@ -19,16 +18,12 @@ import pytest
 
 from publish import versions
 from publish.verify import verify_version
-from tests.pytest.faults.helpers import Workspace, assert_matches_clean, flow, run
-from tests.pytest.world import Reference
+from tests.pytest.support.fingerprints import assert_matches_clean
+from tests.pytest.support.ports import closed_port
+from tests.pytest.support.workspace import Workspace, flow, run
+from tests.pytest.support.world import Reference
 
 pytestmark = pytest.mark.slow  # three flows, two of them with a dbt build
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_allow_partial_publishes_what_a_failed_source_does_not_feed(
@@ -44,7 +39,7 @@ def test_allow_partial_publishes_what_a_failed_source_does_not_feed(
     kept = versions.list_versions(ws.exports)  # the reference may hold more (test_atomic_reader publishes)
     clean = versions.read_manifest(ws.exports / before)
     up = dict(ws.env)
-    ws.env["SOURCES__EVENTS__BASE_URL"] = f"http://127.0.0.1:{_closed_port()}"  # events is down
+    ws.env["SOURCES__EVENTS__BASE_URL"] = f"http://127.0.0.1:{closed_port()}"  # events is down
 
     refused = flow(ws)
     assert refused.returncode == 1, refused.describe()

@@ -21,15 +21,10 @@ import pytest
 
 from services.launcher import Fleet
 from services.simulator import Simulator
-from tests.pytest.faults.helpers import (
-    diff_fingerprints,
-    fingerprint,
-    flow,
-    run,
-    warehouse_print,
-)
-from tests.pytest.support.ports import free_port_base
-from tests.pytest.world import SCALE, Reference
+from tests.pytest.support.fingerprints import diff_fingerprints, fingerprint, warehouse_print
+from tests.pytest.support.fleets import running_fleet
+from tests.pytest.support.workspace import flow, run
+from tests.pytest.support.world import SCALE, Reference
 
 RAW = ("raw_customers", "raw_catalog", "raw_orders", "raw_payments", "raw_events")
 
@@ -41,12 +36,8 @@ def _raw_reference(reference: Reference) -> dict:
 @pytest.fixture
 def own_fleet(data_copy: Path, tmp_path: Path) -> Iterator[Fleet]:
     """A fleet on a private copy of the data, so the case can change the sources with the simulator."""
-    fl = Fleet(
-        run_dir=tmp_path / "own-run", data_dir=data_copy, port_base=free_port_base(), scale=SCALE, seed=42
-    )
-    fl.start()
-    yield fl
-    fl.stop()
+    with running_fleet(tmp_path / "own-run", data_copy, scale=SCALE, seed=42) as fl:
+        yield fl
 
 
 @pytest.mark.slow

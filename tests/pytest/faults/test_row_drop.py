@@ -26,15 +26,9 @@ import duckdb
 import pytest
 
 from services.launcher import Fleet
-from tests.pytest.faults.helpers import (
-    Workspace,
-    assert_matches_clean,
-    flow,
-    make_workspace,
-    run,
-    warehouse_print,
-)
-from tests.pytest.world import PII_KEY, SCALE, Reference
+from tests.pytest.support.fingerprints import assert_matches_clean, warehouse_print
+from tests.pytest.support.workspace import Workspace, flow, make_workspace, run
+from tests.pytest.support.world import PII_KEY, SCALE, Reference
 
 SNAPSHOT = "snapshots.snap_customers"
 CUSTOMERS = "raw_customers.customers"

@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.pytest.faults.helpers import Workspace, flow, make_workspace
-from tests.pytest.world import PII_KEY, Reference
+from tests.pytest.support.workspace import Workspace, flow, make_workspace
+from tests.pytest.support.world import PII_KEY, Reference
 
 pytestmark = pytest.mark.audit_last
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pytest.faults.helpers import assert_matches_clean, flow, flow_with_action, stop_service
-from tests.pytest.world import Reference
+from tests.pytest.faults.helpers import flow_with_action, stop_service
+from tests.pytest.support.fingerprints import assert_matches_clean
+from tests.pytest.support.workspace import flow
+from tests.pytest.support.world import Reference
 
 pytestmark = pytest.mark.slow
 

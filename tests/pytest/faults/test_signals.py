@@ -22,8 +22,11 @@ import duckdb
 import psutil
 import pytest
 
-from tests.pytest.faults.helpers import KILL_POINTS, REPO, Workspace, assert_matches_clean, flow, wait_for
-from tests.pytest.world import Reference
+from tests.pytest.faults.helpers import KILL_POINTS, wait_for
+from tests.pytest.support.fingerprints import assert_matches_clean
+from tests.pytest.support.paths import REPO
+from tests.pytest.support.workspace import Workspace, flow
+from tests.pytest.support.world import Reference
 
 
 def run_processes(warehouse: Path) -> list[str]:

@@ -28,19 +28,11 @@ import pytest
 
 from core import lock, ops_fallback
 from publish.verify import verify_version
-from tests.pytest.faults.helpers import (
-    REPO,
-    Outcome,
-    Workspace,
-    assert_matches_clean,
-    flow,
-    flow_with_action,
-    mount_tmpfs,
-    remount,
-    run,
-    umount,
-)
-from tests.pytest.world import Reference
+from tests.pytest.faults.helpers import flow_with_action, mount_tmpfs, remount, umount
+from tests.pytest.support.fingerprints import assert_matches_clean
+from tests.pytest.support.paths import REPO
+from tests.pytest.support.workspace import Outcome, Workspace, flow, run
+from tests.pytest.support.world import Reference
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,9 @@ import requests
 
 from services.common import tls
 from services.launcher import Fleet
-from tests.pytest.faults.helpers import make_workspace, run
 from tests.pytest.support.ports import free_port_base
-from tests.pytest.world import PII_KEY, SCALE
+from tests.pytest.support.workspace import make_workspace, run
+from tests.pytest.support.world import PII_KEY, SCALE
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The orchestrator (orchestration/): the code location loads, its graph is the flow from raw table to
 export, and a Dagster run of everything does what ``make elt`` does.
 
-Cheap by sharing: the cases read the shared clean run (tests/pytest/world.py, a ``python -m elt run``
+Cheap by sharing: the cases read the shared clean run (tests/pytest/support/world.py, a ``python -m elt run``
 on the source fleet) for its dbt manifest and its fingerprint, and run against the same fleet, so this
 module belongs to that world's xdist group (tests/pytest/conftest.py). The expensive part is one
 in-process run of the ``batch`` job on an empty warehouse (loads, a whole ``dbt build``, the publish);
@@ -33,10 +33,11 @@ from orchestration.definitions import BATCH_JOB, build_definitions
 from orchestration.export_asset import EXPORT_KEY
 from orchestration.stream import stream_keeper
 from services.launcher import Fleet
-from tests.pytest.faults.helpers import Workspace, assert_matches_clean, make_workspace
-from tests.pytest.world import PII_KEY, Reference
+from tests.pytest.support.fingerprints import assert_matches_clean
+from tests.pytest.support.paths import REPO
+from tests.pytest.support.workspace import Workspace, make_workspace
+from tests.pytest.support.world import PII_KEY, Reference
 
-REPO = Path(__file__).resolve().parents[3]
 ENV_PREFIXES = ("SHOP_", "DBT_", "SOURCES__", "RUNTIME__", "DAGSTER_")
 # a mart with a short lineage (one source, one seed): the selection and failure cases build only this
 SMALL_MART = dg.AssetKey(["marts", "dim_products"])

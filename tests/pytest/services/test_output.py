@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.pytest.support.paths import REPO
+
 SCALE = "0.01"  # 100 customers, 500 orders: a few seconds
 ESC = "\x1b"
 

@@ -16,6 +16,7 @@ from services.store.db import connect, transaction
 from services.store.records import get_doc, put_docs
 from services.store.timefmt import fmt_us, parse_us
 from tests.pytest.services.helpers import KEYS, SERVICE_OF, auth_headers, db_rows, get, next_link, walk
+from tests.pytest.support.fleets import running_fleet
 
 # (path, table, key, order-by timestamp column or None)
 ENDPOINTS = [
@@ -173,14 +174,11 @@ def copy_data(src: Path, dst: Path) -> Path:
 @pytest.fixture(scope="module")
 def changing_fleet(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory):
     """A private fleet on a copy of the shared data, so writing to it disturbs no other suite."""
-    from tests.pytest.support.ports import free_port_base
 
     root = tmp_path_factory.mktemp("changing")
     data = copy_data(fleet.data_dir, root / "data")
-    fl = Fleet(run_dir=root / "run", data_dir=data, port_base=free_port_base())
-    fl.start()
-    yield fl
-    fl.stop()
+    with running_fleet(root / "run", data) as fl:
+        yield fl
 
 
 class Writer:

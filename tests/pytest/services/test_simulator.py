@@ -17,9 +17,9 @@ from services.simulator import Simulator
 from services.store import check_consistency, connect, get_meta, parse_us
 from services.store.records import DOC_TABLES
 from services.store.timefmt import US_PER_S
+from tests.pytest.support.paths import REPO
 
 SCALE = 0.03
-REPO = Path(__file__).resolve().parents[3]
 
 
 class FakeClock:

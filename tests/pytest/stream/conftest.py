@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.pytest.stream.helpers import StreamWorld, make_world
 from tests.pytest.support.ports import free_port_base
+from tests.pytest.support.stream_world import StreamWorld, make_world
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.pytest.stream.helpers import StreamWorld, simulating, simulating_changes
+from tests.pytest.support.stream_world import StreamWorld, simulating, simulating_changes
 
 
 def catch_up(world: StreamWorld, *extra: str) -> str:  # used by the slow case

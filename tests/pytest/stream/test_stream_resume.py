@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from services.simulator import Simulator
-from tests.pytest.stream.helpers import REPO, StreamWorld
+from tests.pytest.support.stream_world import REPO, StreamWorld
 
 STREAM_ONCE = ["--once", "--no-marts", "--batch-cap", "1000000"]
 

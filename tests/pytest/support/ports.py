@@ -27,3 +27,16 @@ def free_port_base(count: int = 5, attempts: int = 50) -> int:
             for s in socks:
                 s.close()
     raise RuntimeError(f"no range of {count} free ports found on 127.0.0.1 after {attempts} tries")
+
+
+def free_port() -> int:
+    """One free loopback port, for a server a test starts (the same random range as the fleets)."""
+    return free_port_base(count=1) + 1
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound once by the kernel's choice, then released): the
+    address of a service that is down."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import yaml
 
+from tests.pytest.support.paths import REPO
+
 ENV = "SHOP_SOURCES_DIR"  # extract/sources/__init__.py reads it
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _is_embedded(path: Path) -> bool:

@@ -26,10 +26,11 @@ from core import lock
 from services.launcher import Fleet
 from services.simulator import Simulator
 from services.store.timefmt import parse_us
-from tests.pytest.sources_env import child_env
+from tests.pytest.support.envs import isolated_env
+from tests.pytest.support.fleets import new_fleet
+from tests.pytest.support.paths import REPO
 from transform import dbt_runner
 
-REPO = Path(__file__).resolve().parents[3]
 LOCK_ERROR_MARKERS = ("Could not set lock", "WarehouseBusy", "warehouse is locked", "Traceback")
 
 
@@ -317,26 +318,17 @@ def simulating_changes(
 
 def make_world(root: Path, port_base: int, scale: float) -> StreamWorld:
     """Start a private fleet and load the raw tables the real-time marts read (events, orders)."""
-    fleet = Fleet(run_dir=root / "run", data_dir=root / "data", port_base=port_base, scale=scale, seed=7)
+    fleet = new_fleet(root / "run", root / "data", port_base=port_base, scale=scale, seed=7)
     fleet.start()
-    env = child_env("SOURCES__")
-    env.pop(lock.INHERITED_FD_ENV, None)
-    env.update(fleet.env())
+    env = isolated_env(root, "SOURCES__", **fleet.env())
     env.update(
         {
-            "SHOP_WAREHOUSE": str(root / "warehouse" / "shop.duckdb"),
-            "SHOP_EXPORTS_DIR": str(root / "exports"),
-            "SHOP_RUN_DIR": str(root / "run"),
             "SHOP_SERVICES_DATA": str(root / "data"),
             "SHOP_PORT_BASE": str(port_base),
-            "DBT_TARGET_PATH": str(root / "target"),
             "SHOP_PII_KEY": "stream-test-pii-key-0123456789",
             "SHOP_LOCK_WAIT": "600",
-            "RUNTIME__DLTHUB_TELEMETRY": "false",
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
     )
-    (root / "warehouse").mkdir(parents=True, exist_ok=True)
     world = StreamWorld(
         root=root,
         fleet=fleet,

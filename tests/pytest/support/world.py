@@ -15,17 +15,12 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from services.launcher import Fleet
-from tests.pytest.faults.helpers import (
-    Outcome,
-    TablePrint,
-    Workspace,
-    fingerprint,
-    flow,
-    make_workspace,
-    run,
-)
+from tests.pytest.support.fingerprints import TablePrint, fingerprint
+from tests.pytest.support.fleets import new_fleet
+from tests.pytest.support.workspace import Outcome, Workspace, flow, make_workspace, run
 
 # 1000 orders, ~200 customers, erasures and refunds present: enough for every dbt and fault case.
 SCALE = 0.02
@@ -48,7 +43,7 @@ class Reference:
 
 def start_source_fleet(root: Path, port_base: int) -> Fleet:
     """The shared fleet on fresh generated data under ``root``; the caller stops it."""
-    fl = Fleet(run_dir=root / "run", data_dir=root / "data", port_base=port_base, scale=SCALE, seed=42)
+    fl = new_fleet(root / "run", root / "data", port_base=port_base, scale=SCALE, seed=42)
     fl.start()
     return fl
 
@@ -80,3 +75,20 @@ def build_docs(reference: Reference) -> Outcome:
             shutil.copy2(ws.root / "target" / name, target / name)
     env = {**ws.env, "DBT_TARGET_PATH": str(target)}
     return run(Workspace(ws.root, env), ["-m", "elt", "docs", "--no-compile"], timeout=600)
+
+
+@dataclass
+class Published:
+    """The current version of the shared clean run, resolved once (as consumers are told to)."""
+
+    version_dir: Path
+    manifest: dict[str, Any]
+    warehouse: Path
+
+
+@dataclass
+class DocsSite:
+    """The docs site of the shared clean run (``build_docs``): its one page and how the build ended."""
+
+    page: Path
+    outcome: Outcome

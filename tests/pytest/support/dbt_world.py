@@ -2,7 +2,7 @@
 that move data through it (extract, simulate, dbt). Real processes throughout: the services on
 loopback, `python -m extract` and `dbt` as subprocesses, exactly as `make elt` runs them.
 
-The world starts as a copy of the shared clean run (tests/pytest/world.py: services data, warehouse,
+The world starts as a copy of the shared clean run (tests/pytest/support/world.py: services data, warehouse,
 dlt working folder and dbt target after `python -m elt run`), served by a fleet of its own, so the
 suite may change data without disturbing the fault suite that compares against the original.
 """
@@ -21,11 +21,11 @@ from typing import Any
 import duckdb
 
 from services.launcher import Fleet
-from tests.pytest.sources_env import child_env
-from tests.pytest.support.ports import free_port_base
-from tests.pytest.world import PII_KEY, SCALE, Reference
+from tests.pytest.support.fleets import new_fleet
+from tests.pytest.support.paths import REPO
+from tests.pytest.support.sources import child_env
+from tests.pytest.support.world import PII_KEY, SCALE, Reference
 
-REPO = Path(__file__).resolve().parents[3]
 __all__ = ["PII_KEY"]  # the suite's cases import the key the shared build used from here
 INCREMENTAL_MODELS = (
     "fct_orders",
@@ -134,9 +134,7 @@ def world_from_reference(root: Path, reference: Reference, source_data: Path) ->
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source_data, root / "data")
     ws = reference.workspace
-    fleet = Fleet(
-        run_dir=root / "fleet-run", data_dir=root / "data", port_base=free_port_base(), scale=SCALE, seed=42
-    )
+    fleet = new_fleet(root / "fleet-run", root / "data", scale=SCALE, seed=42)
     world = DbtWorld(root=root, fleet=fleet)
     shutil.copyfile(ws.warehouse, world.warehouse)
     shutil.copytree(ws.root / "target", world.target)
