@@ -47,6 +47,11 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path))
 
 
+def connect() -> duckdb.DuckDBPyConnection:
+    """The warehouse, read-write, for a short read between child processes (lock held by the caller)."""
+    return _connect()
+
+
 def write(run: RunRecord) -> bool:
     """Write ``run`` to ``ops`` (after the rows earlier runs kept), or keep it in the fallback file when
     the warehouse cannot be opened or written; never raises for that. Lock held by the caller."""
@@ -124,6 +129,11 @@ def committed_loads() -> dict[str, str]:
         return {}
     with _connect() as con:
         return _committed_loads(con)
+
+
+def committed_loads_of(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """``committed_loads`` on an open connection."""
+    return _committed_loads(con)
 
 
 def _committed_loads(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

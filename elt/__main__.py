@@ -1,10 +1,11 @@
 """``python -m elt``: the project's orchestration commands (what ``make elt``/``export``/``report``/``dbt``/
 ``docs``/``shell``/``lint`` run).
 
-    python -m elt run [--sources A,B] [--allow-partial] [--no-services] [--full-refresh] [--keep N]
-                      [--rotate-pii-key] [--accept-row-drop SCHEMA.TABLE ...]
+    python -m elt run [--sources A,B] [--allow-partial] [--no-services] [--full-refresh] [--full-build]
+                      [--keep N] [--rotate-pii-key] [--accept-row-drop SCHEMA.TABLE ...]
     python -m elt export [--keep N] [--wait S] [--force] [--rotate-pii-key] [--list] [--verify]
                          [--rollback VERSION]
+    python -m elt changes [--wait S]
     python -m elt dbt <dbt args...>
     python -m elt docs [dbt docs generate options]
     python -m elt shell [--exports] [-c SQL]
@@ -32,7 +33,7 @@ import duckdb
 from core import file_modes as private
 from core import lock, pii_key, settings, signals, steps, warehouse_check
 from core.secrets import scrub
-from elt import flow, selection
+from elt import build_state, flow, selection
 from publish import partial, versions
 from publish.publish import PublishError
 from transform import dbt_artifacts, dbt_results, dbt_runner
@@ -71,6 +72,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         rotate_pii_key=args.rotate_pii_key,
         accept_row_drop=args.accept_row_drop,
         allow_partial=args.allow_partial,
+        full_build=args.full_build,
     )
     if result.interrupted:  # one line; the steps it ran are in ops.runs
         print(flow.format_summary(result).splitlines()[0], file=sys.stderr, flush=True)
@@ -151,6 +153,16 @@ def _cmd_dbt(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def _cmd_changes(args: argparse.Namespace) -> int:
+    """What the next ``elt run`` would do with what is loaded now: build (and why) or skip. Reads only."""
+    _, decision = flow.check_changes("python -m elt changes", args.wait)
+    if decision.build:
+        print("build: " + decision.describe())
+    else:
+        print("skip: " + decision.describe())
+    return 0
+
+
 def _cmd_docs(args: argparse.Namespace) -> int:
     """``dbt docs generate --static`` (as ``make dbt`` runs dbt: lock, run log), then the page made clean
     for ``file://`` (transform/docs_site.py)."""
@@ -212,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-services", action="store_true", help="do not start/stop the local fleet")
     p.add_argument("--full-refresh", action="store_true", help="reload sources and rebuild incrementals")
+    p.add_argument(
+        build_state.FORCE_FLAG,
+        action="store_true",
+        help="build and publish even when nothing changed since the last successful run (default: such a "
+        f"run skips dbt and publish; also {build_state.FORCE_ENV}=1)",
+    )
     p.add_argument("--keep", type=int, default=versions.default_keep(), help="old export versions to keep")
     p.add_argument(pii_key.ROTATE_FLAG, action="store_true", help=ROTATE_HELP)
     p.add_argument(
@@ -242,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="check the current version against its manifest")
     p.add_argument("--rollback", metavar="VERSION", help="point current at an older kept version")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "changes", help="whether the next run would build (and why) or skip: nothing new since the last build"
+    )
+    p.add_argument("--wait", type=float, default=flow.lock_wait(), help="seconds to wait for the lock")
+    p.set_defaults(func=_cmd_changes)
 
     p = sub.add_parser(
         "dbt", help="run dbt under the warehouse lock with the PII key set (args pass through)"

@@ -24,7 +24,7 @@ import duckdb
 
 from core import lock, pii_key, settings, signals, steps
 from core.secrets import scrub
-from elt import fleet
+from elt import build_state, fleet
 from publish import partial, versions
 from publish.publish import Attachment, PublishError, PublishResult, publish
 from transform import dbt_artifacts, dbt_results, dbt_runner
@@ -67,6 +67,7 @@ class FlowResult:
     error: str | None = None
     interrupted: signals.Interrupted | None = None  # SIGTERM / SIGINT (failed_step says during which step)
     partial: partial.Partial | None = None  # --allow-partial went on without some sources
+    skipped: str | None = None  # nothing new since the last build: dbt and publish did not run (why)
 
 
 def lock_wait() -> float:
@@ -141,6 +142,33 @@ def run_dbt_build(
                 + ("".join(f"\n  {f}" for f in failures) if failures else ""),
             )
     return outcome
+
+
+def check_changes(command: str, wait: float) -> tuple[build_state.BuildInputs, build_state.Decision]:
+    """The build inputs now and whether they differ from the last successful build's
+    (elt/build_state.py), read under the lock so no loader commits in between."""
+    with lock.warehouse_lock(f"{command}: build check", wait=wait), steps.connect() as con:
+        inputs = build_state.current_inputs(con, dbt_runner.dbt_env(need_key=False))
+        decision = build_state.decide(
+            con, inputs, exports=settings.exports_dir(), last_build=dbt_runner.last_build()
+        )
+    return inputs, decision
+
+
+def record_build_state(
+    inputs: build_state.BuildInputs | None, result: FlowResult, invocation: str | None
+) -> None:
+    """After a complete run: remember what it built from, so an unchanged next run can skip. A partial
+    run (some models left out) is never recorded. Never fails the run: without a record the next run
+    builds."""
+    try:
+        if inputs is None or result.partial is not None or result.published is None:
+            build_state.forget()
+            return
+        manifest = dbt_artifacts.target_dir() / "manifest.json"
+        build_state.record(inputs, invocation, result.published.version_id, manifest)
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("could not record the build state (%s): the next run builds in full", exc)
 
 
 def build_invocation(force: bool) -> dict[str, object]:
@@ -239,8 +267,14 @@ def run_flow(
     accept_row_drop: list[str] | None = None,
     sources: list[str] | None = None,
     allow_partial: bool = False,
+    full_build: bool = False,
 ) -> FlowResult:
     """Run the whole flow; never raises for a step failure (the result says which step failed).
+
+    When no source committed a new load and no definition changed since the last successful run
+    (elt/build_state.py), dbt and publish are skipped and the result says so (``skipped``);
+    ``full_build`` (``--full-build``, or ``SHOP_FULL_BUILD=1``) and every option that changes what is
+    built (full refresh, key rotation, an accepted row drop, a partial run) build regardless.
 
     ``sources`` (checked names, ``elt.selection.parse``) limits the extract step, and the services step
     to the embedded ones among them; dbt builds and publishes everything as usual. ``allow_partial``:
@@ -280,6 +314,29 @@ def run_flow(
         state, note = ("partial", f"; failed: {', '.join(sorted(failed))}") if failed else ("ok", "")
         result.steps.append(StepResult("extract", state, seconds, f"{rows:,} new/changed rows{note}"))
 
+        step = "build check"
+        t0 = time.monotonic()
+        inputs, decision = check_changes(command, wait)
+        forced = [
+            name
+            for name, on in (
+                (build_state.FORCE_FLAG, full_build or build_state.forced()),
+                ("--full-refresh", full_refresh),
+                (pii_key.ROTATE_FLAG, rotate_pii_key),
+                ("--accept-row-drop", bool(accept_row_drop)),
+                (partial.FLAG, result.partial is not None),
+            )
+            if on
+        ]
+        if not decision.build and not forced:
+            result.skipped = decision.describe()
+            result.steps.append(StepResult("dbt build", "skipped", time.monotonic() - t0, result.skipped))
+            stays = f"version {decision.version} stays current"
+            result.steps.append(StepResult("publish", "skipped", 0.0, stays))
+            result.ok = True
+            return result
+        log.info("build check: %s", f"forced ({', '.join(forced)})" if forced else decision.describe())
+
         step = "dbt build"
         t0 = time.monotonic()
         exclude = result.partial.exclude_args() if result.partial else None
@@ -309,6 +366,7 @@ def run_flow(
             report = result.published.attachments["report"]
             detail = f"{result.published.version_dir / report['path']} (its time is part of publish)"
             result.steps.append(StepResult("report", "ok", report.get("seconds", 0.0), detail))
+        record_build_state(inputs, result, outcome.invocation_id)
         result.ok = True
     except signals.Interrupted as exc:  # the children got SIGTERM and ended; clean up below, then exit 128+N
         result.interrupted, result.failed_step, result.error = exc, step, f"{exc} during step '{step}'"
@@ -355,6 +413,8 @@ def format_summary(result: FlowResult, exports: Path | None = None) -> str:
             f"elt run PARTIAL in {result.seconds:.1f}s: published what the failed source(s) do not feed"
         )
         lines.append(f"  {scrub(result.partial.summary())}")
+    elif result.ok and result.skipped:
+        lines.append(f"elt run OK in {result.seconds:.1f}s: dbt and publish skipped, {result.skipped}")
     elif result.ok:
         lines.append(f"elt run OK in {result.seconds:.1f}s")
     elif result.interrupted:
