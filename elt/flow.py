@@ -218,8 +218,12 @@ def run_publish(
     force: bool = False,
     rotate_pii_key: bool = False,
     partial_run: partial.Partial | None = None,
+    reuse: bool = False,
 ) -> PublishResult:
     """Publish the ``publish``-tagged marts as a new current version, logged as step ``export``.
+
+    ``reuse`` (the flow): marts equal to the current version's keep its files, and when all are equal
+    no new version is made (publish/carry.py).
 
     Without ``invocation`` (a standalone export) the last dbt build must have succeeded (see
     ``build_invocation``); a refusal is recorded as a failed export run.
@@ -250,6 +254,7 @@ def run_publish(
             rotate_pii_key=rotate_pii_key,
             amend_manifest=amend,
             attachments=report_attachment(),
+            reuse=reuse,
         )
         key = result.pii_key
         rec.inputs.append(("pii_key", str(key.get("fingerprint")), key.get("rotated_at")))
@@ -357,12 +362,25 @@ def run_flow(
         if outcome.summary:
             invocation["generated_at"] = outcome.summary.generated_at
         result.published = run_publish(
-            command, wait, keep, invocation, rotate_pii_key=rotate_pii_key, partial_run=result.partial
+            command,
+            wait,
+            keep,
+            invocation,
+            rotate_pii_key=rotate_pii_key,
+            partial_run=result.partial,
+            reuse=not (full_build or build_state.forced()),  # --full-build writes every mart again
         )
-        result.steps.append(
-            StepResult("publish", "ok", time.monotonic() - t0, f"version {result.published.version_id}")
-        )
-        if "report" in result.published.attachments:  # built inside the publish, before the switch
+        p = result.published
+        kept = sum(m.carried for m in p.marts)
+        if p.unchanged:
+            state, detail = "unchanged", f"version {p.version_id} stays current: every mart equals it"
+        else:
+            state, detail = (
+                "ok",
+                f"version {p.version_id}" + (f", {kept} unchanged mart(s) carried" if kept else ""),
+            )
+        result.steps.append(StepResult("publish", state, time.monotonic() - t0, detail))
+        if "report" in p.attachments and not p.unchanged:  # built inside the publish, before the switch
             report = result.published.attachments["report"]
             detail = f"{result.published.version_dir / report['path']} (its time is part of publish)"
             result.steps.append(StepResult("report", "ok", report.get("seconds", 0.0), detail))
@@ -439,5 +457,6 @@ def format_summary(result: FlowResult, exports: Path | None = None) -> str:
             f"  published {len(p.marts)} marts, {p.rows:,} rows -> {exports / 'current'} ({p.version_dir})"
         )
         for m in p.marts:
-            lines.append(f"    {m.name:<32} {m.rows:>10,} rows  {m.files:>4} file(s)")
+            note = "  (unchanged, carried)" if m.carried and not p.unchanged else ""
+            lines.append(f"    {m.name:<32} {m.rows:>10,} rows  {m.files:>4} file(s){note}")
     return "\n".join(lines)

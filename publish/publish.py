@@ -46,7 +46,7 @@ import duckdb
 from core import checksums, ops_log, pii_key, settings
 from core.checksums import quote_ident, quote_literal
 from core.secrets import scrub
-from publish import versions
+from publish import carry, versions
 from transform.dbt_artifacts import MartSpec
 
 log = logging.getLogger("elt.publish")
@@ -83,6 +83,7 @@ class MartResult:
     files: int
     bytes: int
     seconds: float
+    carried: bool = False  # the current version's files, linked (publish/carry.py): nothing written
 
 
 @dataclass
@@ -94,10 +95,16 @@ class PublishResult:
     pruned: list[str] = field(default_factory=list)
     pii_key: dict[str, Any] = field(default_factory=dict)  # the manifest's key record (fingerprint, rotation)
     attachments: dict[str, Any] = field(default_factory=dict)  # the manifest's attachment entries
+    unchanged: bool = False  # every mart equalled the current version's: no new version (reuse=True)
 
     @property
     def rows(self) -> int:
         return sum(m.rows for m in self.marts)
+
+    @property
+    def bytes_written(self) -> int:
+        """Parquet bytes this publish wrote (carried marts' files are links, not writes)."""
+        return sum(m.bytes for m in self.marts if not m.carried)
 
 
 def _relation_sql(con: duckdb.DuckDBPyConnection, spec: MartSpec) -> str:
@@ -418,6 +425,32 @@ def _build_attachments(
     return out
 
 
+def _unchanged(prev: carry.Previous, specs: list[MartSpec], seconds: float) -> PublishResult:
+    """The result of a publish that found every mart equal to the current version's: that version."""
+    entries = prev.manifest["marts"]
+    marts = [
+        MartResult(
+            s.name,
+            entries[s.name]["rows"],
+            len(entries[s.name]["files"]),
+            sum(f["bytes"] for f in entries[s.name]["files"]),
+            0.0,
+            carried=True,
+        )
+        for s in specs
+    ]
+    log.info("every mart equals version %s: it stays current, no new version (%.2fs)", prev.version, seconds)
+    return PublishResult(
+        prev.version,
+        prev.folder,
+        marts,
+        seconds,
+        pii_key=prev.manifest.get("pii_key") or {},
+        attachments=prev.manifest.get("attachments") or {},
+        unchanged=True,
+    )
+
+
 def publish(
     specs: list[MartSpec],
     *,
@@ -429,8 +462,13 @@ def publish(
     rotate_pii_key: bool = False,
     amend_manifest: Callable[[Path, dict[str, Any]], None] | None = None,
     attachments: Sequence[Attachment] = (),
+    reuse: bool = False,
 ) -> PublishResult:
     """Export ``specs`` from ``warehouse`` as a new version under ``exports`` and make it current.
+
+    ``reuse``: a mart whose content equals the current version's keeps its files (hard links,
+    publish/carry.py) instead of being written again; when every mart does (and nothing amends the
+    manifest) no new version is made and the result is the current one, ``unchanged``.
 
     ``dbt_invocation`` ({"invocation_id", ...}) is recorded in the manifest. ``after_write`` is called
     with the staging folder after the COPYs and before verification (fault-injection hook for tests).
@@ -460,6 +498,7 @@ def publish(
     final = versions.versions_dir(exports) / version_id
     staging.mkdir()
     results: list[MartResult] = []
+    prev = carry.previous(exports, FORMAT_VERSION, key_record) if reuse and not rotate_pii_key else None
     try:
         limit = settings.publish_memory_limit()  # bounded memory whatever the marts' size
         config = {"memory_limit": limit} if limit else {}
@@ -468,17 +507,31 @@ def publish(
             workers = _workers(con, len(specs))
             with ThreadPoolExecutor(workers, thread_name_prefix="publish") as pool:
 
-                def write(spec: MartSpec) -> tuple[MartSpec, str, Path, float]:
+                def write(spec: MartSpec) -> tuple[MartSpec, str, Path | dict[str, Any], float]:
+                    """The mart written into staging (its path), or the entry to carry (unchanged)."""
                     t0 = time.monotonic()
                     cur = con.cursor()  # one cursor per thread: a connection runs one query at a time
                     try:
                         relation = _relation_sql(cur, spec)
-                        path = _write_mart(cur, spec, relation, staging, version_id)
+                        same = carry.unchanged(cur, spec, relation, prev) if prev is not None else None
+                        path = same or _write_mart(cur, spec, relation, staging, version_id)
                         return spec, relation, path, time.monotonic() - t0
                     finally:
                         cur.close()
 
-                written = list(pool.map(write, _largest_first(con, specs)))
+                done = list(pool.map(write, _largest_first(con, specs)))
+                same = {w[0].name: w for w in done if isinstance(w[2], dict)}
+                if prev is not None and len(same) == len(specs) and amend_manifest is None:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    return _unchanged(prev, specs, time.monotonic() - started)
+                try:
+                    carried = {
+                        name: (carry.carry(staging, prev, spec, entry), took)  # type: ignore[arg-type]
+                        for name, (spec, _, entry, took) in same.items()
+                    }
+                except carry.CarryError as exc:
+                    raise PublishError(str(exc)) from exc
+                written = [w for w in done if w[0].name not in same]
                 if after_write is not None:
                     after_write(staging)
 
@@ -493,19 +546,22 @@ def publish(
                         cur.close()
 
                 verified = dict(zip([w[0].name for w in written], pool.map(verify, written), strict=True))
+                verified.update(carried)
             marts: dict[str, Any] = {}
             for spec in specs:  # manifest and log in the dbt manifest's order, whatever order the threads ran
                 entry, took = verified[spec.name]
                 marts[spec.name] = entry
                 size = sum(f["bytes"] for f in entry["files"])
-                results.append(MartResult(spec.name, entry["rows"], len(entry["files"]), size, took))
+                kept = spec.name in carried
+                results.append(MartResult(spec.name, entry["rows"], len(entry["files"]), size, took, kept))
                 log.info(
-                    "published %s: %d rows, %d file(s), %.1f MiB, %.2fs",
+                    "published %s: %d rows, %d file(s), %.1f MiB, %.2fs%s",
                     spec.name,
                     entry["rows"],
                     len(entry["files"]),
                     size / 2**20,
                     took,
+                    f" (unchanged: carried from version {prev.version})" if kept and prev else "",
                 )
             loads = source_loads(con)
             duckdb_version = con.execute("select version()").fetchone()[0]

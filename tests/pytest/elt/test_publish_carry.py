@@ -1,0 +1,131 @@
+"""Publishing only what changed (publish/carry.py), against a real DuckDB file and the fake dbt manifest of
+helpers.py: an unchanged mart keeps the current version's files (hard links, sha256 checked), the manifest
+stays complete and verified and says what was carried, an unchanged publish makes no version, and a
+failure still leaves the current version untouched."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from publish import versions
+from publish.publish import PublishError, PublishResult, publish
+from publish.verify import verify_version
+from tests.pytest.elt.helpers import EltPaths
+from transform import dbt_artifacts
+
+
+def _publish(paths: EltPaths, **kwargs: object) -> PublishResult:
+    return publish(
+        dbt_artifacts.publish_specs(),
+        warehouse=paths.warehouse,
+        exports=paths.exports,
+        dbt_invocation={"invocation_id": "inv-1"},
+        reuse=True,
+        **kwargs,
+    )
+
+
+def _change_one_customer(warehouse: Path) -> None:
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update main_marts.dim_customers set segment = 'c' where customer_id = 3")
+
+
+def test_an_unchanged_publish_makes_no_new_version(fake_project: EltPaths) -> None:
+    first = _publish(fake_project)
+    assert not first.unchanged and first.bytes_written > 0
+    again = _publish(fake_project)
+    assert again.unchanged and again.version_id == first.version_id
+    assert again.bytes_written == 0 and all(m.carried for m in again.marts)
+    assert [m.rows for m in again.marts] == [m.rows for m in first.marts]
+    assert versions.list_versions(fake_project.exports) == [first.version_id]
+    assert not list(versions.versions_dir(fake_project.exports).glob("*.partial"))
+    # without reuse (`elt export`) every publish is a new version, as before
+    plain = publish(
+        dbt_artifacts.publish_specs(), warehouse=fake_project.warehouse, exports=fake_project.exports
+    )
+    assert plain.version_id != first.version_id and not any(m.carried for m in plain.marts)
+
+
+def test_only_the_changed_mart_is_written_the_rest_is_carried(fake_project: EltPaths) -> None:
+    first = _publish(fake_project)
+    _change_one_customer(fake_project.warehouse)
+    second = _publish(fake_project)
+    assert not second.unchanged and second.version_id != first.version_id
+    carried = {m.name for m in second.marts if m.carried}
+    assert carried == {"fct_orders", "rt_orders_today"}
+    dim = next(m for m in second.marts if m.name == "dim_customers")
+    assert second.bytes_written == dim.bytes
+
+    old = versions.read_manifest(first.version_dir)
+    new = versions.read_manifest(second.version_dir)
+    assert set(new["marts"]) == set(old["marts"])  # complete
+    assert "carried_over" not in new["marts"]["dim_customers"]
+    for name in carried:
+        entry = new["marts"][name]
+        assert entry["carried_over"] == {
+            "from_version": first.version_id,
+            "written_in_version": first.version_id,
+        }
+        assert entry["content_checksum"] == old["marts"][name]["content_checksum"]
+        assert entry["files"] == old["marts"][name]["files"]
+        for f in entry["files"]:  # the same file: a hard link, byte for byte the previous version's
+            a, b = first.version_dir / f["path"], second.version_dir / f["path"]
+            assert a.read_bytes() == b.read_bytes()
+            assert os.stat(a).st_ino == os.stat(b).st_ino
+    assert verify_version(second.version_dir) == []
+    assert verify_version(first.version_dir) == []
+
+    # carried twice: the files still name the version that wrote them
+    _change_one_customer_back = "update main_marts.dim_customers set segment = 'd' where customer_id = 3"
+    with duckdb.connect(str(fake_project.warehouse)) as con:
+        con.execute(_change_one_customer_back)
+    third = _publish(fake_project)
+    entry = versions.read_manifest(third.version_dir)["marts"]["fct_orders"]
+    assert entry["carried_over"] == {
+        "from_version": second.version_id,
+        "written_in_version": first.version_id,
+    }
+    assert verify_version(third.version_dir) == []
+
+
+def test_a_failure_after_carrying_leaves_the_current_version_untouched(fake_project: EltPaths) -> None:
+    first = _publish(fake_project)
+    _change_one_customer(fake_project.warehouse)
+
+    def fail(staging: Path) -> None:
+        assert (staging / "fct_orders").is_dir()  # the carried files are linked in by now
+        raise OSError("disk full (injected)")
+
+    with pytest.raises(OSError, match="injected"):
+        _publish(fake_project, after_write=fail)
+    assert versions.current_version_id(fake_project.exports) == first.version_id
+    assert versions.list_versions(fake_project.exports) == [first.version_id]
+    assert not list(versions.versions_dir(fake_project.exports).glob("*.partial"))
+    assert verify_version(fake_project.exports / "current") == []  # its files survived the cleanup
+
+
+def test_a_damaged_file_is_never_carried(fake_project: EltPaths) -> None:
+    first = _publish(fake_project)
+    entry = versions.read_manifest(first.version_dir)["marts"]["fct_orders"]
+    victim = first.version_dir / entry["files"][0]["path"]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    os.chmod(victim, 0o644)
+    victim.write_bytes(bytes(data))
+    _change_one_customer(fake_project.warehouse)
+    with pytest.raises(PublishError, match="no longer matches its manifest"):
+        _publish(fake_project)
+    assert versions.current_version_id(fake_project.exports) == first.version_id
+    assert not list(versions.versions_dir(fake_project.exports).glob("*.partial"))
+
+
+def test_a_new_pii_key_writes_every_mart(fake_project: EltPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Marts hashed with another key are never carried (a rotation rewrites everything)."""
+    first = _publish(fake_project)
+    monkeypatch.setenv("SHOP_PII_KEY", "another-test-pii-key-987654")
+    rotated = _publish(fake_project, rotate_pii_key=True)
+    assert rotated.version_id != first.version_id and not any(m.carried for m in rotated.marts)
