@@ -11,7 +11,7 @@ from pathlib import Path
 
 from core import settings
 
-GROUPS = ("pull", "singer", "publish", "scale", "incremental", "stream")
+GROUPS = ("pull", "singer", "publish", "scale", "incremental", "stream", "cost")
 REPO = settings.repo_root()
 
 

@@ -298,6 +298,18 @@ def _run_with_fleets(
             )
         if "incremental" in cfg.only:
             _measure(S.incremental_group(ctx, avail), R.incremental_ratios, cfg, results, pids=fleet.pids())
+        if "cost" in cfg.only:  # last: its own simulator changes come after every other group's
+            from bench import cost
+
+            metrics: dict[str, dict[str, list]] = {}
+            scale = ctx.fleet.scale
+            _measure(
+                cost.cost_group(ctx, avail, metrics),
+                lambda st: cost.cost_ratios(st, metrics, scale),
+                cfg,
+                results,
+                pids=fleet.pids(),
+            )
 
 
 def _scale_group(cfg: BenchConfig, avail: dict, main_ctx: S.Context, results: dict) -> None:

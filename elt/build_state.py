@@ -11,7 +11,8 @@ What a build's output depends on, and how each is compared (``BuildInputs``):
   analyses, ``dbt_project.yml``, ``profiles.yml``, package files and installed packages), the values of
   the environment variables those files read with ``env_var()`` (vars such as ``settle_seconds`` come
   from them; a secret's value enters only through its fingerprint), the sources the loaders know
-  (``SHOP_SOURCE_NAMES``) and the installed dbt versions - one sha256 over all of it;
+  (``SHOP_SOURCE_NAMES``) and the installed dbt versions - one sha256 over all of it (the variables that
+  only say where the warehouse and run folder are, ``LOCATION_ENV``, are left out);
 - **loads**: the newest committed dlt load id of every ``raw_*`` schema (a load that changed or added
   anything commits a new one; an unchanged walk commits none);
 - **time**: the UTC day (models keep "today" and drop yesterday), and *pending rows*: a model whose
@@ -68,6 +69,9 @@ SECRET_PREFIX = "DBT_ENV_SECRET_"
 DBT_DISTRIBUTIONS = ("dbt-core", "dbt-duckdb", "duckdb")
 # set by the dbt wrapper (elt/dbt_runner.py) and read by generated models' `enabled`
 EXTRA_ENV = ("SHOP_SOURCE_NAMES",)
+# Where the data lives, not what is built from it: the load ids and the recorded dbt invocation already tie
+# the state to one warehouse, so a workspace that moved (or a copy of it) need not rebuild.
+LOCATION_ENV = ("SHOP_WAREHOUSE", "SHOP_RUN_DIR")
 
 
 def state_file() -> Path:
@@ -108,7 +112,7 @@ def definitions_digest(root: Path, env: Mapping[str, str]) -> str:
         digest.update(f"file {path.relative_to(root).as_posix()} {len(data)}\n".encode())
         digest.update(data)
         names.update(ENV_VAR_CALL.findall(data.decode("utf-8", "replace")))
-    for name in sorted(names):
+    for name in sorted(names - set(LOCATION_ENV)):
         value = env.get(name)
         if value is not None and name.startswith(SECRET_PREFIX):
             value = "sha256:" + hashlib.sha256(value.encode()).hexdigest()

@@ -62,6 +62,11 @@ def _env(root: Path) -> dict[str, str]:
         SHOP_PORT_BASE=str(free_port_base()),
         SHOP_SCALE=SCALE,
         SHOP_SEED="42",
+        # The consistent cut with no margin (as the dbt suite's world): the simulator's changes all commit
+        # before a run starts, so every loaded order is settled by the run that loads it, and a run after
+        # it has nothing waiting for the cut (elt/build_state.py: rows that change with time build again)
+        SHOP_MAX_COMMIT_DELAY_SECONDS="0",
+        SHOP_SETTLE_SECONDS="0",
     )
 
 
@@ -305,3 +310,80 @@ def test_sources_selection_loads_only_those_and_is_in_the_run_log(
         ).fetchall()
     assert {step for step, _, _ in commands} >= {"run", "extract", "dbt", "export"}, commands
     assert all(cmd == "python -m elt run --sources customers" and s == "success" for _, cmd, s in commands)
+
+
+@pytest.fixture(scope="module")
+def unchanged_run(two_runs: TwoRuns, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A third run with nothing changed in the services, on a copy of the two runs' folders (so the other
+    cases see two runs whatever the order); then `python -m elt changes` on it, as is and with a var of
+    the project changed through its environment."""
+    root = tmp_path_factory.mktemp("elt-flow-unchanged")
+    ignore = shutil.ignore_patterns("*.lock", "*.pid")
+    shutil.copytree(two_runs.root, root, symlinks=True, dirs_exist_ok=True, ignore=ignore)
+    env = {k: v.replace(str(two_runs.root), str(root)) for k, v in two_runs.env.items()}
+    versions_before = versions.list_versions(root / "exports")
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "elt", "run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    seconds = time.monotonic() - t0
+    subprocess.run([sys.executable, "-m", "services", "stop"], cwd=REPO, env=env, capture_output=True)
+    changes = [
+        subprocess.run(
+            [sys.executable, "-m", "elt", "changes"],
+            cwd=REPO,
+            env=e,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        for e in (env, {**env, "SHOP_SETTLE_SECONDS": "5"})
+    ]
+    with duckdb.connect(env["SHOP_WAREHOUSE"], read_only=True) as con:
+        steps = con.execute(
+            "select step, status, count(*) from ops.runs where command like 'python -m elt run%' group by all"
+        ).fetchall()
+    print(f"unchanged run: {seconds:.1f}s", _summary(proc), sep="\n")
+    return {
+        "proc": proc,
+        "env": env,
+        "versions_before": versions_before,
+        "versions_after": versions.list_versions(root / "exports"),
+        "current": versions.current_version_id(root / "exports"),
+        "changes": changes,
+        "steps": {(step, status): n for step, status, n in steps},
+    }
+
+
+def test_a_run_with_nothing_new_skips_dbt_and_publish(two_runs: TwoRuns, unchanged_run: dict) -> None:
+    """No new load and no definition change since the last successful run: dbt and publish are skipped,
+    the summary says so, the exit is 0 and no export version is made; the run is in the run log."""
+    proc = unchanged_run["proc"]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = _summary(proc)
+    first = summary.splitlines()[0]
+    assert re.match(r"elt run OK in [\d.]+s: dbt and publish skipped, nothing new since version ", first), (
+        first
+    )
+    assert two_runs.second_version in first
+    assert re.search(r"^\s+dbt build\s+skipped\s", summary, re.M), summary
+    assert re.search(r"^\s+publish\s+skipped\s", summary, re.M), summary
+    assert "INFO elt.dbt: dbt build" not in proc.stderr  # dbt never started
+    assert unchanged_run["versions_after"] == unchanged_run["versions_before"]
+    assert unchanged_run["current"] == two_runs.second_version
+    steps = unchanged_run["steps"]
+    assert steps[("run", "success")] == 3 and steps[("extract", "success")] == 3, steps
+    assert steps[("dbt", "success")] == 2 and steps[("export", "success")] == 2, steps
+
+
+def test_changes_says_what_the_next_run_would_do(unchanged_run: dict) -> None:
+    same, var_changed = unchanged_run["changes"]
+    assert same.returncode == 0 and same.stdout.startswith("skip: nothing new since version "), same.stdout
+    assert var_changed.returncode == 0, var_changed.stderr[-2000:]
+    assert var_changed.stdout.strip() == "build: the dbt project's definitions, vars or their env changed"
+
+
+def test_the_second_run_built_because_of_its_new_loads(two_runs: TwoRuns) -> None:
+    """The run after the simulator's changes did build (the new loads are the reason it names)."""
+    log = two_runs.second.stderr
+    assert re.search(r"INFO elt\.flow: build check: .*new load in raw_orders", log), log[-3000:]
