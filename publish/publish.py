@@ -84,6 +84,7 @@ class MartResult:
     bytes: int
     seconds: float
     carried: bool = False  # the current version's files, linked (publish/carry.py): nothing written
+    linked_bytes: int = 0  # of a partitioned mart: the unchanged partitions' files, linked
 
 
 @dataclass
@@ -104,7 +105,7 @@ class PublishResult:
     @property
     def bytes_written(self) -> int:
         """Parquet bytes this publish wrote (carried marts' files are links, not writes)."""
-        return sum(m.bytes for m in self.marts if not m.carried)
+        return sum(m.bytes - m.linked_bytes for m in self.marts if not m.carried)
 
 
 def _relation_sql(con: duckdb.DuckDBPyConnection, spec: MartSpec) -> str:
@@ -195,9 +196,16 @@ def _flatten_partitions(target: Path, column: str) -> None:
 
 
 def _write_mart(
-    con: duckdb.DuckDBPyConnection, spec: MartSpec, relation: str, staging: Path, version_id: str
+    con: duckdb.DuckDBPyConnection,
+    spec: MartSpec,
+    relation: str,
+    staging: Path,
+    version_id: str,
+    plan: carry.PartitionPlan | None = None,
 ) -> Path:
-    """COPY one mart into the staging folder; return the file or folder written."""
+    """COPY one mart into the staging folder; return the file or folder written. With ``plan`` (a
+    partitioned mart changed in some partitions only) only those partitions are written and the
+    current version's files of the others are linked in (publish/carry.py)."""
     columns = _columns(con, relation)
     query = f"select {_export_select(columns)} from {relation}"
     options = f"FORMAT parquet, COMPRESSION zstd, {_kv_metadata(spec, version_id)}"
@@ -208,12 +216,19 @@ def _write_mart(
                 f"{spec.unique_id}: publish_partition_by column {spec.partition_by!r} not in {names}"
             )
         target = staging / spec.name
-        con.execute(
-            f"copy ({query}) to {quote_literal(str(target))} "
-            f"({options}, PARTITION_BY ({quote_ident(spec.partition_by)}), WRITE_PARTITION_COLUMNS true)"
-        )
+        if plan is None or plan.write:
+            where = f" where {plan.where()}" if plan is not None else ""
+            con.execute(
+                f"copy ({query}{where}) to {quote_literal(str(target))} "
+                f"({options}, PARTITION_BY ({quote_ident(spec.partition_by)}), WRITE_PARTITION_COLUMNS true)"
+            )
         if target.is_dir():
             _flatten_partitions(target, spec.partition_by)
+        if plan is not None:
+            try:
+                plan.link_into(staging)
+            except carry.CarryError as exc:
+                raise PublishError(f"{spec.name}: {exc}") from exc
         if not any(target.glob("*.parquet")):  # an empty mart: keep one empty file so the schema ships
             target.mkdir(parents=True, exist_ok=True)
             con.execute(
@@ -230,24 +245,28 @@ def _mart_files(written: Path) -> list[Path]:
 
 
 def _partitions(
-    con: duckdb.DuckDBPyConnection, listing: str, column: str
-) -> dict[str, dict[str, str | None]]:
+    con: duckdb.DuckDBPyConnection, listing: str, column: str, columns: list[tuple[str, str]]
+) -> tuple[dict[str, dict[str, str | None]], dict[str, str]]:
     """``{file: {"placed_month": "2026-01-01"}}``: each file's one value of the partition column, read
     from the files themselves (not their names), in one query per mart. The empty file of an empty mart
-    has none (``{}``)."""
+    has none (``{}``). With it, each file's ``partition_checksum`` (``carry.row_hash`` summed), what a
+    later publish compares to keep an unchanged partition's file."""
     value = f"{quote_ident(column)}::varchar"
     found = con.execute(
-        f"select filename, count(distinct {value}), min({value}) "
+        f"select filename, count(distinct {value}), min({value}), "
+        f"coalesce(sum({carry.row_hash(columns)}::hugeint), 0)::varchar "
         f"from read_parquet({listing}, filename = true, hive_partitioning = false) group by filename"
     ).fetchall()
     out: dict[str, dict[str, str | None]] = {}
-    for name, distinct, value in found:
+    sums: dict[str, str] = {}
+    for name, distinct, value, total in found:
         if distinct > 1:
             raise PublishError(
                 f"{Path(name).name}: {distinct} values of partition column {column!r} in one file"
             )
         out[name] = {column: value}
-    return out
+        sums[name] = total
+    return out, sums
 
 
 def _iso(value: object) -> str | None:
@@ -305,7 +324,9 @@ def _verify_mart(
         )
     if src_sum != file_sum:
         raise PublishError(f"{spec.name}: content checksum mismatch: warehouse {src_sum}, files {file_sum}")
-    partitions = _partitions(con, listing, spec.partition_by) if spec.partition_by else {}
+    partitions, sums = (
+        _partitions(con, listing, spec.partition_by, file_columns) if spec.partition_by else ({}, {})
+    )
     entries = []
     for f in files:
         _fsync(f)
@@ -317,6 +338,8 @@ def _verify_mart(
         }
         if spec.partition_by:
             entry["partition"] = partitions.get(str(f), {})
+            if str(f) in sums:  # what a later publish compares to carry this partition (publish/carry.py)
+                entry["partition_checksum"] = sums[str(f)]
         entries.append(entry)
     for d in {f.parent for f in files}:
         versions.fsync_dir(d)
@@ -514,11 +537,16 @@ def publish(
                     try:
                         relation = _relation_sql(cur, spec)
                         same = carry.unchanged(cur, spec, relation, prev) if prev is not None else None
-                        path = same or _write_mart(cur, spec, relation, staging, version_id)
+                        plan = None
+                        if prev is not None and same is None and spec.partition_by:
+                            plan = carry.partition_plan(cur, spec, relation, prev)
+                            plans[spec.name] = plan
+                        path = same or _write_mart(cur, spec, relation, staging, version_id, plan)
                         return spec, relation, path, time.monotonic() - t0
                     finally:
                         cur.close()
 
+                plans: dict[str, carry.PartitionPlan | None] = {}
                 done = list(pool.map(write, _largest_first(con, specs)))
                 same = {w[0].name: w for w in done if isinstance(w[2], dict)}
                 if prev is not None and len(same) == len(specs) and amend_manifest is None:
@@ -553,7 +581,11 @@ def publish(
                 marts[spec.name] = entry
                 size = sum(f["bytes"] for f in entry["files"])
                 kept = spec.name in carried
-                results.append(MartResult(spec.name, entry["rows"], len(entry["files"]), size, took, kept))
+                plan = plans.get(spec.name)
+                linked = plan.mark(entry) if plan is not None else 0
+                results.append(
+                    MartResult(spec.name, entry["rows"], len(entry["files"]), size, took, kept, linked)
+                )
                 log.info(
                     "published %s: %d rows, %d file(s), %.1f MiB, %.2fs%s",
                     spec.name,
@@ -561,7 +593,13 @@ def publish(
                     len(entry["files"]),
                     size / 2**20,
                     took,
-                    f" (unchanged: carried from version {prev.version})" if kept and prev else "",
+                    f" (unchanged: carried from version {prev.version})"
+                    if kept and prev
+                    else (
+                        f" ({len(plan.link)} unchanged partition file(s) linked from {plan.prev.version})"
+                        if plan
+                        else ""
+                    ),
                 )
             loads = source_loads(con)
             duckdb_version = con.execute("select version()").fetchone()[0]

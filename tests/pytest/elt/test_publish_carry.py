@@ -129,3 +129,34 @@ def test_a_new_pii_key_writes_every_mart(fake_project: EltPaths, monkeypatch: py
     monkeypatch.setenv("SHOP_PII_KEY", "another-test-pii-key-987654")
     rotated = _publish(fake_project, rotate_pii_key=True)
     assert rotated.version_id != first.version_id and not any(m.carried for m in rotated.marts)
+
+
+def test_a_partitioned_mart_rewrites_only_its_changed_partitions(fake_project: EltPaths) -> None:
+    """fct_orders (partitioned by order_month): one order changed in one month; that month's file is
+    written again, every other month's file is the previous version's, the whole mart verifies."""
+    first = _publish(fake_project)
+    old = versions.read_manifest(first.version_dir)["marts"]["fct_orders"]
+    assert len(old["files"]) > 3 and all("partition_checksum" in f for f in old["files"])
+    with duckdb.connect(str(fake_project.warehouse)) as con:
+        (month,) = con.execute(
+            "update main_marts.fct_orders set status = 'changed' where order_id = 7 returning order_month"
+        ).fetchone()
+    second = _publish(fake_project)
+    entry = versions.read_manifest(second.version_dir)["marts"]["fct_orders"]
+    assert "carried_over" not in entry
+    assert entry["partitions_carried"] == {"from_version": first.version_id, "files": len(old["files"]) - 1}
+    changed = [f for f in entry["files"] if f["partition"]["order_month"] == month.isoformat()]
+    assert len(changed) == 1 and "written_in_version" not in changed[0]
+    for f in entry["files"]:
+        a, b = first.version_dir / f["path"], second.version_dir / f["path"]
+        same_file = os.stat(a).st_ino == os.stat(b).st_ino
+        assert same_file == (f is not changed[0]), f["path"]
+        assert ("written_in_version" in f) == same_file
+    fct = next(m for m in second.marts if m.name == "fct_orders")
+    assert second.bytes_written == changed[0]["bytes"] == fct.bytes - fct.linked_bytes
+    assert verify_version(second.version_dir) == []
+    with duckdb.connect(str(fake_project.warehouse), read_only=True) as con:
+        (status,) = con.execute(
+            f"select status from read_parquet('{second.version_dir / changed[0]['path']}') where order_id = 7"
+        ).fetchone()
+    assert status == "changed"
