@@ -458,5 +458,7 @@ def format_summary(result: FlowResult, exports: Path | None = None) -> str:
         )
         for m in p.marts:
             note = "  (unchanged, carried)" if m.carried and not p.unchanged else ""
+            if m.linked_bytes and not m.carried:
+                note = f"  ({m.linked_bytes / m.bytes:.0%} of its bytes in unchanged partitions, linked)"
             lines.append(f"    {m.name:<32} {m.rows:>10,} rows  {m.files:>4} file(s){note}")
     return "\n".join(lines)
