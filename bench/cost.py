@@ -61,7 +61,11 @@ def _bytes_written(exports: Path, version_before: str | None) -> tuple[str | Non
     if version == version_before:
         return version, 0
     written = sum(
-        f["bytes"] for m in manifest["marts"].values() if "carried_over" not in m for f in m["files"]
+        f["bytes"]
+        for m in manifest["marts"].values()
+        if "carried_over" not in m
+        for f in m["files"]
+        if "written_in_version" not in f  # a partition file linked from an earlier version
     )
     return version, written
 
