@@ -4,7 +4,7 @@ next to a full run, with the dbt nodes it built and the Parquet bytes it publish
 Why a chain on one warehouse: the three runs are one operator's day - a full run on a fresh workspace,
 the same run again with nothing new in the services (elt/build_state.py: dbt and publish skipped), then
 one after the simulator changed ``--change-fraction`` of the non-event records (dbt builds, the publish
-carries every unchanged mart, elt/carry.py). The group mutates the fleet's data, so it runs last.
+carries every unchanged mart, publish/carry.py). The group mutates the fleet's data, so it runs last.
 
 Correctness of every run, as in the other groups: the raw tables against the services' SQLite files, the
 current published version against the warehouse marts; the no-change run must have published nothing
