@@ -155,6 +155,9 @@ def _cmd_dbt(args: argparse.Namespace) -> int:
 
 def _cmd_changes(args: argparse.Namespace) -> int:
     """What the next ``elt run`` would do with what is loaded now: build (and why) or skip. Reads only."""
+    if not settings.warehouse_path().exists():
+        print(f"build: nothing loaded or built yet (no warehouse at {settings.warehouse_path()})")
+        return 0
     _, decision = flow.check_changes("python -m elt changes", args.wait)
     if decision.build:
         print("build: " + decision.describe())
