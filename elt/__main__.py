@@ -205,6 +205,8 @@ def _cmd_repair_snapshot(args: argparse.Namespace) -> int:
             args.snapshot, repair.parse_since(args.since), dry_run=args.dry_run, wait=args.wait
         )
     )
+    if not args.dry_run:  # a table changed outside dbt: the next `elt run` builds (elt/build_state.py)
+        build_state.forget()
     return 0
 
 
