@@ -315,8 +315,8 @@ def test_sources_selection_loads_only_those_and_is_in_the_run_log(
 @pytest.fixture(scope="module")
 def unchanged_run(two_runs: TwoRuns, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """A third run with nothing changed in the services, on a copy of the two runs' folders (so the other
-    cases see two runs whatever the order); then `python -m elt changes` on it, as is and with a var of
-    the project changed through its environment."""
+    cases see two runs whatever the order); then `python -m elt changes` on it with a var of the project
+    changed through its environment."""
     root = tmp_path_factory.mktemp("elt-flow-unchanged")
     ignore = shutil.ignore_patterns("*.lock", "*.pid")
     shutil.copytree(two_runs.root, root, symlinks=True, dirs_exist_ok=True, ignore=ignore)
@@ -328,17 +328,14 @@ def unchanged_run(two_runs: TwoRuns, tmp_path_factory: pytest.TempPathFactory) -
     )
     seconds = time.monotonic() - t0
     subprocess.run([sys.executable, "-m", "services", "stop"], cwd=REPO, env=env, capture_output=True)
-    changes = [
-        subprocess.run(
-            [sys.executable, "-m", "elt", "changes"],
-            cwd=REPO,
-            env=e,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        for e in (env, {**env, "SHOP_SETTLE_SECONDS": "5"})
-    ]
+    changes = subprocess.run(  # what the next run would do with a var of the project changed
+        [sys.executable, "-m", "elt", "changes"],
+        cwd=REPO,
+        env={**env, "SHOP_SETTLE_SECONDS": "5"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     with duckdb.connect(env["SHOP_WAREHOUSE"], read_only=True) as con:
         steps = con.execute(
             "select step, status, count(*) from ops.runs where command like 'python -m elt run%' group by all"
@@ -377,8 +374,7 @@ def test_a_run_with_nothing_new_skips_dbt_and_publish(two_runs: TwoRuns, unchang
 
 
 def test_changes_says_what_the_next_run_would_do(unchanged_run: dict) -> None:
-    same, var_changed = unchanged_run["changes"]
-    assert same.returncode == 0 and same.stdout.startswith("skip: nothing new since version "), same.stdout
+    var_changed = unchanged_run["changes"]
     assert var_changed.returncode == 0, var_changed.stderr[-2000:]
     assert var_changed.stdout.strip() == "build: the dbt project's definitions, vars or their env changed"
 
