@@ -166,11 +166,16 @@ def pending_rows(con: duckdb.DuckDBPyConnection, probes: list[Probe]) -> dict[st
     """Rows matching each probe's condition now (a relation that is gone counts as pending)."""
     out: dict[str, int] = {}
     for probe in probes:
-        try:
-            query = f"select count(*) from {probe.relation} where {probe.condition}"
-            (count,) = con.execute(query).fetchone()
-        except duckdb.Error:
-            count = -1  # unknown: treat as pending
+        count = -1  # unknown: treat as pending
+        # as recorded, then in the connection's own database (a warehouse file renamed since: dbt names
+        # the database after the file)
+        for relation in (probe.relation, probe.relation.split(".", 1)[-1]):
+            try:
+                query = f"select count(*) from {relation} where {probe.condition}"
+                (count,) = con.execute(query).fetchone()
+                break
+            except duckdb.Error:
+                continue
         out[probe.model] = int(count)
     return out
 
