@@ -12,16 +12,18 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 ARGS ?=
 
 .PHONY: help setup browser services services-stop services-status simulate extract stream dbt elt export \
-        orchestrate orchestrate-run report shell docs docs-serve lint test test-faults test-all bench bench-quick clean
+        orchestrate orchestrate-run report shell docs docs-serve lint test test-faults test-all bench bench-quick clean \
+        java spark-setup spark-elt test-spark
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 # --compile-bytecode: this environment sets PYTHONDONTWRITEBYTECODE, so without .pyc files every process
 # (each extract, dbt, publish and test subprocess) recompiled dlt/dbt from source: ~1 s CPU per import of dlt.
+# Once `make spark-setup` has added the spark group, a re-sync keeps it (uv sync removes what it is not asked for).
 $(VENV)/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --user --quiet uv==0.13.8
-	@$(UV) sync --frozen --quiet --compile-bytecode
+	@$(UV) sync --frozen --quiet --compile-bytecode $(if $(wildcard $(VENV)/.spark-synced),--group spark)
 	@touch $@
 
 # The same for the project's own modules: every `python -m extract` / `elt` / `services` process otherwise
@@ -48,6 +50,34 @@ browser: ## install Debian's chromium for the headless browser checks (apt-get, 
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null && \
 	  [ -x $(CHROMIUM) ] || { echo "error: apt-get did not install $(CHROMIUM)" >&2; exit 1; }; \
 	fi
+
+# The spark target (profiles.yml `spark`, README "Scaling out"): its Python packages are the `spark` dependency
+# group (dbt-spark[session], pyspark: ~480 MB of jars), not installed by default, and Spark 4 needs Java 17+,
+# installed from Debian only when missing, like `make browser`.
+JAVA_MAJOR = $(shell java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+java: ## install Debian's openjdk-17-jre-headless for the spark target (apt-get, only when Java 17+ is missing)
+	@if [ -z "$(JAVA_MAJOR)" ] || [ "$(JAVA_MAJOR)" -lt 17 ]; then \
+	  if [ "$$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then \
+	    echo "error: Java 17+ is missing and installing it needs root: apt-get install openjdk-17-jre-headless" >&2; exit 1; \
+	  fi; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing Debian's openjdk-17-jre-headless (apt-get; once)"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null && \
+	  java -version 2>&1 | grep -q 'version "\(1[7-9]\|[2-9][0-9]\)' || { echo "error: apt-get did not install Java 17+" >&2; exit 1; }; \
+	fi
+
+$(VENV)/.spark-synced: $(VENV)/.synced
+	@$(UV) sync --frozen --quiet --compile-bytecode --group spark
+	@touch $@
+
+spark-setup: setup java $(VENV)/.spark-synced ## the spark target's packages (uv group spark) and Java 17+
+
+spark-elt: spark-setup ## the flow on Spark: extract → raw lake → dbt build --target spark → publish (ARGS=--reuse-raw)
+	$(PY) -m elt.spark_flow $(ARGS)
+
+test-spark: spark-setup ## the Spark equivalence suite: every mart on Spark equals DuckDB's (slow)
+	$(VENV)/bin/pytest -m "" tests/pytest/spark $(ARGS)
 
 services: setup ## start the five shop services (generates scale-1 data on first start; SHOP_SCALE to change)
 	$(PY) -m services start $(ARGS)

@@ -28,11 +28,11 @@
     {%- endif -%}
     {%- if is_incremental() -%}
         {%- set bound -%}
-            max(existing.{{ high_water or column }}) - to_{{ unit }}({{ lookback }})
+            max(existing.{{ high_water or column }}) - {{ shop_interval(lookback, unit) }}
         {%- endset -%}
         {{ column }} >= (
-            select coalesce({% if grain %}date_trunc('{{ grain }}', {{ bound }}){% else %}{{ bound }}{% endif %},
-                timestamp '-infinity')
+            select coalesce({% if grain %}{{ shop_trunc(grain, bound) }}{% else %}{{ bound }}{% endif %},
+                {{ shop_min_timestamp() }})
             from {{ this }} as existing
         )
     {%- else -%}

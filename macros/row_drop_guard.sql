@@ -9,7 +9,9 @@
 {#- Where the last accepted counts live: ops.row_count_baselines, next to the flow's run log. Qualified by
     the database so a warehouse file named ops.duckdb (catalog "ops") cannot make it ambiguous. -#}
 {% macro row_drop_baseline_relation() -%}
-    {{ return(api.Relation.create(database=target.database, schema='ops', identifier='row_count_baselines')) }}
+    {#- the spark target has no database (Spark's schemas are Hive databases) -#}
+    {%- set database = target.database if target.database is defined else none -%}
+    {{ return(api.Relation.create(database=database, schema='ops', identifier='row_count_baselines')) }}
 {%- endmacro %}
 
 {#- The tables whose drop the operator accepted for this invocation:
@@ -93,16 +95,7 @@
     {%- endif -%}
     {%- set baseline = row_drop_baseline_relation() -%}
     {%- set accepted = row_drop_accepted() -%}
-    create schema if not exists {{ adapter.quote(baseline.database) }}.ops;
-    create table if not exists {{ baseline }} (
-        table_name varchar not null,
-        row_count bigint not null,
-        key_count bigint not null,
-        explained_count bigint not null,
-        accepted_drop boolean not null,
-        invocation_id varchar not null,
-        recorded_at timestamp with time zone not null
-    );
+    {{ row_drop_baseline_create(baseline) }}
     insert into {{ baseline }}
     {%- for node in passed %}
         {%- set parent = graph.sources[node.depends_on.nodes[0]] -%}
@@ -117,8 +110,40 @@
         counts.explained_count,
         {{ 'true' if row_drop_table_name(relation) in accepted else 'false' }} as accepted_drop,
         '{{ invocation_id }}' as invocation_id,
-        now() as recorded_at
+        current_timestamp as recorded_at
     from ({{ row_drop_counts(relation, kwargs['key_column'], kwargs.get('explained_by')) }}) as counts
     {{ 'union all' if not loop.last }}
     {%- endfor %}
+{%- endmacro %}
+
+{#- The statements that create the baseline table when missing, ahead of the hook's insert.
+
+    Arguments:
+      baseline - row_drop_baseline_relation() -#}
+{% macro row_drop_baseline_create(baseline) -%}
+    {{ return(adapter.dispatch('row_drop_baseline_create')(baseline)) }}
+{%- endmacro %}
+
+{#- DuckDB: in the hook's own SQL. -#}
+{% macro duckdb__row_drop_baseline_create(baseline) -%}
+    create schema if not exists {{ adapter.quote(baseline.database) }}.ops;
+    create table if not exists {{ baseline }} (
+        table_name varchar not null,
+        row_count bigint not null,
+        key_count bigint not null,
+        explained_count bigint not null,
+        accepted_drop boolean not null,
+        invocation_id varchar not null,
+        recorded_at timestamp with time zone not null
+    );
+{%- endmacro %}
+
+{#- Spark runs one statement per call: created here, the hook keeps the insert alone. -#}
+{% macro spark__row_drop_baseline_create(baseline) -%}
+    {%- do run_query('create schema if not exists ' ~ baseline.schema) -%}
+    {%- do run_query(
+        'create table if not exists ' ~ baseline ~ ' (table_name string, row_count bigint, key_count bigint,'
+        ~ ' explained_count bigint, accepted_drop boolean, invocation_id string, recorded_at timestamp)'
+        ~ ' using parquet'
+    ) -%}
 {%- endmacro %}

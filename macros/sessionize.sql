@@ -4,13 +4,13 @@
     it reached and when. Shared by int_sessions (all history) and rt_funnel_live (today only). -#}
 {% macro sessionize(events) -%}
     select
-        session_id || '#' || cast(session_number as varchar) as session_key,
+        session_id || '#' || cast(session_number as {{ shop_type('varchar') }}) as session_key,
         session_id,
         cast(session_number as integer) as session_number,
         any_value(anonymous_id) as anonymous_id,
         max(customer_id) as customer_id,
-        arg_min(device_type, event_id) as device_type,
-        arg_min(country_code, event_id) as country_code,
+        min_by(device_type, event_id) as device_type,
+        min_by(country_code, event_id) as country_code,
         min(occurred_at) as started_at,
         max(occurred_at) as ended_at,
         count(*) as event_count,
@@ -36,7 +36,7 @@
                     when
                         ev.occurred_at - lag(ev.occurred_at) over (
                             partition by ev.session_id order by ev.occurred_at, ev.event_id
-                        ) <= to_minutes({{ var('session_timeout_minutes') }})
+                        ) <= {{ shop_interval(var('session_timeout_minutes'), 'minutes') }}
                         then 0
                     else 1
                 end as starts_session

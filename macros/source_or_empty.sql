@@ -10,7 +10,7 @@
         (
             select
             {%- for name, data_type in columns.items() %}
-                cast(null as {{ data_type }}) as {{ name }}{{ ',' if not loop.last }}
+                cast(null as {{ shop_type(data_type) }}) as {{ name }}{{ ',' if not loop.last }}
             {%- endfor %}
             where false
         )

@@ -32,7 +32,7 @@ horizons as (
 ),
 
 cut_services as (
-    select unnest([{{ "'" ~ services | join("', '") ~ "'" }}]) as service
+    select {{ shop_unnest(shop_string_list(services)) }} as service
 ),
 
 latest as (
@@ -49,7 +49,7 @@ cut as (
     select
         -- min() skips nulls: a service that never loaded must hold everything back instead
         case when count(cutoff_at) = count(*) then min(cutoff_at) end as cutoff_at,
-        arg_min(service, coalesce(cutoff_at, timestamp '-infinity')) as lagging_service
+        min_by(service, coalesce(cutoff_at, {{ shop_min_timestamp() }})) as lagging_service
     from latest
 ),
 
@@ -57,14 +57,14 @@ final as (
     select
         cutoff_at,
         lagging_service,
-        cutoff_at - to_microseconds({{ (seconds['max_commit_delay_seconds'] * 1000000) | int }})
+        cutoff_at - {{ shop_interval((seconds['max_commit_delay_seconds'] * 1000000) | int, 'microseconds') }}
             as complete_before,
-        cutoff_at - to_microseconds(
-            {{ ((seconds['max_commit_delay_seconds'] + seconds['settle_seconds']) * 1000000) | int }}
-        ) as settled_before,
+        cutoff_at - {{ shop_interval(
+            ((seconds['max_commit_delay_seconds'] + seconds['settle_seconds']) * 1000000) | int, 'microseconds'
+        ) }} as settled_before,
         cast({{ seconds['max_commit_delay_seconds'] }} as double) as max_commit_delay_seconds,
         cast({{ seconds['settle_seconds'] }} as double) as settle_seconds,
-        [{{ "'" ~ services | join("', '") ~ "'" }}] as cut_services
+        {{ shop_string_list(services) }} as cut_services
     from cut
 )
 

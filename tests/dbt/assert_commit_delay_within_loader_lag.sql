@@ -18,7 +18,7 @@ newest as (
         service,
         lag_seconds
     from horizons
-    where service in (select unnest(horizon.cut_services) from horizon)
+    where service in (select {{ shop_unnest('horizon.cut_services') }} from horizon)
     qualify row_number() over (partition by service order by cutoff_at desc, recorded_at desc) = 1
 ),
 

@@ -4,6 +4,7 @@
         unique_key='order_item_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        partition_by=('placed_month' if target.type == 'spark' else none),
     )
 }}
 -- One row per order line of a settled order (fct_orders' rule: int_order_settlement), priced in the order

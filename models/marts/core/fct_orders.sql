@@ -4,6 +4,7 @@
         unique_key='order_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        partition_by=('placed_month' if target.type == 'spark' else none),
     )
 }}
 -- One row per settled order: money in USD at the booking rate (gross, discount, shipping, total due,
@@ -82,9 +83,9 @@ final as (
         cancelled_at,
         returned_at,
         first_payment_at,
-        round(date_diff('second', placed_at, paid_at) / 3600.0, 2) as hours_to_pay,
-        round(date_diff('second', placed_at, shipped_at) / 3600.0, 2) as hours_to_ship,
-        round(date_diff('second', placed_at, delivered_at) / 3600.0, 2) as hours_to_deliver,
+        round({{ shop_date_diff('second', 'placed_at', 'paid_at') }} / 3600.0, 2) as hours_to_pay,
+        round({{ shop_date_diff('second', 'placed_at', 'shipped_at') }} / 3600.0, 2) as hours_to_ship,
+        round({{ shop_date_diff('second', 'placed_at', 'delivered_at') }} / 3600.0, 2) as hours_to_deliver,
         source_updated_at
     from changed
 ),
@@ -92,7 +93,7 @@ final as (
 {% if is_incremental() -%}
     -- in flight, the order's last settled version stays; an erasure since then unlinks the customer now
     erased_in_flight as (
-        select existing.* replace (cast(null as bigint) as customer_id, true as is_customer_erased)
+        select {{ shop_star_replace('existing', this, {'customer_id': 'cast(null as bigint)', 'is_customer_erased': 'true'}) }}
         from {{ this }} as existing
         inner join settlement
             on existing.order_id = settlement.order_id

@@ -35,7 +35,7 @@ cohort_activity as (
     select
         cohorts.cohort_month,
         activity.activity_month,
-        date_diff('month', cohorts.cohort_month, activity.activity_month) as months_since_first_order,
+        {{ shop_date_diff('month', 'cohorts.cohort_month', 'activity.activity_month') }} as months_since_first_order,
         count(distinct activity.customer_id) as active_customers
     from activity
     inner join cohorts

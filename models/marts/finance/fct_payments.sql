@@ -4,6 +4,7 @@
         unique_key='payment_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        partition_by=('created_month' if target.type == 'spark' else none),
     )
 }}
 -- One row per payment attempt (succeeded or failed) of a settled order (fct_orders' rule:

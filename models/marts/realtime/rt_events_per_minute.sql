@@ -23,13 +23,13 @@ events as (
 
 final as (
     select
-        date_trunc('minute', occurred_at) as event_minute,
+        {{ shop_trunc('minute', 'occurred_at') }} as event_minute,
         event_type,
         count(*) as event_count,
         count(distinct session_id) as session_count,
         max(event_id) as last_event_id
     from events
-    group by date_trunc('minute', occurred_at), event_type
+    group by {{ shop_trunc('minute', 'occurred_at') }}, event_type
 )
 
 select * from final

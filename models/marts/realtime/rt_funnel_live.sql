@@ -4,7 +4,7 @@ with
 
 events as (
     select * from {{ ref('stg_events__events') }}
-    where occurred_at >= {{ utc_today() }} - to_days(1)
+    where occurred_at >= {{ utc_today() }} - {{ shop_interval(1, 'days') }}
 ),
 
 sessions as (
@@ -13,7 +13,7 @@ sessions as (
 
 final as (
     select
-        date_trunc('hour', started_at) as session_hour,
+        {{ shop_trunc('hour', 'started_at') }} as session_hour,
         count(*) as sessions,
         count(*) filter (where first_product_view_at is not null) as product_view_sessions,
         count(*) filter (where first_add_to_cart_at is not null) as add_to_cart_sessions,
@@ -23,7 +23,7 @@ final as (
             as conversion_rate
     from sessions
     where started_at >= {{ utc_today() }}
-    group by date_trunc('hour', started_at)
+    group by {{ shop_trunc('hour', 'started_at') }}
 )
 
 select * from final

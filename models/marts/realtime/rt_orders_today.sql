@@ -4,7 +4,7 @@
         unique_key='order_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        post_hook="delete from {{ this }} where placed_date < {{ utc_today() }}",
+        post_hook="{{ shop_delete_where(this, 'placed_date < ' ~ utc_today()) }}",
     )
 }}
 -- Orders placed today (UTC) with their current status and USD value. Reads the orders staging view
@@ -39,7 +39,7 @@ final as (
         {{ convert_amount('orders.total_amount', 'fx_rates.fx_rate') }} as total_amount_usd,
         orders.placed_at,
         cast(orders.placed_at as date) as placed_date,
-        date_trunc('hour', orders.placed_at) as placed_hour,
+        {{ shop_trunc('hour', 'orders.placed_at') }} as placed_hour,
         orders.updated_at
     from orders
     left join fx_rates

@@ -8,9 +8,9 @@ source as (
 renamed as (
     select
         cast(category_id as bigint) as category_id,
-        cast(name as varchar) as category_name,
-        cast(department as varchar) as department,
-        cast(_dlt_load_id as varchar) as load_id
+        cast(name as {{ dbt.type_string() }}) as category_name,
+        cast(department as {{ dbt.type_string() }}) as department,
+        cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id
     from source
 ),
 

@@ -8,17 +8,17 @@ source as (
 renamed as (
     select
         cast(product_id as bigint) as product_id,
-        cast(sku as varchar) as sku,
-        cast(name as varchar) as product_name,
+        cast(sku as {{ dbt.type_string() }}) as sku,
+        cast(name as {{ dbt.type_string() }}) as product_name,
         cast(category__category_id as bigint) as category_id,
-        cast(category__name as varchar) as category_name,
-        cast(category__department as varchar) as department,
-        upper(cast(currency as varchar)) as currency,
+        cast(category__name as {{ dbt.type_string() }}) as category_name,
+        cast(category__department as {{ dbt.type_string() }}) as department,
+        upper(cast(currency as {{ dbt.type_string() }})) as currency,
         {{ minor_to_amount('price_minor', 'currency') }} as list_price,
         cast(active as boolean) as is_active,
         {{ to_utc('created_at') }} as created_at,
         {{ to_utc('updated_at') }} as updated_at,
-        cast(_dlt_load_id as varchar) as load_id
+        cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id
     from source
 ),
 

@@ -9,22 +9,22 @@ source as (
 renamed as (
     select
         cast(event_id as bigint) as event_id,
-        lower(cast(event_type as varchar)) as event_type,
+        lower(cast(event_type as {{ dbt.type_string() }})) as event_type,
         {{ to_utc('occurred_at') }} as occurred_at,
-        cast(session_id as varchar) as session_id,
-        cast({{ column_or_null(raw, 'anonymous_id') }} as varchar) as anonymous_id,
+        cast(session_id as {{ dbt.type_string() }}) as session_id,
+        cast({{ column_or_null(raw, 'anonymous_id') }} as {{ dbt.type_string() }}) as anonymous_id,
         cast({{ column_or_null(raw, 'customer_id') }} as bigint) as customer_id,
-        cast({{ column_or_null(raw, 'context__page') }} as varchar) as page_path,
-        cast({{ column_or_null(raw, 'context__referrer') }} as varchar) as referrer,
-        cast({{ column_or_null(raw, 'context__device') }} as varchar) as device_type,
-        upper(cast({{ column_or_null(raw, 'context__country') }} as varchar)) as country_code,
+        cast({{ column_or_null(raw, 'context__page') }} as {{ dbt.type_string() }}) as page_path,
+        cast({{ column_or_null(raw, 'context__referrer') }} as {{ dbt.type_string() }}) as referrer,
+        cast({{ column_or_null(raw, 'context__device') }} as {{ dbt.type_string() }}) as device_type,
+        upper(cast({{ column_or_null(raw, 'context__country') }} as {{ dbt.type_string() }})) as country_code,
         cast({{ column_or_null(raw, 'properties__product_id') }} as bigint) as product_id,
-        cast({{ column_or_null(raw, 'properties__sku') }} as varchar) as sku,
+        cast({{ column_or_null(raw, 'properties__sku') }} as {{ dbt.type_string() }}) as sku,
         cast({{ column_or_null(raw, 'properties__quantity') }} as integer) as quantity,
         cast({{ column_or_null(raw, 'properties__order_id') }} as bigint) as order_id,
         cast({{ column_or_null(raw, 'properties__value_minor') }} as bigint) as value_minor,
-        upper(cast({{ column_or_null(raw, 'properties__currency') }} as varchar)) as value_currency,
-        cast(_dlt_load_id as varchar) as load_id
+        upper(cast({{ column_or_null(raw, 'properties__currency') }} as {{ dbt.type_string() }})) as value_currency,
+        cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id
     from source
 ),
 

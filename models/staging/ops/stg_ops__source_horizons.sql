@@ -12,10 +12,10 @@ source as (
 
 final as (
     select
-        cast(service as varchar) as service,
+        cast(service as {{ dbt.type_string() }}) as service,
         {{ to_utc('cutoff_at') }} as cutoff_at,
         cast(lag_seconds as double) as lag_seconds,
-        cast(run_id as varchar) as run_id,
+        cast(run_id as {{ dbt.type_string() }}) as run_id,
         {{ to_utc('recorded_at') }} as recorded_at
     from source
 )

@@ -7,14 +7,14 @@ source as (
 
 renamed as (
     select
-        cast(order_id as varchar) || '-' || cast(line_id as varchar) as order_item_id,
+        cast(order_id as {{ dbt.type_string() }}) || '-' || cast(line_id as {{ dbt.type_string() }}) as order_item_id,
         cast(order_id as bigint) as order_id,
         cast(line_id as integer) as line_number,
         cast(product_id as bigint) as product_id,
-        cast(sku as varchar) as sku,
+        cast(sku as {{ dbt.type_string() }}) as sku,
         cast(quantity as integer) as quantity,
         cast(unit_price_minor as bigint) as unit_price_minor,
-        cast(_dlt_load_id as varchar) as load_id
+        cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id
     from source
 ),
 

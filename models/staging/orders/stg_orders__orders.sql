@@ -10,8 +10,8 @@ renamed as (
     select
         cast(order_id as bigint) as order_id,
         cast(customer_id as bigint) as customer_id,
-        lower(cast(status as varchar)) as order_status,
-        upper(cast(currency as varchar)) as currency,
+        lower(cast(status as {{ dbt.type_string() }})) as order_status,
+        upper(cast(currency as {{ dbt.type_string() }})) as currency,
         {{ minor_to_amount('subtotal_minor', 'currency') }} as subtotal_amount,
         {{ minor_to_amount('discount_minor', 'currency') }} as discount_amount,
         {{ minor_to_amount('shipping_minor', 'currency') }} as shipping_amount,
@@ -23,8 +23,8 @@ renamed as (
         {{ to_utc(column_or_null(raw, 'cancelled_at')) }} as cancelled_at,
         {{ to_utc(column_or_null(raw, 'returned_at')) }} as returned_at,
         {{ to_utc('updated_at') }} as updated_at,
-        upper(cast(shipping_country as varchar)) as shipping_country_code,
-        cast(_dlt_load_id as varchar) as load_id
+        upper(cast(shipping_country as {{ dbt.type_string() }})) as shipping_country_code,
+        cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id
     from source
 ),
 

@@ -10,14 +10,14 @@ renamed as (
     select
         cast(payment_id as bigint) as payment_id,
         cast(order_id as bigint) as order_id,
-        lower(cast(method as varchar)) as payment_method,
-        lower(cast(status as varchar)) as payment_status,
-        cast({{ column_or_null(raw, 'failure_reason') }} as varchar) as failure_reason,
-        upper(cast(currency as varchar)) as currency,
+        lower(cast(method as {{ dbt.type_string() }})) as payment_method,
+        lower(cast(status as {{ dbt.type_string() }})) as payment_status,
+        cast({{ column_or_null(raw, 'failure_reason') }} as {{ dbt.type_string() }}) as failure_reason,
+        upper(cast(currency as {{ dbt.type_string() }})) as currency,
         {{ minor_to_amount('amount_minor', 'currency') }} as amount,
         {{ to_utc('created_at') }} as created_at,
         {{ to_utc('updated_at') }} as updated_at,
-        cast(_dlt_load_id as varchar) as load_id
+        cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id
     from source
 ),
 

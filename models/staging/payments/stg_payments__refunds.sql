@@ -16,13 +16,13 @@ renamed as (
         cast(refund_id as bigint) as refund_id,
         cast(order_id as bigint) as order_id,
         cast(payment_id as bigint) as payment_id,
-        upper(cast(currency as varchar)) as currency,
+        upper(cast(currency as {{ dbt.type_string() }})) as currency,
         {{ minor_to_amount('amount_minor', 'currency') }} as amount,
-        cast({{ column_or_null(raw, 'reason') }} as varchar) as refund_reason,
-        lower(cast(status as varchar)) as refund_status,
+        cast({{ column_or_null(raw, 'reason') }} as {{ dbt.type_string() }}) as refund_reason,
+        lower(cast(status as {{ dbt.type_string() }})) as refund_status,
         {{ to_utc('created_at') }} as created_at,
         {{ to_utc('updated_at') }} as updated_at,
-        cast(_dlt_load_id as varchar) as load_id
+        cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id
     from source
 ),
 

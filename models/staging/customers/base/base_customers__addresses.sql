@@ -12,14 +12,14 @@ renamed as (
     select
         cast(address_id as bigint) as address_id,
         cast(customer_id as bigint) as customer_id,
-        lower(cast(kind as varchar)) as address_kind,
-        cast(line1 as varchar) as street_line_1,
-        cast({{ column_or_null(raw, 'line2') }} as varchar) as street_line_2,
-        cast(city as varchar) as city,
-        cast(postal_code as varchar) as postal_code,
-        upper(cast(country as varchar)) as country_code,
+        lower(cast(kind as {{ dbt.type_string() }})) as address_kind,
+        cast(line1 as {{ dbt.type_string() }}) as street_line_1,
+        cast({{ column_or_null(raw, 'line2') }} as {{ dbt.type_string() }}) as street_line_2,
+        cast(city as {{ dbt.type_string() }}) as city,
+        cast(postal_code as {{ dbt.type_string() }}) as postal_code,
+        upper(cast(country as {{ dbt.type_string() }})) as country_code,
         cast(is_default as boolean) as is_default,
-        cast(_dlt_load_id as varchar) as load_id
+        cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id
     from source
 ),
 

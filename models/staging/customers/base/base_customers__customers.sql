@@ -11,16 +11,16 @@ source as (
 renamed as (
     select
         cast(customer_id as bigint) as customer_id,
-        cast(email as varchar) as email,
-        cast(first_name as varchar) as first_name,
-        cast(last_name as varchar) as last_name,
-        cast(phone as varchar) as phone,
-        upper(cast(country as varchar)) as country_code,
+        cast(email as {{ dbt.type_string() }}) as email,
+        cast(first_name as {{ dbt.type_string() }}) as first_name,
+        cast(last_name as {{ dbt.type_string() }}) as last_name,
+        cast(phone as {{ dbt.type_string() }}) as phone,
+        upper(cast(country as {{ dbt.type_string() }})) as country_code,
         cast(marketing_opt_in as boolean) as has_marketing_opt_in,
         {{ to_utc('created_at') }} as created_at,
         {{ to_utc('updated_at') }} as updated_at,
         {{ to_utc(column_or_null(raw, 'deleted_at')) }} as deleted_at,
-        cast(_dlt_load_id as varchar) as load_id
+        cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id
     from source
 ),
 

@@ -13,7 +13,7 @@ renamed as (
     select
         cast(customer_id as bigint) as customer_id,
         {{ to_utc('deleted_at') }} as erased_at,
-        cast(_dlt_load_id as varchar) as load_id
+        cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id
     from source
 ),
 
