@@ -26,8 +26,18 @@ log = logging.getLogger("elt.spark")
 COMMAND = "elt spark"
 
 
-def run(*, reuse_raw: bool, exports: Path, keep: int = versions.DEFAULT_KEEP) -> int:
-    """The whole Spark flow; logs each step with its time, returns the exit code (0, or 1 naming the step)."""
+def run(
+    *,
+    reuse_raw: bool,
+    exports: Path,
+    keep: int = versions.DEFAULT_KEEP,
+    select: str | None = None,
+    publish_marts: bool = True,
+) -> int:
+    """The whole Spark flow; logs each step with its time, returns the exit code (0, or 1 naming the step).
+
+    ``select`` builds only that dbt selection, and then nothing is published (a selection is not a
+    version); ``publish_marts=False`` stops after the mirror of Spark's marts (what the tests compare)."""
     wait = flow.lock_wait()
     started = time.monotonic()
     handle = None
@@ -42,27 +52,43 @@ def run(*, reuse_raw: bool, exports: Path, keep: int = versions.DEFAULT_KEEP) ->
             seconds, loaded, _ = flow.run_extract(COMMAND, False, wait)
             log.info("extract: %d new/changed rows in %.1fs", sum(r for *_, r in loaded), seconds)
         elif not settings.warehouse_path().exists():
-            raise RuntimeError(f"--reuse-raw: no warehouse at {settings.warehouse_path()}: run make elt first")
+            raise RuntimeError(
+                f"--reuse-raw: no warehouse at {settings.warehouse_path()}: run make elt first"
+            )
 
         step = "raw lake"
         with lock.warehouse_lock(f"{COMMAND}: raw lake", wait=wait):
             export = lake.export(settings.warehouse_path(), runner.spark_dir())
 
         step = "dbt build (spark)"
-        build = runner.run_dbt(["build"], raw_lake=export.dbt_var(), wait=wait)
+        build = runner.run_dbt(
+            ["build", *(["--select", select] if select else [])], raw_lake=export.dbt_var(), wait=wait
+        )
         if not build.ok:
             failures = build.summary.failures[:10] if build.summary else []
             raise RuntimeError(
                 f"dbt exited {build.exit_code}; nothing published" + "".join(f"\n  {f}" for f in failures)
             )
 
-        step = "publish"
+        step = "mirror"
         manifest = runner.target_dir() / "manifest.json"
         specs = dbt_artifacts.publish_specs(manifest)
+        if select:
+            built = {r.split(".")[-1] for r in build.built}
+            specs = [s for s in specs if s.name in built]
+        source = mirror.build(
+            specs,
+            manifest=manifest,
+            warehouse=runner.warehouse_dir(),
+            lake=export.root,
+            out_dir=runner.spark_dir(),
+        )
+        if select or not publish_marts:
+            log.info("spark flow: built %s in %.1fs; not published", select or "everything", build.seconds)
+            return 0
+
+        step = "publish"
         with lock.warehouse_lock(f"{COMMAND}: publish", wait=wait):
-            source = mirror.build(
-                specs, manifest=manifest, warehouse=runner.warehouse_dir(), lake=export.root, out_dir=runner.spark_dir()
-            )
             invocation: dict[str, object] = {
                 "invocation_id": build.summary.invocation_id if build.summary else None,
                 "command": "build",
@@ -93,9 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse-raw", action="store_true", help="skip the services and the loaders")
     parser.add_argument("--exports", type=Path, help="publish here (default SHOP_EXPORTS_DIR or exports/)")
     parser.add_argument("--keep", type=int, default=versions.DEFAULT_KEEP, help="published versions kept")
+    parser.add_argument("--select", help="build only this dbt selection (nothing is published)")
+    parser.add_argument("--no-publish", action="store_true", help="stop after the build and the mirror")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(reuse_raw=args.reuse_raw, exports=args.exports or settings.exports_dir(), keep=args.keep)
+    return run(
+        reuse_raw=args.reuse_raw,
+        exports=args.exports or settings.exports_dir(),
+        keep=args.keep,
+        select=args.select,
+        publish_marts=not args.no_publish,
+    )
 
 
 if __name__ == "__main__":

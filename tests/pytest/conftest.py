@@ -46,13 +46,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 # Areas whose session-scoped fixtures build a loaded world, and the xdist group each runs in: the dbt,
-# fault, orchestration and consumers suites share `reference` (tests/pytest/support/world.py), the
-# stream suite has its own world.
+# fault, orchestration, consumers and spark suites share `reference` (tests/pytest/support/world.py),
+# the stream suite has its own world.
 SESSION_WORLD_AREAS = {
     "dbt": "world",
     "faults": "world",
     "orchestration": "world",
     "consumers": "world",
+    "spark": "world",  # the Spark build starts from the reference's warehouse (tests/pytest/spark)
     "stream": "stream",
 }
 TESTS_PREFIX = "tests/pytest/"  # where these suites sit in the repo (nodeids are relative to the root)

@@ -77,9 +77,7 @@ def raw_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         "where table_type = 'BASE TABLE' and table_schema like ? escape '\\' order by 1, 2",
         [RAW_SCHEMA_PREFIX.replace("_", "\\_") + "%"],
     ).fetchall()
-    found = [
-        (s, t) for s, t in rows if not s.endswith(SKIPPED_SCHEMA_SUFFIX) and t not in SKIPPED_TABLES
-    ]
+    found = [(s, t) for s, t in rows if not s.endswith(SKIPPED_SCHEMA_SUFFIX) and t not in SKIPPED_TABLES]
     for schema, table in EXTRA_TABLES:
         exists = con.execute(
             "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
@@ -124,7 +122,9 @@ def export(warehouse: Path, spark_dir: Path) -> LakeExport:
                     f"copy (select {_select_list(con, relation)} from {relation}) to "
                     f"{quote_literal(str(target))} (format parquet, compression zstd)"
                 )
-                (rows,) = con.execute(f"select count(*) from read_parquet({quote_literal(str(target))})").fetchone()
+                (rows,) = con.execute(
+                    f"select count(*) from read_parquet({quote_literal(str(target))})"
+                ).fetchone()
                 result.tables.setdefault(schema, {})[table] = int(rows)
         partial.rename(root)
     except BaseException:

@@ -60,14 +60,18 @@ def _mart_view(con: duckdb.DuckDBPyConnection, spec: MartSpec, folder: Path, ord
     )
 
 
-def build(specs: list[MartSpec], *, manifest: Path, warehouse: Path, lake: Path | None, out_dir: Path) -> Path:
+def build(
+    specs: list[MartSpec], *, manifest: Path, warehouse: Path, lake: Path | None, out_dir: Path
+) -> Path:
     """A fresh mirror file in ``out_dir`` with a view per mart in ``specs`` (and the lake's load lists)."""
     path = out_dir / MIRROR_NAME
     path.unlink(missing_ok=True)
     orders = documented_columns(manifest)
     with duckdb.connect(str(path)) as con:
         for spec in specs:
-            _mart_view(con, spec, table_folder(warehouse, spec.schema, spec.alias), orders.get(spec.unique_id, []))
+            _mart_view(
+                con, spec, table_folder(warehouse, spec.schema, spec.alias), orders.get(spec.unique_id, [])
+            )
         if lake is not None:
             for loads in sorted(lake.glob("*/_dlt_loads/*.parquet")):
                 schema = loads.parent.parent.name

@@ -66,7 +66,9 @@ def spark_lock(wait: float = 900.0) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"another Spark build holds {path}: wait for it, then re-run") from None
+                    raise RuntimeError(
+                        f"another Spark build holds {path}: wait for it, then re-run"
+                    ) from None
                 time.sleep(1.0)
         try:
             yield
@@ -105,6 +107,7 @@ class SparkBuild:
     seconds: float
     summary: dbt_artifacts.RunSummary | None
     pii_key_fingerprint: str | None
+    built: list[str]  # unique ids of the models that succeeded
 
     @property
     def ok(self) -> bool:
@@ -130,8 +133,10 @@ def run_dbt(args: list[str], *, raw_lake: dict[str, object] | None = None, wait:
             progress=dbt_progress.structured(dbt_runner.subcommand(args)),
         )
     seconds = time.monotonic() - started
-    summary = None
+    summary, built = None, []
     if run_results.exists() and run_results.stat().st_mtime_ns != before:
         summary = dbt_artifacts.run_summary(run_results)
+        results = json.loads(run_results.read_text()).get("results", [])
+        built = [r["unique_id"] for r in results if r.get("status") == "success"]
     log.info("dbt %s (spark) exited %d after %.1fs", dbt_runner.subcommand(args), code, seconds)
-    return SparkBuild(full, code, seconds, summary, fingerprint)
+    return SparkBuild(full, code, seconds, summary, fingerprint, built)

@@ -1,0 +1,90 @@
+"""The comparison behind "the marts built on Spark equal DuckDB's": per mart, the row count, the set of
+keys, every money column (every decimal: amounts, prices, rates) summed exactly - to the cent and
+beyond - and every row whole (``except all`` both ways, values compared as DuckDB reads them).
+
+Both sides are read through DuckDB: the DuckDB build from its warehouse or its published Parquet, the
+Spark build from Spark's own Parquet (transform/spark/mirror.py) or from its published version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+# The key of every published mart. A new mart fails the check until its key is added here.
+KEYS: dict[str, tuple[str, ...]] = {
+    "dim_customers": ("customer_id",),
+    "dim_products": ("product_id",),
+    "fct_orders": ("order_id",),
+    "fct_order_items": ("order_item_id",),
+    "fct_payments": ("payment_id",),
+    "fct_daily_revenue": ("revenue_date", "country_code", "region", "category_name"),
+    "fct_customer_cohorts_monthly": ("cohort_month", "activity_month"),
+    "fct_funnel_daily": ("session_date",),
+    "rt_events_per_minute": ("event_minute", "event_type"),
+    "rt_funnel_live": ("session_hour",),
+    "rt_orders_today": ("order_id",),
+}
+MAX_SHOWN = 3
+
+
+def version_views(con: duckdb.DuckDBPyConnection, version: Path, schema: str) -> list[str]:
+    """A view ``<schema>.<mart>`` per mart of a published version folder; the marts' names."""
+    con.execute(f"create schema if not exists {schema}")
+    names = []
+    for entry in sorted(version.iterdir()):
+        if entry.suffix == ".parquet":
+            source = f"read_parquet('{entry}')"
+        elif entry.is_dir() and any(entry.glob("*.parquet")):
+            source = f"read_parquet('{entry}/*.parquet')"
+        else:
+            continue
+        name = entry.name.removesuffix(".parquet")
+        con.execute(f'create view {schema}."{name}" as select * from {source}')
+        names.append(name)
+    return names
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    return {r[0]: r[1] for r in con.execute(f"describe select * from {relation}").fetchall()}
+
+
+def differences(con: duckdb.DuckDBPyConnection, mart: str, duck: str, spark: str) -> list[str]:
+    """Everything that differs between ``duck`` and ``spark`` (two relations of one mart) in ``con``."""
+    if mart not in KEYS:
+        return [f"{mart}: no key known to the equivalence check (add it to KEYS)"]
+    problems: list[str] = []
+    duck_cols, spark_cols = _columns(con, duck), _columns(con, spark)
+    if list(duck_cols) != list(spark_cols):
+        return [f"{mart}: columns differ: duckdb {list(duck_cols)}, spark {list(spark_cols)}"]
+    (duck_rows,), (spark_rows,) = (con.execute(f"select count(*) from {r}").fetchone() for r in (duck, spark))
+    if duck_rows != spark_rows:
+        problems.append(f"{mart}: {duck_rows} rows on duckdb, {spark_rows} on spark")
+    key = ", ".join(KEYS[mart])
+    for a, b, label in ((duck, spark, "only on duckdb"), (spark, duck, "only on spark")):
+        extra = con.execute(
+            f"select {key} from (select {key} from {a} except select {key} from {b}) "
+            f"order by all limit {MAX_SHOWN}"
+        ).fetchall()
+        if extra:
+            problems.append(f"{mart}: keys {label}: {extra}")
+    money = [c for c, t in duck_cols.items() if t.upper().startswith("DECIMAL")]
+    for column in money:
+        (d,), (s,) = (con.execute(f'select sum("{column}") from {r}').fetchone() for r in (duck, spark))
+        if d != s:
+            problems.append(f"{mart}.{column}: sum {d} on duckdb, {s} on spark")
+    # every row whole, compared in DuckDB's types (Spark may write a narrower or wider type)
+    cast = ", ".join(f'cast("{c}" as {t}) as "{c}"' for c, t in duck_cols.items())
+    for a, b, label in ((duck, spark, "only on duckdb"), (spark, duck, "only on spark")):
+        rows = con.execute(
+            f"select * from (select {cast} from {a} except all select {cast} from {b}) limit {MAX_SHOWN}"
+        ).fetchall()
+        if rows:
+            problems.append(f"{mart}: rows {label}: {rows}")
+    return problems
+
+
+def money_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    """The decimal columns of ``relation`` (what 'every money column' means here)."""
+    return [c for c, t in _columns(con, relation).items() if t.upper().startswith("DECIMAL")]
