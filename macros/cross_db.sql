@@ -202,16 +202,23 @@
     )
 {%- endmacro %}
 
-{#- Spark has `* except` but no `* replace`: every column is listed (at run time; a placeholder at parse). -#}
+{#- Spark has `* except` but no `* replace`: every column is listed (at run time; a placeholder at parse),
+    in the model's documented order when the relation is the model's own table (Spark keeps partition
+    columns last, and a union with the model's select is by position). -#}
 {% macro spark__shop_star_replace(alias, relation, replacements) -%}
     {%- if not execute -%}
         {{ return(alias ~ '.*') }}
     {%- endif -%}
-    {%- for column in adapter.get_columns_in_relation(relation) -%}
-        {%- if column.name in replacements -%}
-            {{ replacements[column.name] }} as {{ column.name }}
+    {%- set found = adapter.get_columns_in_relation(relation) | map(attribute='name') | list -%}
+    {%- set documented = (model.columns.keys() | list) if model is defined and model.columns else [] -%}
+    {%- if documented and found | reject('in', documented) | list | length == 0 -%}
+        {%- set found = documented | select('in', found) | list -%}
+    {%- endif -%}
+    {%- for name in found -%}
+        {%- if name in replacements -%}
+            {{ replacements[name] }} as {{ name }}
         {%- else -%}
-            {{ alias }}.{{ column.name }}
+            {{ alias }}.{{ name }}
         {%- endif -%}
         {{ ', ' if not loop.last }}
     {%- endfor -%}
