@@ -22,6 +22,8 @@ PACKAGES = (
     "requests",
     "pandas",
     "py-spy",
+    "dbt-spark",  # the optional spark group (bench/spark_cost.py); None when not installed
+    "pyspark",
 )
 
 

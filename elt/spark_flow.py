@@ -2,7 +2,7 @@
 
 services → extract (into the DuckDB warehouse, as ``make elt``; ``--reuse-raw`` skips it) → raw lake
 (transform/spark/lake.py) → ``dbt build --target spark`` (transform/spark/runner.py) → publish of
-Spark's marts through the same publish step and manifest (transform/spark/mirror.py, elt/publish.py).
+Spark's marts through the same publish step and manifest (transform/spark/mirror.py, publish/publish.py).
 
 The loaders and their guarantees stay as they are: raw is loaded into DuckDB and copied out, so the
 models read on Spark exactly what they read on DuckDB. Nothing is published unless the Spark build
@@ -18,8 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from elt import dbt_artifacts, fleet, flow, lock, pii_key, settings, versions
-from elt.publish import PublishError, publish
+from core import lock, pii_key, settings
+from elt import fleet, flow
+from publish import versions
+from publish.publish import PublishError, publish
+from transform import dbt_artifacts
 from transform.spark import lake, mirror, runner
 
 log = logging.getLogger("elt.spark")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from elt.checksums import quote_ident, quote_literal
+from core.checksums import quote_ident, quote_literal
 
 log = logging.getLogger("transform.spark.lake")
 

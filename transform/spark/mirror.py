@@ -1,4 +1,4 @@
-"""Publish Spark's marts through the same publish step (elt/publish.py) and manifest as DuckDB's.
+"""Publish Spark's marts through the same publish step (publish/publish.py) and manifest as DuckDB's.
 
 Why a mirror and not a second publisher: publish is one job (write, read back, checksum against the
 source, manifest, atomic switch) and reads its source through DuckDB. Spark's marts are Parquet files
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import duckdb
 
-from elt.checksums import quote_ident, quote_literal
-from elt.dbt_artifacts import MartSpec
+from core.checksums import quote_ident, quote_literal
+from transform.dbt_artifacts import MartSpec
 
 log = logging.getLogger("transform.spark.mirror")
 

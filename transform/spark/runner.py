@@ -1,13 +1,13 @@
 """Run dbt on the spark target (profiles.yml ``spark``): the project's one dbt wrapper for that target.
 
-What differs from the DuckDB wrapper (elt/dbt_runner.py), and why:
+What differs from the DuckDB wrapper (transform/dbt_runner.py), and why:
 
 - Its files live under ``SHOP_SPARK_DIR`` (default ``data/spark``, git-ignored): the metastore, the
   warehouse of Spark tables, the raw lake, and dbt's target and log folders, so a Spark build never
   replaces the ``target/manifest.json`` and run record that the DuckDB flow publishes from.
 - The PII key reaches Spark as a file (macros/pii_hash.sql, ``spark__pii_key``): Spark has no session
   variable profiles.yml could set without the value appearing in SQL text. The key resolved exactly as
-  for DuckDB (``elt.pii_key.pii_key``: ``SHOP_PII_KEY`` or ``run/pii.key``, refused when lost after a
+  for DuckDB (``core.pii_key.pii_key``: ``SHOP_PII_KEY`` or ``run/pii.key``, refused when lost after a
   publish) is written to ``<spark dir>/pii.key`` (mode 600, in an owner-only folder) and named by
   ``SHOP_SPARK_PII_KEY_FILE``; compiled SQL and logs hold the path, never the key.
 - A lock of its own (``<spark dir>/spark.lock``): Spark's embedded metastore (Derby) takes one process
@@ -26,7 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from elt import dbt_artifacts, dbt_progress, dbt_runner, pii_key, settings
+from core import pii_key, settings
+from transform import dbt_artifacts, dbt_progress, dbt_runner
 
 log = logging.getLogger("transform.spark")
 
