@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from core import lock, pii_key, settings
+from core import lock, pii_key, settings, signals
 from elt import fleet, flow
 from publish import versions
 from publish.publish import PublishError, publish
@@ -109,6 +109,9 @@ def run(
             result.version_dir,
         )
         return 0
+    except signals.Interrupted as exc:  # SIGTERM / Ctrl-C: the children got SIGTERM; one line, 128+N
+        print(f"error: spark flow: {exc} during step '{step}'", file=sys.stderr, flush=True)
+        return exc.exit_code
     except (RuntimeError, OSError, PublishError, lock.WarehouseBusy, fleet.FleetError) as exc:
         print(f"error: spark flow: step '{step}' failed: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -126,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-publish", action="store_true", help="stop after the build and the mirror")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signals.install()  # SIGTERM / SIGINT stop the children (dbt, the loader) and end with one line
     return run(
         reuse_raw=args.reuse_raw,
         exports=args.exports or settings.exports_dir(),
