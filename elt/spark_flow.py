@@ -64,9 +64,10 @@ def run(
             export = lake.export(settings.warehouse_path(), runner.spark_dir())
 
         step = "dbt build (spark)"
-        build = runner.run_dbt(
-            ["build", *(["--select", select] if select else [])], raw_lake=export.dbt_var(), wait=wait
-        )
+        # a selection builds the tests of its nodes alone (cautious: not a test that also reads a node
+        # outside it, which this build would not have built on Spark)
+        selection = ["--select", select, "--indirect-selection", "cautious"] if select else []
+        build = runner.run_dbt(["build", *selection], raw_lake=export.dbt_var(), wait=wait)
         if not build.ok:
             failures = build.summary.failures[:10] if build.summary else []
             raise RuntimeError(
