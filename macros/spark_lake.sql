@@ -2,8 +2,9 @@
     transform/spark/lake.py exported from the DuckDB warehouse, under the same schema and table names, so
     the sources resolve as they do on DuckDB. The Spark runner passes the export as var `spark_raw_lake`
     (a mapping: root, the folder; tables, the table names per schema); without it (a plain
-    `dbt build --target spark`) the tables registered by the last run stay. Each table is dropped and created again (an external
-    table: the drop leaves the files), so a new column in raw appears. Nothing on DuckDB. -#}
+    `dbt build --target spark`) the tables registered by the last run stay. Each table is dropped and
+    created again (an external table: the drop leaves the files), so a new column in raw appears.
+    Nothing on DuckDB. -#}
 {% macro register_raw_lake() -%}
     {{ return(adapter.dispatch('register_raw_lake')()) }}
 {%- endmacro %}
