@@ -85,7 +85,8 @@ final as (
         first_payment_at,
         round(cast({{ shop_date_diff('second', 'placed_at', 'paid_at') }} as double) / 3600.0, 2) as hours_to_pay,
         round(cast({{ shop_date_diff('second', 'placed_at', 'shipped_at') }} as double) / 3600.0, 2) as hours_to_ship,
-        round(cast({{ shop_date_diff('second', 'placed_at', 'delivered_at') }} as double) / 3600.0, 2) as hours_to_deliver,
+        round(cast({{ shop_date_diff('second', 'placed_at', 'delivered_at') }} as double) / 3600.0, 2)
+            as hours_to_deliver,
         source_updated_at
     from changed
 ),
@@ -93,7 +94,9 @@ final as (
 {% if is_incremental() -%}
     -- in flight, the order's last settled version stays; an erasure since then unlinks the customer now
     erased_in_flight as (
-        select {{ shop_star_replace('existing', this, {'customer_id': 'cast(null as bigint)', 'is_customer_erased': 'true'}) }}
+        select {{ shop_star_replace(
+            'existing', this, {'customer_id': 'cast(null as bigint)', 'is_customer_erased': 'true'}
+        ) }}
         from {{ this }} as existing
         inner join settlement
             on existing.order_id = settlement.order_id
