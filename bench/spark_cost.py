@@ -135,7 +135,10 @@ def write(results: list[dict[str, object]]) -> None:
         "`python -m bench.spark_cost --scale N` (bench/spark_cost.py); one run per scale, each step a",
         "separate process under bench/wrap.py. DuckDB = `dbt build` + publish; Spark = the whole",
         "`make spark-elt ARGS=--reuse-raw` (raw lake export, `dbt build --target spark`, mirror, the same",
-        "publish). Load average before each step is shown: this 2-core machine was shared.",
+        "publish). Load average before each step is shown: this 2-core machine was shared. CPU is what",
+        "bench/wrap.py sees (processes reaped in the command's tree): Spark's JVM, which outlives the",
+        "dbt process that started it, is probably not in it; wall time and peak memory (the sampled",
+        "process tree) are.",
         "",
         "| scale | raw rows | DuckDB build | DuckDB publish | Spark flow | of it: lake | of it: build "
         "| Spark ÷ DuckDB | load1 before | check |",
