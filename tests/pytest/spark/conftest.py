@@ -1,8 +1,9 @@
-"""The spark suite's world: a copy of the shared clean run's warehouse (tests/pytest/support/world.py: scale 0.02,
-loaded and built on DuckDB once per session, published), from which the Spark flow builds the same marts
-(``python -m elt.spark_flow --reuse-raw``: raw lake, ``dbt build --target spark``, publish), in a
-workspace of its own. The suite runs in the `world` xdist group (tests/pytest/conftest.py), so the
-reference is built once. Real Spark (pyspark, local[2]) throughout: `make test-spark` installs it.
+"""The spark suite's world: a copy of the shared clean run's warehouse (tests/pytest/support/world.py:
+scale 0.02, loaded and built on DuckDB once per session, published), from which the Spark flow builds
+the same marts (``python -m elt.spark_flow --reuse-raw``: raw lake, ``dbt build --target spark``,
+publish) in a workspace of its own. The suite runs in the `world` xdist group
+(tests/pytest/conftest.py), so the reference is built once. Real Spark (pyspark, local[2])
+throughout: `make test-spark` installs it.
 """
 
 from __future__ import annotations
