@@ -188,8 +188,11 @@ def _fingerprint(req: Request) -> str:
 
 def keys_to_check(ep: Endpoint) -> str:
     """``paginator.kind = 'offset', paginator.offset_param = 'offset', ...`` for messages."""
+    names = list(STYLE_KEYS.get(ep.paginator, ()))
+    # every style takes a total: when one is set it arms the short-walk check, so a message names it too
+    names += [k for k in ("total_path", "total_header") if k not in names and getattr(ep.paging, k)]
     keys = [f"paginator.kind = {ep.paginator!r}"]
-    keys += [f"paginator.{k} = {getattr(ep.paging, k)!r}" for k in STYLE_KEYS.get(ep.paginator, ())]
+    keys += [f"paginator.{k} = {getattr(ep.paging, k)!r}" for k in names]
     return ", ".join(keys)
 
 

@@ -10,7 +10,14 @@ import pyarrow as pa
 import pytest
 
 from extract.pages import Page
-from extract.paginators import at_path, first_request, loopback_alias, next_request, reported_total
+from extract.paginators import (
+    at_path,
+    first_request,
+    keys_to_check,
+    loopback_alias,
+    next_request,
+    reported_total,
+)
 from extract.spec import Endpoint, Paging
 
 BASE = "http://127.0.0.1:8101"
@@ -157,3 +164,14 @@ def test_at_path_reads_dotted_keys_and_absent_parts_are_none() -> None:
 )
 def test_loopback_alias_only_renames_the_loopback_host(url: str, base: str, expected: str) -> None:
     assert loopback_alias(url, base) == expected
+
+
+def test_a_message_names_the_total_that_armed_the_short_walk_check_whatever_the_style() -> None:
+    """A page-number walk with a total header fails its short-walk check: the message must name that
+    header, though page_number's own keys do not include it."""
+    keys = keys_to_check(endpoint("page_number", total_header="X-Total-Count"))
+    assert "paginator.total_header = 'X-Total-Count'" in keys
+    assert "paginator.page_param = 'page'" in keys
+    assert "total_path" not in keys  # unset, so not named
+    offset = keys_to_check(endpoint("offset", total_path="meta.total"))
+    assert offset.count("paginator.total_path") == 1
