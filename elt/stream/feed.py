@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from elt.stream.settings import MAX_POLL_SECONDS, PAGE_LIMIT
+from extract import docdrift
 from extract.config import service_config
 from extract.errors import ExtractError
 from extract.resources import make_client
@@ -50,6 +51,14 @@ class Chunk:
 def make_chunk(table: pa.Table, received_wall: float) -> Chunk:
     ids = table.column(KEY)
     return Chunk(table, int(pc.min(ids).as_py()), int(pc.max(ids).as_py()), received_wall)
+
+
+def check_document() -> None:
+    """Compare the events service's OpenAPI document with its source file before the first poll, as
+    every batch load does (extract/docdrift.py): a removed, renamed or retyped field raises
+    ``DocumentDrift`` and the stream does not start. Pages are still checked one by one while it runs
+    (``conform``), so drift that appears after the start stops the stream at the page that shows it."""
+    docdrift.check_before_load(EVENTS, service_config(EVENTS.name, EVENTS.auth))
 
 
 class EventFeed(threading.Thread):

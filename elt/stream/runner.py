@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from core.secrets import scrub
 from elt.stream import opsrow
-from elt.stream.feed import KEY, Chunk, EventFeed
+from elt.stream.feed import KEY, Chunk, EventFeed, check_document
 from elt.stream.latency import LatencyStats, latencies_seconds, percentile
 from elt.stream.lockwait import LockTimeout, batch_lock
 from elt.stream.marts import RealtimeMarts
@@ -81,6 +81,7 @@ class StreamRunner:
 
     def start(self) -> None:
         """Parse dbt, attach the pipeline under the lock, and start the feed from the position."""
+        check_document()  # before the lock and dbt's parse: a drifted source fails at once
         if self.cfg.marts:
             self.marts = RealtimeMarts(self.cfg.dbt_command)
         with batch_lock("elt.stream: start", self.cfg.lock_wait, lambda: self.abandon_requested):

@@ -1,4 +1,5 @@
-"""The stream's small parts on their own: settings validation, latency percentiles, the lock wait."""
+"""The stream's small parts on their own: settings validation, latency percentiles, the lock wait, and
+the OpenAPI check before the first poll (against a small server on 127.0.0.1, no fleet)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 import pytest
 
@@ -16,6 +18,9 @@ from core import lock
 from elt.stream.latency import LatencyStats, latencies_seconds, percentile
 from elt.stream.lockwait import LockTimeout, batch_lock
 from elt.stream.settings import StreamSettings
+from tests.pytest.extract.faultserver import fault_server
+from tests.pytest.support.envs import isolated_env
+from tests.pytest.support.paths import REPO
 
 
 def test_settings_reject_inconsistent_batches() -> None:
@@ -100,3 +105,53 @@ def test_batch_lock_abandons_on_request(tmp_path: Path, monkeypatch: pytest.Monk
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_drifted_events_document_stops_the_stream_before_any_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The events service's own document with ``session_id`` renamed: the stream exits 1 with the batch
+    loader's drift message, and the server saw a request for its document and none for events."""
+    for name in ("SHOP_EVENTS_TOKEN", "SHOP_ADMIN_TOKEN"):  # the app reads its settings on import
+        monkeypatch.setenv(name, "document-only")
+    monkeypatch.setenv("SHOP_SERVICES_DATA", str(tmp_path / "services-data"))
+    from services.events.app import app
+
+    doc = app.openapi()
+    schemas = doc["components"]["schemas"]
+    (event,) = [s for s in schemas.values() if "session_id" in s.get("properties", {})]
+    event["properties"]["session_key"] = event["properties"].pop("session_id")
+    if "session_id" in event.get("required", []):
+        event["required"] = ["session_key" if f == "session_id" else f for f in event["required"]]
+    seen: list[str] = []
+
+    def answer(h) -> None:  # type: ignore[no-untyped-def]
+        path = h.path.split("?", 1)[0]
+        seen.append(path)
+        body = orjson.dumps(doc) if path == "/openapi.json" else b"[]"
+        h.send_response(200 if path == "/openapi.json" else 404)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    with fault_server(answer) as srv:
+        env = isolated_env(
+            tmp_path,
+            "SOURCES__",
+            SOURCES__EVENTS__BASE_URL=srv.url,  # type: ignore[attr-defined]
+            SOURCES__EVENTS__TOKEN="stream-drift-token",
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "elt", "stream", "--once", "--no-marts", "--lock-wait", "5"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "no longer matches" in out and "session_id" in out, out
+    assert "Traceback" not in out
+    assert seen and set(seen) == {"/openapi.json"}, seen
