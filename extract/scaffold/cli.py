@@ -2,7 +2,8 @@
 
 Writes ``sources/NAME.yml`` (each guess marked ``# GUESS:``), ``models/staging/NAME/_NAME__sources.yml``,
 ``_NAME__models.yml`` and one ``stg_NAME__<table>.sql`` per raw table. Nothing is written when any of
-those files exists (``--force`` overwrites), and nothing when the file would not validate: what ``init``
+those files exists (``--force`` overwrites, and removes a generated ``stg_NAME__*.sql`` whose table the new
+file no longer declares: ``stale_models``), and nothing when the file would not validate: what ``init``
 writes always loads with ``python -m extract NAME`` and builds with ``dbt build``.
 
 Requests go through the loader's bounded client (timeouts, size cap, no redirects); a sample request
@@ -234,7 +235,36 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    stale = stale_models(args.name, files) if args.force else []
     for path, text in files.items():
         write_atomic(path, text)
+    for path in stale:
+        path.unlink()
+        print(f"removed {_shown(path)}: it read a table of {args.name} the new file no longer declares")
     print("\n".join(next_steps(args.name, files, draft)))
     return 0
+
+
+def stale_models(name: str, files: dict[Path, str]) -> list[Path]:
+    """Staging models an earlier ``init`` wrote for tables the new file no longer has (an endpoint the
+    service dropped or renamed). Left in place they would read a source table that is no longer declared,
+    and dbt would refuse to parse the whole project. Only a ``stg_NAME__*.sql`` that reads
+    ``source('NAME', <table>)`` of a table missing from the new sources file is removed: a model a team
+    wrote beside the generated ones, or one that reads a table still declared, stays."""
+    models = [p for p in files if p.suffix == ".sql"]
+    if not models:
+        return []
+    folder = models[0].parent
+    declared = set().union(*(_tables_read(name, text) for text in files.values()))
+    stale = []
+    for path in sorted(folder.glob(f"stg_{name}__*.sql")):
+        read = _tables_read(name, path.read_text())
+        if path not in files and read and not read & declared:
+            stale.append(path)
+    return stale
+
+
+def _tables_read(name: str, text: str) -> set[str]:
+    """The tables of source ``name`` that ``text`` reads with ``source('name', 'table')``."""
+    call = rf"""source\(\s*['"]{re.escape(name)}['"]\s*,\s*['"]([^'"]+)['"]\s*\)"""
+    return set(re.findall(call, text))

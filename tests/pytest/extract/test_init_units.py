@@ -623,3 +623,34 @@ def test_the_shop_documents_match_the_shop_source_files(
     assert service.openapi == "/openapi.json"
     report = docdrift.compare(service, shop_documents[name])
     assert (report.problems, report.added) == ([], [])
+
+
+def test_force_removes_the_staging_model_of_a_table_the_service_dropped(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The document loses the tickets' comments: ``--force`` removes their generated staging model (it
+    would read a source table no longer declared, and dbt would refuse the whole project) and keeps the
+    models a team wrote beside the generated ones."""
+    doc = tmp_path / "openapi.json"
+    doc.write_text(json.dumps(PLAIN_DOC))
+    args = ["helpdesk", "--openapi", str(doc), "--sources-dir", str(tmp_path / "src")]
+    args += ["--dbt-project", str(tmp_path / "dbt")]
+    assert cli.main(args) == 0
+    folder = tmp_path / "dbt/models/staging/helpdesk"
+    comments = folder / "stg_helpdesk__tickets_comments.sql"
+    assert "source('helpdesk', 'tickets__comments')" in comments.read_text()
+    own = folder / "stg_helpdesk__tickets_open.sql"
+    own.write_text("select id from {{ source('helpdesk', 'tickets') }} where open\n")
+    notes = folder / "stg_helpdesk__notes.sql"
+    notes.write_text("select 1 as note_id\n")
+    capsys.readouterr()
+    dropped = json.loads(json.dumps(PLAIN_DOC))
+    del dropped["components"]["schemas"]["Ticket"]["properties"]["comments"]
+    doc.write_text(json.dumps(dropped))
+    assert cli.main([*args, "--force"]) == 0
+    out = capsys.readouterr().out
+    assert not comments.exists()
+    assert "removed" in out and "stg_helpdesk__tickets_comments.sql" in out
+    assert own.exists() and notes.exists()
+    assert (folder / "stg_helpdesk__tickets.sql").exists()
+    assert "tickets__comments" not in (folder / "_helpdesk__sources.yml").read_text()
