@@ -30,7 +30,16 @@ KILL_POINTS: dict[str, tuple[str, float]] = {
 }
 
 
-def flow_killed_at(ws: Workspace, point: str, extra_delay: float = 0.0, timeout: float = 300.0) -> Outcome:
+def flow_args(full_build: bool) -> list[str]:
+    """``elt run`` against the workspace's services; ``full_build``: dbt and publish run even when nothing
+    is new (after a complete run an unchanged flow skips both, and a kill aimed at them would find nothing
+    to kill: elt/build_state.py)."""
+    return ["-m", "elt", "run", "--no-services", *(["--full-build"] if full_build else [])]
+
+
+def flow_killed_at(
+    ws: Workspace, point: str, extra_delay: float = 0.0, timeout: float = 300.0, full_build: bool = False
+) -> Outcome:
     """Start the flow and ``kill -9`` its whole process group (flow, loader, dbt) at ``point``.
 
     The kill happens when the point's marker line appears (plus its delay and ``extra_delay``); if
@@ -38,7 +47,7 @@ def flow_killed_at(ws: Workspace, point: str, extra_delay: float = 0.0, timeout:
     """
     pattern, delay = KILL_POINTS[point]
     marker = re.compile(pattern)
-    args = ["-m", "elt", "run", "--no-services"]
+    args = flow_args(full_build)
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, *args],
@@ -77,9 +86,11 @@ def flow_killed_at(ws: Workspace, point: str, extra_delay: float = 0.0, timeout:
     return out
 
 
-def flow_killed_after(ws: Workspace, seconds: float, timeout: float = 300.0) -> Outcome:
+def flow_killed_after(
+    ws: Workspace, seconds: float, timeout: float = 300.0, full_build: bool = False
+) -> Outcome:
     """Start the flow and ``kill -9`` its process group after ``seconds`` (a random moment)."""
-    args = ["-m", "elt", "run", "--no-services"]
+    args = flow_args(full_build)
     proc = subprocess.Popen(
         [sys.executable, *args],
         cwd=REPO,

@@ -19,9 +19,9 @@ from tests.pytest.support.workspace import Workspace, flow
 from tests.pytest.support.world import Reference
 
 
-def _kill_and_check(ws: Workspace, point: str) -> None:
+def _kill_and_check(ws: Workspace, point: str, full_build: bool = False) -> None:
     before = ws.current_version()
-    out = flow_killed_at(ws, point)
+    out = flow_killed_at(ws, point, full_build=full_build)
     assert out.killed_at == point, f"the flow finished before the '{point}' kill point: {out.describe()}"
     assert out.returncode != 0, out.describe()
     assert ws.current_version() == before, f"kill during {point} moved exports/current"
@@ -46,10 +46,12 @@ def test_kill_chain_load_then_dbt(workspace, reference: Reference, fleet_clean) 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_kill_at_each_step(point: str, workspace, reference: Reference, fleet_clean) -> None:
     ws = workspace(point.replace(" ", "-"))
-    if point in ("dbt tests", "snapshots", "publish"):
-        # a first complete run, so the kill also tests that an existing version survives
+    after_a_run = point in ("dbt tests", "snapshots", "publish")
+    if after_a_run:
+        # a first complete run, so the kill also tests that an existing version survives; the killed
+        # run then builds with --full-build (with nothing new it would skip dbt and publish)
         assert flow(ws).returncode == 0
-    _kill_and_check(ws, point)
+    _kill_and_check(ws, point, full_build=after_a_run)
     _recover(ws, reference, f"kill -9 during {point}")
 
 
@@ -61,7 +63,7 @@ def test_kill_at_random_moments(seed: int, workspace, reference: Reference, flee
     moments = [round(rng.uniform(1.0, 45.0), 1) for _ in range(4)]
     for moment in moments:
         before = ws.current_version()
-        out = flow_killed_after(ws, moment)
+        out = flow_killed_after(ws, moment, full_build=True)  # every run does the whole work
         if out.killed_at is None:  # the run finished before the moment: it must have succeeded
             assert out.returncode == 0, out.describe()
         else:

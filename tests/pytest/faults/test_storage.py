@@ -28,7 +28,7 @@ import pytest
 
 from core import lock, ops_fallback
 from publish.verify import verify_version
-from tests.pytest.faults.helpers import flow_with_action, mount_tmpfs, remount, umount
+from tests.pytest.faults.helpers import flow_args, flow_with_action, mount_tmpfs, remount, umount
 from tests.pytest.support.fingerprints import assert_matches_clean
 from tests.pytest.support.paths import REPO
 from tests.pytest.support.workspace import Outcome, Workspace, flow, run
@@ -260,7 +260,7 @@ def test_disk_full_during_publish(workspace, reference: Reference, fleet_clean, 
     st = os.statvfs(ws.exports)
     used = (st.f_blocks - st.f_bfree) * st.f_frsize  # one version, as tmpfs counts it
     remount(ws.exports, f"size={(used + used // 2) // 1024 + 1}k")  # room for half of a second one
-    second = flow(ws)
+    second = run(ws, flow_args(full_build=True))  # nothing is new: without it publish would be skipped
     assert second.returncode == 1, second.describe()
     assert "elt run FAILED at step 'publish'" in second.output, second.describe()
     assert "No space left on device" in second.output, second.describe()
