@@ -247,6 +247,37 @@ def test_everything_equals_make_elt(batch_run: BatchRun, reference: Reference) -
     assert all(result.run_id[:8] in command for *_, command in ops)
 
 
+def test_a_publish_with_nothing_new_keeps_the_current_version(
+    batch_run: BatchRun, defs: dg.Definitions
+) -> None:
+    """The export asset again after the batch job (the last build was whole, nothing changed since): it
+    succeeds, makes no new version, and says so; ``rewrite_all`` writes a new version of equal content."""
+    ws = batch_run.ws
+    before = ws.current_version()
+    again = execute(defs, ws, [EXPORT_KEY])
+    assert again.success, [e.message for e in events_of(again, dg.DagsterEventType.STEP_FAILURE)]
+    (mat,) = again.asset_materializations_for_node("exports__parquet")
+    assert mat.metadata["unchanged"].value is True
+    assert mat.metadata["bytes_written"].value == 0
+    assert ws.current_version() == before and before.endswith(mat.metadata["version"].value)
+
+    job = defs.resolve_job_def(BATCH_JOB)
+    with workspace_env(ws), dg.DagsterInstance.ephemeral() as instance:
+        rewritten = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            asset_selection=[EXPORT_KEY],
+            run_config={"ops": {"exports__parquet": {"config": {"rewrite_all": True}}}},
+        )
+    assert rewritten.success, [e.message for e in events_of(rewritten, dg.DagsterEventType.STEP_FAILURE)]
+    (mat,) = rewritten.asset_materializations_for_node("exports__parquet")
+    assert mat.metadata["unchanged"].value is False and mat.metadata["bytes_written"].value > 0
+    assert ws.current_version() != before
+    old = json.loads((ws.exports / before / "manifest.json").read_text())["marts"]
+    new = json.loads((ws.exports / "current" / "manifest.json").read_text())["marts"]
+    assert {n: m["rows"] for n, m in new.items()} == {n: m["rows"] for n, m in old.items()}
+
+
 def test_one_mart_materialises_with_its_upstream_only(batch_run: BatchRun, defs: dg.Definitions) -> None:
     """Selecting one mart and its upstream (plus the rest of the sources it loads: a source's tables
     commit together) runs exactly those: dbt builds only the mart's upstream models, nothing is
