@@ -33,7 +33,7 @@ import duckdb
 from core import file_modes as private
 from core import lock, pii_key, settings, signals, steps, warehouse_check
 from core.secrets import scrub
-from elt import build_state, flow, selection
+from elt import build_plan, build_state, flow, selection
 from publish import partial, versions
 from publish.publish import PublishError
 from transform import dbt_artifacts, dbt_results, dbt_runner
@@ -161,6 +161,8 @@ def _cmd_changes(args: argparse.Namespace) -> int:
     _, decision = flow.check_changes("python -m elt changes", args.wait)
     if decision.build:
         print("build: " + decision.describe())
+        plan = build_plan.plan(decision.changes)
+        print(f"plan: {plan.why}" + ("" if plan.full else f" (dbt build {shlex.join(plan.dbt_args())})"))
     else:
         print("skip: " + decision.describe())
     return 0
