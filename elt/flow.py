@@ -162,7 +162,7 @@ def built_detail(summary: dbt_artifacts.RunSummary | None, plan: build_plan.Plan
     """The dbt step's line: how many of the project's nodes ran, what they were, and why."""
     if summary is None:
         return plan.why
-    ran = sum(summary.statuses.values())
+    ran = summary.nodes
     try:
         manifest = json.loads((dbt_artifacts.target_dir() / "manifest.json").read_text())
         total: int | None = build_plan.Graph(manifest).total()
