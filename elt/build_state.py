@@ -83,6 +83,7 @@ PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependencie
 PACKAGES_DIR = "dbt_packages"
 SUFFIXES = {".sql", ".yml", ".yaml", ".csv", ".md", ".py", ".jinja", ".json"}
 ENV_VAR_CALL = re.compile(r"""env_var\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
+VAR_CALL = re.compile(r"\bvar\(")  # not env_var(
 SECRET_PREFIX = "DBT_ENV_SECRET_"
 DBT_DISTRIBUTIONS = ("dbt-core", "dbt-duckdb", "duckdb")
 # set by the dbt wrapper (elt/dbt_runner.py) and read by generated models' `enabled`
@@ -222,7 +223,7 @@ def definitions(root: Path, env: Mapping[str, str]) -> Definitions:
         text = json.dumps(value, sort_keys=True, default=str)
         # a var whose value reads another var changes with the whole block
         basis = f"{text}\n{_env_print(text, env)}"
-        if "var(" in text:
+        if VAR_CALL.search(text):
             basis += f"{all_vars}\n{_env_print(all_vars, env)}"
         names[f"var:{name}"] = hashlib.sha256(basis.encode()).hexdigest()
     for name in sorted(read_env - set(LOCATION_ENV)):
