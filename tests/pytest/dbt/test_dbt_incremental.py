@@ -9,6 +9,9 @@ real-time marts already merged (inside the loaders' lag window, so raw does get 
 by the `dbt build`. A model that re-reads only from its high-water mark never merges those; the
 comparison with the full refresh catches it. The simulator's clock is frozen at the test's start so
 "behind the mark" does not depend on how long the extract and the first run take.
+
+The same property holds for ``elt run``'s changed-only builds and what they publish (slow:
+``test_changed_only_builds_equal_a_full_refresh``).
 """
 
 from __future__ import annotations
