@@ -160,6 +160,7 @@ def test_incremental_equals_full_refresh(dbt_world: DbtWorld, first_build: dict[
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # five flow runs and a full refresh, each minutes on a loaded 2-core machine
 def test_changed_only_builds_equal_a_full_refresh(
     reference: Reference, source_fleet: Fleet, tmp_path: Path
 ) -> None:
