@@ -262,7 +262,9 @@ def plan_on(graph: Graph, changes: build_state.Changes, state: Path) -> Plan:
         if built:
             nothing_waits = (
                 f"; {', '.join(damped)} left as built: none of its rows can change with the cut"
-                if damped and not changes.pending and not (selected & set(graph.rebuild_while_models()))
+                if damped
+                and not (changes.pending or changes.files)  # state:modified+ may reach it: not known here
+                and not (selected & set(graph.rebuild_while_models()))
                 else ""
             )
             why.append(f"the load horizons moved ({_names(graph, built)}){nothing_waits}")
