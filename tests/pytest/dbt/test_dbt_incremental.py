@@ -234,9 +234,10 @@ def _changed_only_rounds(world: FlowWorld) -> None:
         for mart in marts:
             relation = published[mart]["relation"]
             a = f"select * from compare_changed_only.{mart}"
-            only_changed = con.execute(f"select count(*) from ({a} except all select * from {relation})")
-            only_full = con.execute(f"select count(*) from (select * from {relation} except all {a})")
-            counts = (only_changed.fetchone()[0], only_full.fetchone()[0])
+            counts = (
+                con.execute(f"select count(*) from ({a} except all select * from {relation})").fetchone()[0],
+                con.execute(f"select count(*) from (select * from {relation} except all {a})").fetchone()[0],
+            )
             if counts != (0, 0):
                 differences[mart] = counts
             columns = [(c["name"], c["type"]) for c in published[mart]["schema"]]
