@@ -154,7 +154,8 @@ def _cmd_dbt(args: argparse.Namespace) -> int:
 
 
 def _cmd_changes(args: argparse.Namespace) -> int:
-    """What the next ``elt run`` would do with what is loaded now: build (and why) or skip. Reads only."""
+    """What the next ``elt run`` would do with what is loaded now: build (why, and the plan: the dbt
+    selection of a changed-only build, elt/build_plan.py) or skip. Reads only."""
     if not settings.warehouse_path().exists():
         print(f"build: nothing loaded or built yet (no warehouse at {settings.warehouse_path()})")
         return 0
@@ -269,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
-        "changes", help="whether the next run would build (and why) or skip: nothing new since the last build"
+        "changes", help="whether the next run would build (why, and what: its dbt selection) or skip"
     )
     p.add_argument("--wait", type=float, default=flow.lock_wait(), help="seconds to wait for the lock")
     p.set_defaults(func=_cmd_changes)
