@@ -22,8 +22,9 @@ What a build's output depends on, and how each is compared (``BuildInputs``):
 - **horizons**: the newest load horizon per service (``ops.source_horizons``, extract/horizon.py), which
   every extract moves, quiet services included. The consistent cut reads them; its move alone changes a
   published mart only through rows a model declares with ``meta.rebuild_while`` (next point), so a
-  moved horizon is not by itself a reason to build, only a part of what a build must refresh
-  (elt/build_plan.py);
+  moved horizon is not by itself a reason to build (unless a published model reads the horizons past
+  no such model, ``build_plan.horizons_reach_published``), only a part of what a build must refresh
+  (elt/build_plan.py); a horizon that went back builds everything;
 - **time**: the UTC day (models keep "today" and drop yesterday), and *pending rows*: a model whose
   rows can change with time alone declares it with ``meta.rebuild_while`` (a SQL condition over its
   rows, e.g. orders waiting for the consistent cut, which moves with every load horizon). While any row
