@@ -123,7 +123,10 @@ def project_root() -> Path:
     """The dbt project the flow builds: ``DBT_PROJECT_DIR`` when set (as the dbt wrapper honours it),
     else the repository."""
     raw = os.environ.get("DBT_PROJECT_DIR")
-    return Path(raw).expanduser().resolve() if raw else settings.repo_root()
+    if not raw:
+        return settings.repo_root()
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else settings.repo_root() / path  # dbt runs from the repo root
 
 
 def _project_yaml(root: Path) -> dict[str, Any]:
