@@ -1,14 +1,17 @@
 """The cost group: what a whole ``elt run`` costs when nothing changed and after a small change,
 next to a full run, with the dbt nodes it built and the Parquet bytes it published.
 
-Why a chain on one warehouse: the three runs are one operator's day - a full run on a fresh workspace,
-the same run again with nothing new in the services (elt/build_state.py: dbt and publish skipped), then
-one after the simulator changed ``--change-fraction`` of the non-event records (dbt builds, the publish
-carries every unchanged mart, publish/carry.py). The group mutates the fleet's data, so it runs last.
+Why a chain on one warehouse: the four runs are one operator's day - a full run on a fresh workspace,
+the same run again with nothing new in the services (elt/build_state.py: dbt and publish skipped), one
+after the simulator changed ``--change-fraction`` of the non-event records (dbt builds what the new
+loads reach, elt/build_plan.py; the publish carries every unchanged mart, publish/carry.py), then one
+after new events only (a change in one service: dbt builds the events lineage and the consistent cut's
+own models, nothing of the other services). The group mutates the fleet's data, so it runs last.
 
 Correctness of every run, as in the other groups: the raw tables against the services' SQLite files, the
 current published version against the warehouse marts; the no-change run must have published nothing
-(same current version, dbt never ran) and the changed run a new version.
+(same current version, dbt never ran), the changed runs a new version, and the events-only run must have
+been a changed-only build (fewer nodes than the full run, none of the consistent cut's marts).
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from bench.scenarios import ALL, PY, Context, change_records, check_publish, fre
 from bench.subjects import Group, Subject
 
 FULL, UNCHANGED, CHANGED = "elt run (full)", "elt run (no change)", "elt run (after the change)"
+ONE = "elt run (events changed)"
+RUNS = (FULL, UNCHANGED, CHANGED, ONE)
+# browse sessions the simulator adds before the events-only run (new events: the events service only)
+ONE_SERVICE_SESSIONS = 200
 BUILD_NODES = ("model.", "seed.", "snapshot.")
 
 
@@ -47,6 +54,15 @@ def _nodes_built(target: Path, since: float) -> int:
         return 0
     results = json.loads(path.read_text()).get("results") or []
     return sum(1 for r in results if r["unique_id"].startswith(BUILD_NODES) and r["status"] == "success")
+
+
+def _built(target: Path, since: float) -> set[str]:
+    """The names of the models, seeds and snapshots built in an invocation that ended after ``since``."""
+    path = target / "run_results.json"
+    if not path.exists() or path.stat().st_mtime < since:
+        return set()
+    results = json.loads(path.read_text()).get("results") or []
+    return {r["unique_id"].split(".")[-1] for r in results if r["unique_id"].startswith(BUILD_NODES)}
 
 
 def _bytes_written(exports: Path, version_before: str | None) -> tuple[str | None, int]:
@@ -80,7 +96,7 @@ def cost_group(ctx: Context, avail: dict[str, str | None], metrics: dict[str, di
     )
     why = avail["elt run"] or avail["simulator"]
     if why:
-        for name in (FULL, UNCHANGED, CHANGED):
+        for name in RUNS:
             g.unavailable[name] = why
         return g
     p = _paths(ctx)
@@ -96,17 +112,23 @@ def cost_group(ctx: Context, avail: dict[str, str | None], metrics: dict[str, di
         SHOP_MAX_COMMIT_DELAY_SECONDS="0",
         SHOP_SETTLE_SECONDS="0",
     )
-    state: dict[str, Any] = {"version": None, "started": 0.0}
+    state: dict[str, Any] = {"version": None, "started": 0.0, "full_nodes": None}
     cmd = [PY, "-m", "elt", "run", "--no-services"]
 
-    def before(reset: bool = False, change: bool = False):
+    def before(reset: bool = False, change: bool = False, events: bool = False):
         def prepare() -> None:
             import time
+
+            from services.simulator import Simulator
 
             if reset:
                 fresh(p["warehouse"], p["exports"], p["run"], p["target"], Path(env["DLT_DATA_DIR"]))
             if change:
                 g.notes.append(change_records(ctx, ctx.cfg.change_fraction))
+            if events:
+                with Simulator(ctx.fleet.data_dir, ctx.cfg.seed) as sim:
+                    sim.change("browse_session", ONE_SERVICE_SESSIONS)
+                g.notes.append(f"before the events-only run: {ONE_SERVICE_SESSIONS} new browse sessions")
             exports = p["exports"] / "current"
             state["version"] = exports.resolve().name if exports.exists() else None
             state["started"] = time.time()
@@ -127,6 +149,16 @@ def cost_group(ctx: Context, avail: dict[str, str | None], metrics: dict[str, di
                 problems.append(f"a run with nothing new built or published: {summary!r}, {nodes} nodes")
             if name != UNCHANGED and (skipped or version == state["version"]):
                 problems.append(f"the run did not build and publish a new version: {summary!r}")
+            if name == FULL:
+                state["full_nodes"] = nodes
+            if name == ONE:
+                built = _built(p["target"], state["started"])
+                cut_marts = built & {"fct_orders", "fct_order_items", "fct_payments", "dim_customers"}
+                if cut_marts or not state["full_nodes"] or nodes >= state["full_nodes"]:
+                    problems.append(
+                        f"the events-only run was not a changed-only build: {nodes} nodes "
+                        f"(full run: {state['full_nodes']}), consistent-cut marts built: {sorted(cut_marts)}"
+                    )
             if not problems:
                 metrics.setdefault(name, {}).setdefault("nodes", []).append(nodes)
                 metrics[name].setdefault("bytes", []).append(written)
@@ -161,6 +193,15 @@ def cost_group(ctx: Context, avail: dict[str, str | None], metrics: dict[str, di
                 prepare=before(change=True),
                 label=f"after the simulator changed {ctx.cfg.change_fraction:.0%} of the non-event records",
                 profile=False,  # a profile re-runs it without a new change: it would measure a skip
+            ),
+            Subject(
+                ONE,
+                cmd,
+                check(ONE),
+                env=env,
+                prepare=before(events=True),
+                label=f"after {ONE_SERVICE_SESSIONS} new browse sessions (the events service only)",
+                profile=False,
             ),
         ]
     )
@@ -200,7 +241,18 @@ def cost_ratios(stats: dict[str, dict], metrics: dict[str, dict[str, list]], sca
             CHANGED,
         ),
     ]
-    for name in (FULL, UNCHANGED, CHANGED):
+    out.append(
+        ratio(
+            f"events-only ÷ full elt run @ scale {scale:g}",
+            "info",
+            wall(ONE),
+            wall(FULL),
+            lambda v: True,
+            "median wall time: the run after new events only (a changed-only build) ÷ the full run",
+            ONE,
+        )
+    )
+    for name in RUNS:
         out.append(
             ratio(f"dbt nodes built: {name}", "info", median(name, "nodes"), 1.0, lambda v: True, "count")
         )

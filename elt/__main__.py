@@ -33,7 +33,7 @@ import duckdb
 from core import file_modes as private
 from core import lock, pii_key, settings, signals, steps, warehouse_check
 from core.secrets import scrub
-from elt import build_state, flow, selection
+from elt import build_plan, build_state, flow, selection
 from publish import partial, versions
 from publish.publish import PublishError
 from transform import dbt_artifacts, dbt_results, dbt_runner
@@ -154,13 +154,16 @@ def _cmd_dbt(args: argparse.Namespace) -> int:
 
 
 def _cmd_changes(args: argparse.Namespace) -> int:
-    """What the next ``elt run`` would do with what is loaded now: build (and why) or skip. Reads only."""
+    """What the next ``elt run`` would do with what is loaded now: build (why, and the plan: the dbt
+    selection of a changed-only build, elt/build_plan.py) or skip. Reads only."""
     if not settings.warehouse_path().exists():
         print(f"build: nothing loaded or built yet (no warehouse at {settings.warehouse_path()})")
         return 0
     _, decision = flow.check_changes("python -m elt changes", args.wait)
     if decision.build:
         print("build: " + decision.describe())
+        plan = build_plan.plan(decision.changes)
+        print(f"plan: {plan.why}" + ("" if plan.full else f" (dbt build {shlex.join(plan.dbt_args())})"))
     else:
         print("skip: " + decision.describe())
     return 0
@@ -267,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
-        "changes", help="whether the next run would build (and why) or skip: nothing new since the last build"
+        "changes", help="whether the next run would build (why, and what: its dbt selection) or skip"
     )
     p.add_argument("--wait", type=float, default=flow.lock_wait(), help="seconds to wait for the lock")
     p.set_defaults(func=_cmd_changes)

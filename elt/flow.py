@@ -24,7 +24,7 @@ import duckdb
 
 from core import lock, pii_key, settings, signals, steps
 from core.secrets import scrub
-from elt import build_state, fleet
+from elt import build_plan, build_state, fleet
 from publish import partial, versions
 from publish.publish import Attachment, PublishError, PublishResult, publish
 from transform import dbt_artifacts, dbt_results, dbt_runner
@@ -68,6 +68,7 @@ class FlowResult:
     interrupted: signals.Interrupted | None = None  # SIGTERM / SIGINT (failed_step says during which step)
     partial: partial.Partial | None = None  # --allow-partial went on without some sources
     skipped: str | None = None  # nothing new since the last build: dbt and publish did not run (why)
+    plan: build_plan.Plan | None = None  # what the dbt build selected and why (elt/build_plan.py)
 
 
 def lock_wait() -> float:
@@ -115,13 +116,15 @@ def run_dbt_build(
     wait: float,
     accept_row_drop: list[str] | None = None,
     exclude: list[str] | None = None,
+    select: list[str] | None = None,
 ) -> dbt_runner.DbtOutcome:
     """``dbt build`` (seeds, snapshots, models, tests) under the lock, logged as step ``dbt``.
 
     ``accept_row_drop`` names raw tables whose drop the row drop guard lets through this once (var
-    ``accept_row_drop``, macros/tests/row_drop_guard.sql).
+    ``accept_row_drop``, macros/tests/row_drop_guard.sql); ``select`` a changed-only build's selection
+    (elt/build_plan.py).
     """
-    args = ["build", *(["--full-refresh"] if full_refresh else []), *(exclude or [])]
+    args = ["build", *(["--full-refresh"] if full_refresh else []), *(exclude or []), *(select or [])]
     if accept_row_drop:
         args += ["--vars", json.dumps({"accept_row_drop": list(accept_row_drop)})]
     with lock.warehouse_lock(f"{command}: dbt build", wait=wait), steps.logged_step(command, "dbt") as rec:
@@ -153,6 +156,22 @@ def check_changes(command: str, wait: float) -> tuple[build_state.BuildInputs, b
             con, inputs, exports=settings.exports_dir(), last_build=dbt_runner.last_build()
         )
     return inputs, decision
+
+
+def built_detail(summary: dbt_artifacts.RunSummary | None, plan: build_plan.Plan) -> str:
+    """The dbt step's line: how many of the project's nodes ran, what they were, and why."""
+    if summary is None:
+        return plan.why
+    ran = summary.nodes
+    try:
+        manifest = json.loads((dbt_artifacts.target_dir() / "manifest.json").read_text())
+        total: int | None = build_plan.Graph(manifest).total()
+    except (OSError, ValueError):
+        total = None
+    of = f"all {ran}" if plan.full and total in (None, ran) else f"{ran} of {total or '?'}"
+    tests = f"tests {summary.tests_passed} passed, {summary.tests_failed} failed"
+    tests += f", {summary.tests_warned} warned" if summary.tests_warned else ""
+    return f"built {of} nodes ({summary.models_built} models, {tests}): {plan.why}"
 
 
 def record_build_state(
@@ -333,6 +352,13 @@ def run_flow(
             )
             if on
         ]
+        if not decision.build and build_plan.horizons_reach_published(decision.changes):
+            decision = build_state.Decision(
+                True,
+                ["the load horizons moved and a published model reads them"],
+                decision.version,
+                decision.changes,
+            )
         if not decision.build and not forced:
             result.skipped = decision.describe()
             result.steps.append(StepResult("dbt build", "skipped", time.monotonic() - t0, result.skipped))
@@ -341,17 +367,16 @@ def run_flow(
             result.ok = True
             return result
         log.info("build check: %s", f"forced ({', '.join(forced)})" if forced else decision.describe())
+        plan = build_plan.plan(decision.changes, forced)
+        log.info("build plan: %s%s", plan.why, f" ({shlex.join(plan.dbt_args())})" if not plan.full else "")
 
         step = "dbt build"
         t0 = time.monotonic()
         exclude = result.partial.exclude_args() if result.partial else None
-        outcome = run_dbt_build(command, full_refresh, wait, accept_row_drop, exclude)
+        outcome = run_dbt_build(command, full_refresh, wait, accept_row_drop, exclude, plan.dbt_args())
         result.dbt = outcome.summary
-        detail = ""
-        if outcome.summary:
-            s = outcome.summary
-            detail = f"{s.models_built} models, tests {s.tests_passed} passed, {s.tests_failed} failed"
-            detail += f", {s.tests_warned} warned" if s.tests_warned else ""
+        result.plan = plan
+        detail = built_detail(outcome.summary, plan)
         result.steps.append(StepResult("dbt build", "ok", time.monotonic() - t0, detail))
 
         step = "publish"

@@ -110,6 +110,7 @@ class RunSummary:
     tests_warned: int
     models_built: int
     failures: list[str]
+    nodes: int = 0  # results other than the project's hooks: the models, seeds, snapshots and tests run
 
     @property
     def ok(self) -> bool:
@@ -123,12 +124,13 @@ def run_summary(run_results_path: Path | None = None) -> RunSummary:
     metadata = data.get("metadata") or {}
     args = data.get("args") or {}
     statuses: dict[str, int] = {}
-    passed = failed = warned = models = 0
+    passed = failed = warned = models = nodes = 0
     failures: list[str] = []
     for result in data.get("results") or []:
         status = str(result.get("status"))
         uid = str(result.get("unique_id", ""))
         statuses[status] = statuses.get(status, 0) + 1
+        nodes += not uid.startswith("operation.")
         if status in ("error", "fail", "runtime error"):
             failures.append(f"{uid}: {status}")
         if uid.startswith("test."):
@@ -147,4 +149,5 @@ def run_summary(run_results_path: Path | None = None) -> RunSummary:
         tests_warned=warned,
         models_built=models,
         failures=failures,
+        nodes=nodes,
     )

@@ -115,6 +115,18 @@ class Simulator(Changes):
         self._rec = None
         return rec.summary(n)
 
+    def change(self, kind: str, n: int = 1) -> dict[str, Any]:
+        """Apply ``n`` changes of one ``kind`` (e.g. ``price_change``: the catalog only), stamped now like
+        ``step``'s: a change confined to one service, for checks of what a build after it touches."""
+        rec = StepRecorder(self.steps_done)
+        self._rec = rec
+        for _ in range(n):
+            self._base_us = self.now()
+            rec.current = []
+            rec.kinds[self.apply(kind)] += 1
+        self._rec = None
+        return rec.summary(n)
+
     def run(
         self,
         rate: float,

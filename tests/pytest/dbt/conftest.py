@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from services.launcher import Fleet
-from tests.pytest.support.dbt_world import DbtWorld, reference_build, world_from_reference
+from tests.pytest.support.dbt_world import (
+    DbtWorld,
+    FlowWorld,
+    flow_world_from_reference,
+    reference_build,
+    world_from_reference,
+)
 from tests.pytest.support.world import Reference
 
 
@@ -32,3 +38,16 @@ def dbt_world(
 def first_build(reference: Reference) -> dict[str, Any]:
     """The `dbt build` of everything on the freshly loaded data (run_results.json of the clean run)."""
     return reference_build(reference)
+
+
+@pytest.fixture(scope="module")
+def flow_world(
+    reference: Reference, source_fleet: Fleet, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FlowWorld]:
+    """The clean run's whole workspace (its recorded build state included) with a fleet of its own: the
+    next ``elt run`` of that workspace (tests/pytest/dbt/test_dbt_changed_only.py)."""
+    world = flow_world_from_reference(tmp_path_factory.mktemp("flow-world"), reference, source_fleet.data_dir)
+    try:
+        yield world
+    finally:
+        world.fleet.stop()

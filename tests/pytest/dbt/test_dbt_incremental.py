@@ -9,16 +9,29 @@ real-time marts already merged (inside the loaders' lag window, so raw does get 
 by the `dbt build`. A model that re-reads only from its high-water mark never merges those; the
 comparison with the full refresh catches it. The simulator's clock is frozen at the test's start so
 "behind the mark" does not depend on how long the extract and the first run take.
+
+The same property holds for ``elt run``'s changed-only builds and what they publish (slow:
+``test_changed_only_builds_equal_a_full_refresh``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from core import checksums
+from publish import versions
+from publish.verify import verify_version
+from services.launcher import Fleet
 from services.simulator import Simulator
 from services.store.timefmt import now_us
-from tests.pytest.support.dbt_world import DbtWorld, failures
+from tests.pytest.support.dbt_world import DbtWorld, FlowWorld, failures, flow_world_from_reference
+from tests.pytest.support.workspace import run
+from tests.pytest.support.world import Reference
 
 SIMULATOR_STEPS = 250
 LATE_STEPS = 250
@@ -144,3 +157,95 @@ def test_incremental_equals_full_refresh(dbt_world: DbtWorld, first_build: dict[
         con.execute("drop schema compare_incremental cascade")
     finally:
         con.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)  # five flow runs and a full refresh, each minutes on a loaded 2-core machine
+def test_changed_only_builds_equal_a_full_refresh(
+    reference: Reference, source_fleet: Fleet, tmp_path: Path
+) -> None:
+    """The same property through ``elt run``'s changed-only builds (elt/build_plan.py) and its publish,
+    which carries unchanged marts and partitions (publish/carry.py): after rounds that change one service,
+    then another, then every service, each mart in the warehouse equals a ``dbt build --full-refresh`` of
+    the same data, and the published version (with its carried marts and linked partitions) verifies and
+    holds exactly the full refresh's content.
+
+    The world is the clean run's workspace with the cut's margins at 0 (as in ``DbtWorld``), so its first
+    run is itself a changed-only build: two vars changed, the cut's models and their descendants rebuild."""
+    world = flow_world_from_reference(
+        tmp_path / "world",
+        reference,
+        source_fleet.data_dir,
+        SHOP_MAX_COMMIT_DELAY_SECONDS="0",
+        SHOP_SETTLE_SECONDS="0",
+    )
+    try:
+        _changed_only_rounds(world)
+    finally:
+        world.fleet.stop()
+
+
+def _changed_only_rounds(world: FlowWorld) -> None:
+    def closed_prices() -> int:
+        with world.con() as con:
+            query = "select count(*) from snapshots.snap_product_prices where dbt_valid_to is not null"
+            return con.execute(query).fetchone()[0]
+
+    rounds: list[tuple[str, Callable[[], object]]] = [
+        ("the cut's vars", lambda: None),
+        ("every service", lambda: Simulator(world.fleet.data_dir, 5).step(SIMULATOR_STEPS)),
+        ("catalog", lambda: world.change("price_change", 5)),
+        ("events", lambda: world.change("browse_session", 20)),
+    ]
+    carried_seen = linked_seen = False
+    for name, change in rounds:
+        prices_before = closed_prices()
+        change()
+        out = world.run()
+        assert out.returncode == 0, f"{name}: {out.describe()}"
+        dbt_line = next(line for line in out.output.splitlines() if line.strip().startswith("dbt build"))
+        assert "full build" not in dbt_line and " of " in dbt_line, f"{name}: {dbt_line}"
+        built = {r["unique_id"].split(".")[-1] for r in world.run_results()["results"]}
+        if name == "the cut's vars":
+            assert "settle_seconds" in dbt_line and "fct_orders" in built and "fct_funnel_daily" not in built
+        if name == "catalog":  # the snapshot of a changed source ran and recorded the new prices
+            assert "snap_product_prices" in built and closed_prices() > prices_before
+        if name == "events":
+            assert "snap_product_prices" not in built and "fct_orders" not in built
+        entries = versions.read_manifest(world.ws.exports / world.ws.current_version())["marts"].values()
+        carried_seen |= any(m.get("carried_over") for m in entries)
+        linked_seen |= any("written_in_version" in f for m in entries for f in m["files"])
+    assert carried_seen, "no mart was carried: the comparison below would not cover carried files"
+    assert linked_seen, "no partition was linked: the comparison below would not cover linked partitions"
+
+    version = world.ws.exports / world.ws.current_version()
+    published = versions.read_manifest(version)["marts"]
+    marts = sorted(published)
+    with world.con(read_only=False) as con:
+        con.execute("create schema if not exists compare_changed_only")
+        for mart in marts:
+            relation = published[mart]["relation"]
+            con.execute(f"create or replace table compare_changed_only.{mart} as select * from {relation}")
+    full = run(world.ws, ["-m", "elt", "dbt", "build", "--full-refresh"], timeout=900)
+    assert full.returncode == 0, full.describe()
+
+    differences, content = {}, {}
+    with world.con(read_only=False) as con:
+        for mart in marts:
+            relation = published[mart]["relation"]
+            a = f"select * from compare_changed_only.{mart}"
+            counts = (
+                con.execute(f"select count(*) from ({a} except all select * from {relation})").fetchone()[0],
+                con.execute(f"select count(*) from (select * from {relation} except all {a})").fetchone()[0],
+            )
+            if counts != (0, 0):
+                differences[mart] = counts
+            columns = [(c["name"], c["type"]) for c in published[mart]["schema"]]
+            rows, total = con.execute(checksums.content_query(relation, columns)).fetchone()
+            entry = published[mart]
+            if (rows, total) != (entry["rows"], entry["content_checksum"]["value"]):
+                content[mart] = {"full_refresh": (rows, total), "published": entry["rows"]}
+        con.execute("drop schema compare_changed_only cascade")
+    assert not differences, f"changed-only != full refresh (rows only in each): {differences}"
+    assert not content, f"the published version != the full refresh's content: {content}"
+    assert verify_version(version) == []

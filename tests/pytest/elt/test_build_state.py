@@ -53,7 +53,9 @@ def test_the_digest_follows_every_definition_and_the_env_the_project_reads(proje
     ):
         path = project_copy / rel
         original = path.read_bytes()
-        path.write_bytes(original + b"\n")
+        # dbt_project.yml is compared as parsed YAML (a var in it is traced to its users): edit a value
+        edited = original.replace(b"session_timeout_minutes: 30", b"session_timeout_minutes: 31")
+        path.write_bytes(edited if rel == "dbt_project.yml" else original + b"\n")
         changed[rel] = build_state.definitions_digest(project_copy, ENV)
         path.write_bytes(original)
     assert all(d != base for d in changed.values()), changed

@@ -376,7 +376,10 @@ def test_a_run_with_nothing_new_skips_dbt_and_publish(two_runs: TwoRuns, unchang
 def test_changes_says_what_the_next_run_would_do(unchanged_run: dict) -> None:
     var_changed = unchanged_run["changes"]
     assert var_changed.returncode == 0, var_changed.stderr[-2000:]
-    assert var_changed.stdout.strip() == "build: the dbt project's definitions, vars or their env changed"
+    build, plan = var_changed.stdout.strip().splitlines()
+    assert build == "build: the dbt project's definitions, vars or their env changed (settle_seconds)"
+    # the plan: the nodes that name the var and what is downstream of them, not the whole project
+    assert plan.startswith("plan: settle_seconds changed") and "--select int_settled_horizon+" in plan, plan
 
 
 def test_the_second_run_built_because_of_its_new_loads(two_runs: TwoRuns) -> None:

@@ -24,6 +24,7 @@ from services.launcher import Fleet
 from tests.pytest.support.fleets import new_fleet
 from tests.pytest.support.paths import REPO
 from tests.pytest.support.sources import child_env
+from tests.pytest.support.workspace import Outcome, Workspace, make_workspace, run
 from tests.pytest.support.world import PII_KEY, SCALE, Reference
 
 __all__ = ["PII_KEY"]  # the suite's cases import the key the shared build used from here
@@ -155,3 +156,69 @@ def reference_build(reference: Reference) -> dict[str, Any]:
     results["_stdout"] = reference.outcome.output
     results["_fresh"] = bool(results) and results["metadata"]["invocation_id"] == record["invocation_id"]
     return results
+
+
+@dataclass
+class FlowWorld:
+    """A copy of the shared clean run's whole workspace (warehouse, exports, run folder with the recorded
+    build state and dlt state, dbt target) served by a fleet of its own on a copy of its source data:
+    ``python -m elt run`` here is the next run of that workspace, as an operator's would be."""
+
+    ws: Workspace
+    fleet: Fleet
+
+    @property
+    def target(self) -> Path:
+        return Path(self.ws.env["DBT_TARGET_PATH"])
+
+    def run(self, *args: str) -> Outcome:
+        """``python -m elt run --no-services`` (and ``args``) against this world's fleet."""
+        return run(self.ws, ["-m", "elt", "run", "--no-services", *args], timeout=900)
+
+    def run_results(self) -> dict[str, Any]:
+        return json.loads((self.target / "run_results.json").read_text())
+
+    def manifest(self) -> dict[str, Any]:
+        return json.loads((self.target / "manifest.json").read_text())
+
+    def change(self, kind: str, n: int, seed: int = 11) -> dict[str, Any]:
+        """``n`` changes of one kind, stamped now (``Simulator.change``): e.g. ``browse_session`` touches
+        the events service only, ``price_change`` the catalog only."""
+        from services.simulator import Simulator
+
+        with Simulator(self.fleet.data_dir, seed) as sim:
+            return sim.change(kind, n)
+
+    def con(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(str(self.ws.warehouse), read_only=read_only)
+        con.execute("set TimeZone = 'UTC'")
+        return con
+
+
+def flow_world_from_reference(root: Path, reference: Reference, source_data: Path, **env: str) -> FlowWorld:
+    """A ``FlowWorld`` under ``root`` (``env`` added to its environment). Copied with no writer open: the
+    reference workspace is only written by its own finished flow."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source_data, root / "data")
+    fleet = new_fleet(root / "fleet-run", root / "data", scale=SCALE, seed=42)
+    ws = make_workspace(root / "ws", fleet.env(), PII_KEY)
+    ws.env.update(SHOP_REPORT="off", **env)
+    src = reference.workspace
+    shutil.copyfile(src.warehouse, ws.warehouse)
+    for name in ("exports", "run", "target"):
+        if (src.root / name).is_dir():
+            shutil.copytree(src.root / name, ws.root / name, symlinks=True, dirs_exist_ok=True)
+    fleet.start()
+    return FlowWorld(ws, fleet)
+
+
+def descendants(manifest: dict[str, Any], roots: set[str]) -> set[str]:
+    """``roots`` and every node downstream of them in a dbt manifest (its ``child_map``)."""
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        uid = stack.pop()
+        if uid not in seen:
+            seen.add(uid)
+            stack.extend(manifest["child_map"].get(uid, []))
+    return seen
