@@ -131,7 +131,7 @@ def run_dbt_build(
         rec.inputs = [
             ("raw_load", schema, load_id) for schema, load_id in sorted(steps.committed_loads().items())
         ]
-        outcome = dbt_runner.run_dbt(args, wait=wait)
+        outcome = dbt_runner.run_dbt(args, wait=wait, changed_only=bool(select))
         if outcome.summary:
             rec.rows = outcome.summary.models_built
             dbt_results.record(rec.run_id)  # every node's result, failed builds too (ops.dbt_results)

@@ -291,9 +291,12 @@ def _selection(process_args: Any) -> list[str]:
     return words[at:]
 
 
-def partial_build(args: list[str]) -> bool:
-    """Whether a recorded dbt build (``run/dbt_last_build.json`` args) built only a selection."""
-    return any(a in SELECTION_FLAGS for a in args)
+def partial_build(record: Mapping[str, Any]) -> bool:
+    """Whether a recorded dbt build (``run/dbt_last_build.json``) built only a selection. ``make elt``'s
+    changed-only build selects too, but leaves every other node as a full build would write it
+    (elt/build_plan.py), so it counts as whole."""
+    args = [str(a) for a in record.get("args") or []]
+    return any(a in SELECTION_FLAGS for a in args) and not record.get("changed_only")
 
 
 def realtime_keys(manifest: Mapping[str, Any]) -> list[dg.AssetKey]:

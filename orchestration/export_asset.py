@@ -51,7 +51,7 @@ def export_asset(published: list[dg.AssetKey]) -> dg.AssetsDefinition:
         command = runlog.command(context, "publish")
         last = dbt_runner.last_build() or {}
         args = [str(a) for a in last.get("args") or []]
-        if last.get("exit_code") == 0 and partial_build(args) and not config.allow_partial_build:
+        if last.get("exit_code") == 0 and partial_build(last) and not config.allow_partial_build:
             raise dg.Failure(
                 description=f"publish: the last dbt build (`dbt {' '.join(args)}`, "
                 f"{last.get('finished_at')}) built only a selection; publish after a whole build "

@@ -43,6 +43,9 @@ class DbtOutcome:
     invocation_id: str | None
     summary: dbt_artifacts.RunSummary | None
     pii_key_fingerprint: str | None = None  # of the key dbt hashed with (checked again at publish)
+    # a selection that leaves the warehouse whole: the flow's changed-only build (elt/build_plan.py), whose
+    # unselected nodes are what a full build would write again; an export may follow it like a full build
+    changed_only: bool = False
 
     @property
     def ok(self) -> bool:
@@ -114,6 +117,7 @@ def record_build(outcome: DbtOutcome) -> None:
         "warehouse": str(settings.warehouse_path()),
         "summary": asdict(outcome.summary) if outcome.summary else None,
         "pii_key_fingerprint": outcome.pii_key_fingerprint,
+        "changed_only": outcome.changed_only,
     }
     path = last_build_file()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,13 +132,16 @@ def last_build() -> dict[str, Any] | None:
         return None
 
 
-def run_dbt(args: list[str], *, wait: float | None = None, owner: str | None = None) -> DbtOutcome:
+def run_dbt(
+    args: list[str], *, wait: float | None = None, owner: str | None = None, changed_only: bool = False
+) -> DbtOutcome:
     """Run ``dbt <args>`` from the repo root, under the warehouse lock unless it never touches it.
 
     Output goes to this process's stdout: for node-running commands (build, run, test, ...) as
     progress lines, failures and dbt's end summary (``transform.dbt_progress``), otherwise as dbt prints it;
     uncoloured unless stdout is a terminal. Returns the exit code, timing and (when dbt wrote one)
-    the run results summary.
+    the run results summary. ``changed_only``: the selection is the flow's changed-only build (recorded
+    so, see ``DbtOutcome.changed_only``).
     """
     sub = subcommand(args)
     cmd = dbt_command(args)
@@ -165,7 +172,9 @@ def run_dbt(args: list[str], *, wait: float | None = None, owner: str | None = N
                 # `elt export` will not publish from it
                 if sub in BUILD_COMMANDS:
                     seconds = time.monotonic() - started
-                    record_build(DbtOutcome(list(args), exc.exit_code, seconds, None, None, fingerprint))
+                    record_build(
+                        DbtOutcome(list(args), exc.exit_code, seconds, None, None, fingerprint, changed_only)
+                    )
                 raise
     seconds = time.monotonic() - started
     summary = None
@@ -175,7 +184,7 @@ def run_dbt(args: list[str], *, wait: float | None = None, owner: str | None = N
         except dbt_artifacts.ArtifactError as exc:
             log.warning("could not read %s: %s", run_results, exc)
     invocation_id = summary.invocation_id if summary else None
-    outcome = DbtOutcome(list(args), code, seconds, invocation_id, summary, fingerprint)
+    outcome = DbtOutcome(list(args), code, seconds, invocation_id, summary, fingerprint, changed_only)
     if sub in BUILD_COMMANDS:
         record_build(outcome)
     log.info("dbt %s exited %d after %.1fs", sub, code, seconds)

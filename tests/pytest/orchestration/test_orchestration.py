@@ -395,3 +395,14 @@ def test_raw_tables_of_a_source_follow_its_file(reference: Reference) -> None:
         declared.setdefault(node["schema"], set()).add(node.get("identifier") or node["name"])
     for name, service in SERVICES.items():
         assert set(raw_assets.raw_tables(service)) == declared[f"raw_{name}"], name
+
+
+def test_a_changed_only_build_of_make_elt_is_not_a_partial_build() -> None:
+    """The export asset refuses to follow a selection, but ``make elt``'s changed-only build (a selection
+    that leaves the warehouse whole, recorded as such by transform/dbt_runner.py) is whole."""
+    from orchestration.dbt_assets import partial_build
+
+    selected = {"args": ["build", "--select", "source:shop.raw_events+"], "exit_code": 0}
+    assert partial_build(selected)
+    assert not partial_build({**selected, "changed_only": True})
+    assert not partial_build({"args": ["build"], "exit_code": 0})
