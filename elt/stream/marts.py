@@ -1,9 +1,12 @@
-"""Rebuild the ``tag:realtime`` dbt models in-process and publish them to the realtime export root.
+"""Rebuild the ``tag:realtime`` dbt models and publish them to the realtime export root.
 
 Why in-process: a ``dbt`` child process spends seconds starting and parsing the project before it
 touches a table, more than the whole latency budget. The project is parsed once at start-up
-(``dbt parse``) and every micro-batch reuses that manifest through one long-lived
-``dbtRunner(manifest=...)``, so a cycle pays only for the SQL of the three real-time models.
+(``dbt parse``) and the first batch runs ``dbt run -s tag:realtime`` through one long-lived
+``dbtRunner(manifest=...)`` (building the parents once on a fresh warehouse), then ``dbt compile``s the
+models; from then on each batch executes that compiled SQL directly in one transaction
+(``directsql.py`` says why and what it reproduces), and falls back to a dbt run for a batch whose
+direct run fails (then compiles again). ``--dbt-command build`` keeps dbt per batch, for its tests.
 dbt-duckdb closes its DuckDB handle when the invocation's last connection closes; ``release()``
 makes sure of it, because the lock is handed back after each batch and another *process* must then
 be able to open the file.
@@ -23,7 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from core import settings
+from elt.stream import directsql
 from elt.stream.settings import stream_dir
 from publish.publish import PublishResult, publish
 from transform import dbt_artifacts, dbt_runner
@@ -44,6 +50,7 @@ class RefreshOutcome:
     invocation_id: str | None
     dbt_seconds: float
     publish: PublishResult
+    direct: bool = False  # the compiled SQL ran directly (not a dbt invocation)
 
 
 def release_dbt_connections() -> None:
@@ -61,7 +68,7 @@ def release_dbt_connections() -> None:
 class RealtimeMarts:
     """A parsed dbt project that rebuilds and publishes the real-time marts on demand."""
 
-    def __init__(self, command: str = "run", exports: Path | None = None) -> None:
+    def __init__(self, command: str = "run", exports: Path | None = None, *, direct: bool = True) -> None:
         from dbt.cli.main import dbtRunner  # heavy import: only when marts are wanted
 
         self.command = command
@@ -101,6 +108,10 @@ class RealtimeMarts:
         if not self.specs:
             raise MartsError("no model is tagged both 'realtime' and 'publish': nothing to keep fresh")
         self.bootstrapped = False
+        self.plan: directsql.DirectPlan | None = None
+        self.direct_settings: dict[str, str] = {}
+        self.compiled_invocation: str | None = None
+        self.direct_wanted = direct and command == "run"
         log.info(
             "dbt project parsed once in %.1fs; real-time marts: %s",
             time.monotonic() - started,
@@ -140,19 +151,68 @@ class RealtimeMarts:
             )
         return get_invocation_id()
 
+    def _compile(self) -> None:
+        """``dbt compile`` the real-time models against the warehouse as it is now (their targets exist:
+        ``is_incremental()`` is true) and plan their direct runs; no plan when one cannot run directly."""
+        from dbt.adapters.factory import FACTORY
+        from dbt_common.invocation import get_invocation_id
+
+        result = self._invoke(["compile", "--select", SELECTOR])
+        nodes = [r.node for r in getattr(result.result, "results", None) or []]
+        if not result.success or not nodes:
+            log.warning("dbt compile -s %s failed: the real-time models run through dbt", SELECTOR)
+            self.direct_wanted = False
+            return
+        self.compiled_invocation = get_invocation_id()
+        credentials = next(iter(FACTORY.adapters.values())).config.credentials
+        self.direct_settings = {str(k): str(v) for k, v in (credentials.settings or {}).items()}
+        with self._connect() as con:
+            self.plan = directsql.compile_plan(con, nodes, self.manifest)
+        if self.plan is None:
+            self.direct_wanted = False
+        else:
+            log.info("real-time models compiled once; each batch runs their SQL directly")
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """A connection set up as dbt-duckdb sets up its own (the profile's ``settings``)."""
+        con = duckdb.connect(str(settings.warehouse_path()))
+        for key, value in self.direct_settings.items():
+            con.execute(f"set {key} = ?", [value])
+        return con
+
+    def _build(self) -> tuple[str | None, bool]:
+        """Refresh the models: directly when compiled, else through dbt (then compile for the next
+        batch). Returns the invocation id that compiled (or ran) them, and whether it ran directly."""
+        if self.plan is not None:
+            try:
+                with self._connect() as con:
+                    self.plan.run(con)
+                return self.compiled_invocation, True
+            except duckdb.Error as exc:
+                log.warning(
+                    "the compiled real-time models failed (%s): running dbt for this batch, compiling again",
+                    str(exc).splitlines()[0][:300],
+                )
+                self.plan = None
+        invocation_id = self._dbt()
+        if self.direct_wanted:
+            self._compile()
+        return invocation_id, False
+
     def refresh(self, exports: Path) -> RefreshOutcome:
         """Rebuild the real-time models, then publish them as a new version under ``exports``.
 
         The caller holds the warehouse lock and has no DuckDB handle open in this process.
         """
         started = time.monotonic()
-        invocation_id = self._dbt()
+        invocation_id, direct = self._build()
         dbt_seconds = time.monotonic() - started
+        command = f"compile -s {SELECTOR}, run directly" if direct else f"{self.command} -s {SELECTOR}"
         result = publish(
             self.specs,
             warehouse=settings.warehouse_path(),
             exports=exports,
-            dbt_invocation={"invocation_id": invocation_id, "command": f"{self.command} -s {SELECTOR}"},
+            dbt_invocation={"invocation_id": invocation_id, "command": command},
             keep=KEEP_VERSIONS,
         )
-        return RefreshOutcome(invocation_id, dbt_seconds, result)
+        return RefreshOutcome(invocation_id, dbt_seconds, result, direct)

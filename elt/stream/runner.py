@@ -83,9 +83,9 @@ class StreamRunner:
         """Parse dbt, attach the pipeline under the lock, and start the feed from the position."""
         check_document()  # before the lock and dbt's parse: a drifted source fails at once
         if self.cfg.marts:
-            self.marts = RealtimeMarts(self.cfg.dbt_command)
+            self.marts = RealtimeMarts(self.cfg.dbt_command, direct=self.cfg.marts_sql == "direct")
         with batch_lock("elt.stream: start", self.cfg.lock_wait, lambda: self.abandon_requested):
-            self.loader = RawLoader()
+            self.loader = RawLoader(direct=self.cfg.raw_writer == "direct")
             self.loader.finish_pending()
             self.committed = self.loader.committed_id()
         position = self.committed
