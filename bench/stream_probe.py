@@ -76,12 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
     parser.add_argument("--catch-up", type=float, default=120.0, help="seconds to wait for the last event")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--stream-arg",
+        action="append",
+        default=[],
+        help="an extra argument for `python -m elt stream` (repeatable), e.g. --stream-arg=--raw-writer=dlt",
+    )
     args = parser.parse_args(argv)
     if args.stats_file.exists():
         args.stats_file.unlink()
 
     stream = subprocess.Popen(
-        [sys.executable, "-m", "elt", "stream", "--stats-file", str(args.stats_file)],
+        [sys.executable, "-m", "elt", "stream", "--stats-file", str(args.stats_file), *args.stream_arg],
         env=os.environ,
         stdout=sys.stderr,  # our stdout carries only the JSON summary
     )

@@ -151,7 +151,20 @@ class RealtimeMarts:
             )
         return get_invocation_id()
 
-    def _compile(self) -> None:
+    def prepare(self) -> None:
+        """At start-up, under the lock: refresh the models through dbt once and compile them, so the
+        first batch already runs directly. A failure (e.g. no raw events loaded yet) is left to the
+        first batch, which tries the same again."""
+        if not self.direct_wanted or self.plan is not None:
+            return
+        try:
+            self._dbt()
+        except MartsError as exc:
+            log.warning("real-time models not built at start-up (the first batch tries again): %s", exc)
+            return
+        self.compile_direct()
+
+    def compile_direct(self) -> None:
         """``dbt compile`` the real-time models against the warehouse as it is now (their targets exist:
         ``is_incremental()`` is true) and plan their direct runs; no plan when one cannot run directly."""
         from dbt.adapters.factory import FACTORY
@@ -180,7 +193,7 @@ class RealtimeMarts:
             con.execute(f"set {key} = ?", [value])
         return con
 
-    def _build(self) -> tuple[str | None, bool]:
+    def build_models(self) -> tuple[str | None, bool]:
         """Refresh the models: directly when compiled, else through dbt (then compile for the next
         batch). Returns the invocation id that compiled (or ran) them, and whether it ran directly."""
         if self.plan is not None:
@@ -196,7 +209,7 @@ class RealtimeMarts:
                 self.plan = None
         invocation_id = self._dbt()
         if self.direct_wanted:
-            self._compile()
+            self.compile_direct()
         return invocation_id, False
 
     def refresh(self, exports: Path) -> RefreshOutcome:
@@ -205,7 +218,7 @@ class RealtimeMarts:
         The caller holds the warehouse lock and has no DuckDB handle open in this process.
         """
         started = time.monotonic()
-        invocation_id, direct = self._build()
+        invocation_id, direct = self.build_models()
         dbt_seconds = time.monotonic() - started
         command = f"compile -s {SELECTOR}, run directly" if direct else f"{self.command} -s {SELECTOR}"
         result = publish(

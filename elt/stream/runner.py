@@ -88,6 +88,8 @@ class StreamRunner:
             self.loader = RawLoader(direct=self.cfg.raw_writer == "direct")
             self.loader.finish_pending()
             self.committed = self.loader.committed_id()
+            if self.marts is not None:
+                self.marts.prepare()  # dbt once, then compiled SQL per batch: ready means ready
         position = self.committed
         if self.cfg.from_event_id is not None:
             position = self.cfg.from_event_id
