@@ -171,7 +171,8 @@ class RealtimeMarts:
         from dbt_common.invocation import get_invocation_id
 
         result = self._invoke(["compile", "--select", SELECTOR])
-        nodes = [r.node for r in getattr(result.result, "results", None) or []]
+        results = getattr(result.result, "results", None) or []
+        nodes = [r.node for r in results if r.node.resource_type == "model"]  # not their tests
         if not result.success or not nodes:
             log.warning("dbt compile -s %s failed: the real-time models run through dbt", SELECTOR)
             self.direct_wanted = False
