@@ -9,16 +9,17 @@
 -- Events per minute and type, for the stream mode's live dashboards. Each run re-aggregates only the
 -- minutes from the newest stored one minus the look-back (var realtime_lookback_seconds, for events
 -- committed late) onwards, from a whole minute; delete+insert on (event_minute, event_type) replaces
--- those buckets whole.
+-- those buckets whole. event_id_floor prunes the staging view's deduplication to those events.
 with
 
 events as (
     select * from {{ ref('stg_events__events') }}
-    where {{
-        incremental_since(
+    {% if is_incremental() -%}
+        {%- set bound = incremental_bound(
             'occurred_at', var('realtime_lookback_seconds'), high_water='event_minute', grain='minute'
-        )
-    }}
+        ) -%}
+        where occurred_at >= {{ bound }} and {{ event_id_floor(bound) }}
+    {%- endif %}
 ),
 
 final as (
