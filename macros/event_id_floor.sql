@@ -12,6 +12,23 @@
     event_id >= (
         select min(raw_events.event_id)
         from {{ source('events', 'events') }} as raw_events
-        where {{ to_utc('raw_events.occurred_at') }} >= {{ bound }}
+        where {{ occurred_since('raw_events.occurred_at', bound) }}
     )
+{%- endmacro %}
+
+{#- `to_utc(column) >= bound` for a raw column, written so the warehouse can skip the blocks whose
+    minimum/maximum rule them out (raw arrives in event_id order, so only the newest blocks are read). -#}
+{% macro occurred_since(column, bound) -%}
+    {{ return(adapter.dispatch('occurred_since')(column, bound)) }}
+{%- endmacro %}
+
+{#- Any warehouse: staging's own conversion of the column (exact, but every row is converted). -#}
+{% macro default__occurred_since(column, bound) -%}
+    {{ to_utc(column) }} >= {{ bound }}
+{%- endmacro %}
+
+{#- DuckDB: the bound (a UTC wall clock) as an instant, compared with the raw column as it is; equal to
+    the default for a zoned column and for a naive one (both go through the session zone). -#}
+{% macro duckdb__occurred_since(column, bound) -%}
+    {{ column }} >= timezone('UTC', {{ bound }})
 {%- endmacro %}
