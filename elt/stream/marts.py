@@ -30,6 +30,7 @@ import duckdb
 
 from core import settings
 from elt.stream import directsql
+from elt.stream.session import BatchConnection
 from elt.stream.settings import stream_dir
 from publish.publish import PublishResult, publish
 from transform import dbt_artifacts, dbt_runner
@@ -194,13 +195,17 @@ class RealtimeMarts:
             con.execute(f"set {key} = ?", [value])
         return con
 
-    def build_models(self) -> tuple[str | None, bool]:
-        """Refresh the models: directly when compiled, else through dbt (then compile for the next
-        batch). Returns the invocation id that compiled (or ran) them, and whether it ran directly."""
+    def build_models(self, shared: BatchConnection | None = None) -> tuple[str | None, bool]:
+        """Refresh the models: directly when compiled (on ``shared``, the batch's connection, when given),
+        else through dbt (then compile for the next batch). Returns the invocation id that compiled (or
+        ran) them, and whether they ran directly."""
+        shared = shared or BatchConnection(self._connect)
         if self.plan is not None:
             try:
-                with self._connect() as con:
-                    self.plan.run(con)
+                con = shared.get()
+                for key, value in self.direct_settings.items():  # dbt's session settings (profile)
+                    con.execute(f"set {key} = ?", [value])
+                self.plan.run(con)
                 return self.compiled_invocation, True
             except duckdb.Error as exc:
                 log.warning(
@@ -208,18 +213,22 @@ class RealtimeMarts:
                     str(exc).splitlines()[0][:300],
                 )
                 self.plan = None
+            finally:
+                shared.close()  # before anything opens the file with another configuration
+        shared.close()
         invocation_id = self._dbt()
         if self.direct_wanted:
             self.compile_direct()
         return invocation_id, False
 
-    def refresh(self, exports: Path) -> RefreshOutcome:
+    def refresh(self, exports: Path, shared: BatchConnection | None = None) -> RefreshOutcome:
         """Rebuild the real-time models, then publish them as a new version under ``exports``.
 
-        The caller holds the warehouse lock and has no DuckDB handle open in this process.
+        The caller holds the warehouse lock and no DuckDB handle in this process other than ``shared``
+        (closed here after the models' SQL ran, before publishing opens the file read-only).
         """
         started = time.monotonic()
-        invocation_id, direct = self.build_models()
+        invocation_id, direct = self.build_models(shared)
         dbt_seconds = time.monotonic() - started
         command = f"compile -s {SELECTOR}, run directly" if direct else f"{self.command} -s {SELECTOR}"
         result = publish(

@@ -70,10 +70,12 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(settings.warehouse_path()))
 
 
-def open_batch(batch_no: int) -> str:
-    """Record the batch as ``running``; caller holds the warehouse lock."""
-    with _connect() as con:
+def open_batch(batch_no: int, con: duckdb.DuckDBPyConnection | None = None) -> str:
+    """Record the batch as ``running`` (on ``con`` when given); caller holds the warehouse lock."""
+    if con is not None:
         return ops_log.start_run(con, f"{COMMAND} (batch {batch_no})", STEP)
+    with _connect() as own:
+        return ops_log.start_run(own, f"{COMMAND} (batch {batch_no})", STEP)
 
 
 def close_batch(run_id: str, row: BatchRow, error: str | None = None) -> None:

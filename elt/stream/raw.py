@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from elt.stream import rawdirect
 from elt.stream.feed import ENDPOINT, EVENTS, KEY
+from elt.stream.session import BatchConnection
 from extract import resume
 from extract.incremental import IdCursor
 from extract.pipelines import connect_warehouse, make_pipeline
@@ -111,6 +112,7 @@ class RawLoader:
         if self._seen is not None and self._folder_fingerprint() != self._seen:
             log.info("raw: pipeline folder changed by another loader since our last commit; re-attaching")
             self.pipeline = make_pipeline(EVENTS.name)
+            self._seen = self._folder_fingerprint()
 
     def committed_id(self) -> int:
         """The committed position: ``last_id`` in the pipeline state (local copy of the package state),
@@ -137,23 +139,28 @@ class RawLoader:
         # leave the cursor behind the rows it loaded (resume.py)
         resume.finish_pending(self.pipeline)
 
-    def commit(self, table: pa.Table) -> LoadOutcome:
-        """Append ``table``'s new rows under the caller's warehouse lock; return what was written."""
+    def commit(self, table: pa.Table, shared: BatchConnection | None = None) -> LoadOutcome:
+        """Append ``table``'s new rows under the caller's warehouse lock; return what was written.
+
+        ``shared``: the batch's connection for the direct append (closed before dlt opens the file)."""
         started = time.monotonic()
+        shared = shared or BatchConnection(connect_warehouse)
+        self._reattach_if_changed()
+        if not self._synced or self.pipeline.has_pending_data:
+            shared.close()  # dlt syncs or finishes a package with its own connection
         self.finish_pending()
         if self.direct:
             try:
-                with connect_warehouse() as con:
-                    done = rawdirect.append(
-                        con,
-                        table,
-                        dataset=self.pipeline.dataset_name,
-                        pipeline_name=self.pipeline.pipeline_name,
-                        source=EVENTS.name,
-                        resource=ENDPOINT.name,
-                        table_name=ENDPOINT.name,
-                        key=KEY,
-                    )
+                done = rawdirect.append(
+                    shared.get(),
+                    table,
+                    dataset=self.pipeline.dataset_name,
+                    pipeline_name=self.pipeline.pipeline_name,
+                    source=EVENTS.name,
+                    resource=ENDPOINT.name,
+                    table_name=ENDPOINT.name,
+                    key=KEY,
+                )
             except rawdirect.NotDirect as exc:
                 log.info("raw: loading this batch through dlt: %s", exc)
             else:
@@ -176,6 +183,7 @@ class RawLoader:
                     time.monotonic() - started,
                     direct=True,
                 )
+        shared.close()  # dlt opens the file itself
         if self._behind:  # dlt's own sync ran once already: restore the warehouse's newer state now
             self.pipeline.sync_destination()
             self._behind = False

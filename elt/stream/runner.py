@@ -33,7 +33,9 @@ from elt.stream.latency import LatencyStats, latencies_seconds, percentile
 from elt.stream.lockwait import LockTimeout, batch_lock
 from elt.stream.marts import RealtimeMarts
 from elt.stream.raw import RawLoader
+from elt.stream.session import BatchConnection
 from elt.stream.settings import StreamSettings
+from extract.pipelines import connect_warehouse
 
 log = logging.getLogger("elt.stream")
 
@@ -226,13 +228,19 @@ class StreamRunner:
                 f"elt.stream batch {self.batch_no}", self.cfg.lock_wait, lambda: self.abandon_requested
             ) as waited:
                 row.lock_wait_s = round(waited, 3)
-                run_id = opsrow.open_batch(self.batch_no)
+                shared = BatchConnection(connect_warehouse)
                 try:
-                    error = self._commit_locked(table, row)
+                    run_id = opsrow.open_batch(self.batch_no, shared.get())
+                except BaseException:
+                    shared.close()
+                    raise
+                try:
+                    error = self._commit_locked(table, row, shared)
                 except Exception as exc:  # any failure: recorded, logged, the loop goes on
                     error = scrub(f"{type(exc).__name__}: {exc}")
                     log.exception("batch %d failed", self.batch_no)
                 finally:
+                    shared.close()
                     row.total_s = round(time.monotonic() - started, 3)
                     row.committed_id = self.committed
                     row.newest_seen_id = self.feed.newest_id
@@ -254,10 +262,11 @@ class StreamRunner:
         self.write_stats("running")
         return error is None
 
-    def _commit_locked(self, table: pa.Table, row: opsrow.BatchRow) -> str | None:
-        """The locked part: raw load, then marts. Returns an error text for a marts failure."""
+    def _commit_locked(self, table: pa.Table, row: opsrow.BatchRow, shared: BatchConnection) -> str | None:
+        """The locked part: raw load, then marts, the direct steps on the batch's ``shared`` connection.
+        Returns an error text for a marts failure."""
         assert self.loader is not None and self.feed is not None
-        load = self.loader.commit(table)
+        load = self.loader.commit(table, shared)
         self.committed = load.committed_after
         row.events, row.skipped, row.load_s = load.rows, load.skipped, round(load.seconds, 3)
         self.stats.events += load.rows
@@ -268,9 +277,10 @@ class StreamRunner:
         if not self.unpublished:
             return None
         if self.marts is None:
+            shared.close()
             visible = time.time()  # without marts, "visible" means committed in raw
         else:
-            outcome = self.marts.refresh(self.cfg.exports_root)
+            outcome = self.marts.refresh(self.cfg.exports_root, shared)
             visible = time.time()
             row.dbt_s = round(outcome.dbt_seconds, 3)
             row.publish_s = round(outcome.publish.seconds, 3)
