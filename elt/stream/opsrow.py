@@ -39,7 +39,8 @@ create table if not exists {ops}.stream_batches (
     export_version varchar,
     status varchar not null
 );
-alter table {ops}.stream_batches add column if not exists latency_p95_s double
+alter table {ops}.stream_batches add column if not exists latency_p95_s double;
+alter table {ops}.stream_batches add column if not exists cpu_s double
 """
 
 
@@ -64,6 +65,7 @@ class BatchRow:
     export_version: str | None
     status: str
     latency_p95_s: float | None = None  # per event of the batch (the report plots p50 and p95 over time)
+    cpu_s: float | None = None  # CPU seconds of the stream process during the commit (all its threads)
 
 
 def _connect() -> duckdb.DuckDBPyConnection:

@@ -201,7 +201,7 @@ class StreamRunner:
         self.batch_no += 1
         table = collected.table()
         ids = table.column(KEY)
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         row = opsrow.BatchRow(
             batch_no=self.batch_no,
             events=0,
@@ -242,6 +242,7 @@ class StreamRunner:
                 finally:
                     shared.close()
                     row.total_s = round(time.monotonic() - started, 3)
+                    row.cpu_s = round(time.process_time() - cpu_started, 3)
                     row.committed_id = self.committed
                     row.newest_seen_id = self.feed.newest_id
                     row.lag_events = max(0, row.newest_seen_id - self.committed)
@@ -311,7 +312,7 @@ class StreamRunner:
     def _log_batch(self, row: opsrow.BatchRow, error: str | None) -> None:
         log.info(
             "batch %d %s: %d events loaded (%d already loaded) ids %s-%s, closed by %s; lock wait %.2fs, "
-            "load %.2fs, dbt %.2fs, publish %.2fs, total %.2fs; latency p50 %s s max %s s; "
+            "load %.2fs, models %.2fs, publish %.2fs, total %.2fs (cpu %.2fs); latency p50 %s s max %s s; "
             "lag %d events (newest seen %d, committed %d)%s%s",
             row.batch_no,
             "FAILED" if error else "ok",
@@ -325,6 +326,7 @@ class StreamRunner:
             row.dbt_s,
             row.publish_s,
             row.total_s,
+            row.cpu_s or 0.0,
             row.latency_p50_s,
             row.latency_max_s,
             row.lag_events,
