@@ -2,9 +2,10 @@
 
 Why in-process: a ``dbt`` child process spends seconds starting and parsing the project before it
 touches a table, more than the whole latency budget. The project is parsed once at start-up
-(``dbt parse``) and the first batch runs ``dbt run -s tag:realtime`` through one long-lived
-``dbtRunner(manifest=...)`` (building the parents once on a fresh warehouse), then ``dbt compile``s the
-models; from then on each batch executes that compiled SQL directly in one transaction
+(``dbt parse``); at start-up, under the lock, ``dbt run -s tag:realtime`` runs once through one
+long-lived ``dbtRunner(manifest=...)`` (building the parents once on a fresh warehouse; if that fails,
+the first batch tries again), then ``dbt compile`` compiles the models; from then on each batch executes
+that compiled SQL directly in one transaction
 (``directsql.py`` says why and what it reproduces), and falls back to a dbt run for a batch whose
 direct run fails (then compiles again). ``--dbt-command build`` keeps dbt per batch, for its tests.
 dbt-duckdb closes its DuckDB handle when the invocation's last connection closes; ``release()``
