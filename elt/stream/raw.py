@@ -164,6 +164,10 @@ class RawLoader:
             except rawdirect.NotDirect as exc:
                 log.info("raw: loading this batch through dlt: %s", exc)
             else:
+                if done.rows:
+                    # write the appended rows out now, as closing would: the models then read a table
+                    # whose every row group has its min/max again (measured: docs/stream.md)
+                    shared.get().execute("checkpoint")
                 skipped = table.num_rows - done.rows
                 if skipped:
                     log.info(

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from services.simulator import Simulator
 from tests.pytest.support.stream_world import REPO, StreamWorld
@@ -69,6 +70,8 @@ def columns(warehouse: Path, schema: str, table: str) -> list[tuple]:
         ).fetchall()
 
 
+@pytest.mark.slow  # three dbt parses in child processes; make test covers the direct SQL through
+# test_stream_e2e.py (the stream's marts, run directly after its start-up, equal a full rebuild)
 def test_compiled_realtime_sql_equals_dbt_run(stream_world: StreamWorld, tmp_path: Path) -> None:
     """New events and order changes since the marts were built: the direct run merges them exactly
     as dbt's incremental run does (same rows in every real-time mart, schema untouched)."""
