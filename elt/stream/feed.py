@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from elt.stream.settings import MAX_POLL_SECONDS, MIN_POLL_INTERVAL, PAGE_LIMIT
+from elt.stream.settings import MAX_POLL_SECONDS, PAGE_LIMIT
 from extract import docdrift
 from extract.config import service_config
 from extract.errors import ExtractError
@@ -81,7 +81,6 @@ class EventFeed(threading.Thread):
         self.caught_up = False  # the last poll said nothing more is waiting (has_more false)
         self.failures = 0  # consecutive failed polls
         self.polls = 0
-        self._last_poll = 0.0  # time.monotonic() of the last poll's start
         self._halt = threading.Event()
 
     # -- the thread ---------------------------------------------------------------------------------
@@ -103,12 +102,6 @@ class EventFeed(threading.Thread):
                 after, generation = self.position, self.generation
                 limit = min(PAGE_LIMIT, self.cap - self.buffered)
                 wait = 0.0 if (self.once or not self.caught_up) else MAX_POLL_SECONDS
-                pace = self.caught_up and not self.once  # a trickle: collect it a few times a second
-            if pace:
-                self._halt.wait(max(0.0, self._last_poll + MIN_POLL_INTERVAL - time.monotonic()))
-                if self._halt.is_set():
-                    return
-            self._last_poll = time.monotonic()
             try:
                 table, next_after, has_more = self._poll(after, limit, wait)
             except ExtractError as exc:

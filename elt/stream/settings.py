@@ -17,12 +17,6 @@ DEFAULT_LOCK_WAIT = 900.0
 MAX_POLL_SECONDS = 2.0
 # Records per request (the service's maximum): a backlog drains in few round trips.
 PAGE_LIMIT = 5000
-# While caught up, the feed polls at most this often: the service answers a long poll as soon as one
-# event lands, so at a steady trickle every commit of the producer would be one request (and one parse)
-# of a few events. A batch closes a whole window (--batch-max-seconds) after its oldest event, so events
-# seen this much later still make the same batch unless they land in its last moments; see
-# docs/stream.md for the CPU it saves.
-MIN_POLL_INTERVAL = 0.25
 
 
 def realtime_exports_dir() -> Path:
