@@ -601,7 +601,8 @@ def change_records(ctx: Context, fraction: float) -> str:
 
 
 def stream_group(ctx: Context, avail: dict[str, str | None], latency: dict[str, list[float]]) -> Group:
-    """`extract stream` following steady simulated traffic; its own p50/p95 end-to-end latency."""
+    """`extract stream` following steady simulated traffic: its own p50/p95 end-to-end latency, and the
+    cores its process used between traffic start and catching up with the last event (the probe)."""
     rate, duration = (20.0, 20.0) if ctx.cfg.quick else (50.0, 60.0)
     g = Group(
         "stream",
@@ -642,6 +643,9 @@ def stream_group(ctx: Context, avail: dict[str, str | None], latency: dict[str, 
         if result.ok:
             latency.setdefault("p50", []).append(float(stats["latency_p50_s"]))
             latency.setdefault("p95", []).append(float(stats["latency_p95_s"]))
+            if stats.get("stream_cores") is not None:
+                latency.setdefault("cores", []).append(float(stats["stream_cores"]))
+                latency.setdefault("cpu_s", []).append(float(stats["stream_cpu_s"]))
         result.rows = int(stats.get("driver_emitted") or 0)
         return result
 

@@ -14,6 +14,17 @@
     Renders `true` on a full build (and when the model is not incremental). An empty model (e.g. after
     rt_orders_today's midnight post-hook) re-reads everything. -#}
 {% macro incremental_since(column, lookback, high_water=none, unit='seconds', grain=none) -%}
+    {%- if is_incremental() -%}
+        {{ column }} >= {{ incremental_bound(column, lookback, high_water, unit, grain) }}
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The bound itself, as a scalar subquery on the model's table (same arguments as incremental_since;
+    only meaningful when is_incremental()): for a second predicate on the same bound, e.g.
+    event_id_floor. -#}
+{% macro incremental_bound(column, lookback, high_water=none, unit='seconds', grain=none) -%}
     {%- set units = ['seconds', 'minutes', 'hours', 'days'] -%}
     {%- if unit not in units -%}
         {{ exceptions.raise_compiler_error(
@@ -26,18 +37,14 @@
             ~ " (check the var passed with --vars)"
         ) }}
     {%- endif -%}
-    {%- if is_incremental() -%}
-        {%- set bound -%}
-            max(existing.{{ high_water or column }}) - {{ shop_interval(lookback, unit) }}
-        {%- endset -%}
-        {{ column }} >= (
-            select coalesce({% if grain %}{{ shop_trunc(grain, bound) }}{% else %}{{ bound }}{% endif %},
-                {{ shop_min_timestamp() }})
-            from {{ this }} as existing
-        )
-    {%- else -%}
-        true
-    {%- endif -%}
+    {%- set bound -%}
+        max(existing.{{ high_water or column }}) - {{ shop_interval(lookback, unit) }}
+    {%- endset -%}
+    (
+        select coalesce({% if grain %}{{ shop_trunc(grain, bound) }}{% else %}{{ bound }}{% endif %},
+            {{ shop_min_timestamp() }})
+        from {{ this }} as existing
+    )
 {%- endmacro %}
 
 {#- The filter of an incremental fact's rows to write: those this table does not hold at that version.

@@ -70,6 +70,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="'run' (default: fastest) or 'build' (also runs the real-time models' tests before publishing)",
     )
     p.add_argument(
+        "--marts-sql",
+        choices=("direct", "dbt"),
+        default="direct",
+        help="'direct' (default): dbt compiles the real-time models once, each batch runs that SQL; "
+        "'dbt': a dbt invocation per batch (always so with --dbt-command build)",
+    )
+    p.add_argument(
+        "--raw-writer",
+        choices=("direct", "dlt"),
+        default="direct",
+        help="'direct' (default): each batch is one DuckDB transaction writing what a dlt load writes; "
+        "'dlt': every batch through the dlt pipeline",
+    )
+    p.add_argument(
         "--stats-file",
         type=Path,
         default=None,
@@ -102,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             lock_wait=args.lock_wait,
             marts=not args.no_marts,
             dbt_command=args.dbt_command,
+            marts_sql=args.marts_sql,
+            raw_writer=args.raw_writer,
             stats_file=args.stats_file,
             exports=args.exports,
         )

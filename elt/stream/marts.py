@@ -1,9 +1,13 @@
-"""Rebuild the ``tag:realtime`` dbt models in-process and publish them to the realtime export root.
+"""Rebuild the ``tag:realtime`` dbt models and publish them to the realtime export root.
 
 Why in-process: a ``dbt`` child process spends seconds starting and parsing the project before it
 touches a table, more than the whole latency budget. The project is parsed once at start-up
-(``dbt parse``) and every micro-batch reuses that manifest through one long-lived
-``dbtRunner(manifest=...)``, so a cycle pays only for the SQL of the three real-time models.
+(``dbt parse``); at start-up, under the lock, ``dbt run -s tag:realtime`` runs once through one
+long-lived ``dbtRunner(manifest=...)`` (building the parents once on a fresh warehouse; if that fails,
+the first batch tries again), then ``dbt compile`` compiles the models; from then on each batch executes
+that compiled SQL directly in one transaction
+(``directsql.py`` says why and what it reproduces), and falls back to a dbt run for a batch whose
+direct run fails (then compiles again). ``--dbt-command build`` keeps dbt per batch, for its tests.
 dbt-duckdb closes its DuckDB handle when the invocation's last connection closes; ``release()``
 makes sure of it, because the lock is handed back after each batch and another *process* must then
 be able to open the file.
@@ -23,7 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from core import settings
+from elt.stream import directsql
+from elt.stream.session import BatchConnection
 from elt.stream.settings import stream_dir
 from publish.publish import PublishResult, publish
 from transform import dbt_artifacts, dbt_runner
@@ -44,6 +52,7 @@ class RefreshOutcome:
     invocation_id: str | None
     dbt_seconds: float
     publish: PublishResult
+    direct: bool = False  # the compiled SQL ran directly (not a dbt invocation)
 
 
 def release_dbt_connections() -> None:
@@ -61,7 +70,7 @@ def release_dbt_connections() -> None:
 class RealtimeMarts:
     """A parsed dbt project that rebuilds and publishes the real-time marts on demand."""
 
-    def __init__(self, command: str = "run", exports: Path | None = None) -> None:
+    def __init__(self, command: str = "run", exports: Path | None = None, *, direct: bool = True) -> None:
         from dbt.cli.main import dbtRunner  # heavy import: only when marts are wanted
 
         self.command = command
@@ -101,6 +110,10 @@ class RealtimeMarts:
         if not self.specs:
             raise MartsError("no model is tagged both 'realtime' and 'publish': nothing to keep fresh")
         self.bootstrapped = False
+        self.plan: directsql.DirectPlan | None = None
+        self.direct_settings: dict[str, str] = {}
+        self.compiled_invocation: str | None = None
+        self.direct_wanted = direct and command == "run"
         log.info(
             "dbt project parsed once in %.1fs; real-time marts: %s",
             time.monotonic() - started,
@@ -140,19 +153,90 @@ class RealtimeMarts:
             )
         return get_invocation_id()
 
-    def refresh(self, exports: Path) -> RefreshOutcome:
+    def prepare(self) -> None:
+        """At start-up, under the lock: refresh the models through dbt once and compile them, so the
+        first batch already runs directly. A failure (e.g. no raw events loaded yet) is left to the
+        first batch, which tries the same again."""
+        if not self.direct_wanted or self.plan is not None:
+            return
+        try:
+            self._dbt()
+        except MartsError as exc:
+            log.warning("real-time models not built at start-up (the first batch tries again): %s", exc)
+            return
+        self.compile_direct()
+
+    def compile_direct(self) -> None:
+        """``dbt compile`` the real-time models against the warehouse as it is now (their targets exist:
+        ``is_incremental()`` is true) and plan their direct runs; no plan when one cannot run directly."""
+        from dbt.adapters.factory import FACTORY
+        from dbt_common.invocation import get_invocation_id
+
+        result = self._invoke(["compile", "--select", SELECTOR])
+        results = getattr(result.result, "results", None) or []
+        nodes = [r.node for r in results if r.node.resource_type == "model"]  # not their tests
+        if not result.success or not nodes:
+            log.warning("dbt compile -s %s failed: the real-time models run through dbt", SELECTOR)
+            self.direct_wanted = False
+            return
+        self.compiled_invocation = get_invocation_id()
+        credentials = next(iter(FACTORY.adapters.values())).config.credentials
+        self.direct_settings = {str(k): str(v) for k, v in (credentials.settings or {}).items()}
+        with self._connect() as con:
+            self.plan = directsql.compile_plan(con, nodes, self.manifest)
+        if self.plan is None:
+            self.direct_wanted = False
+        else:
+            log.info("real-time models compiled once; each batch runs their SQL directly")
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """A connection set up as dbt-duckdb sets up its own (the profile's ``settings``)."""
+        con = duckdb.connect(str(settings.warehouse_path()))
+        for key, value in self.direct_settings.items():
+            con.execute(f"set {key} = ?", [value])
+        return con
+
+    def build_models(self, shared: BatchConnection | None = None) -> tuple[str | None, bool]:
+        """Refresh the models: directly when compiled (on ``shared``, the batch's connection, when given),
+        else through dbt (then compile for the next batch). Returns the invocation id that compiled (or
+        ran) them, and whether they ran directly."""
+        shared = shared or BatchConnection(self._connect)
+        if self.plan is not None:
+            try:
+                con = shared.get()
+                for key, value in self.direct_settings.items():  # dbt's session settings (profile)
+                    con.execute(f"set {key} = ?", [value])
+                self.plan.run(con)
+                return self.compiled_invocation, True
+            except duckdb.Error as exc:
+                log.warning(
+                    "the compiled real-time models failed (%s): running dbt for this batch, compiling again",
+                    str(exc).splitlines()[0][:300],
+                )
+                self.plan = None
+            finally:
+                shared.close()  # before anything opens the file with another configuration
+        shared.close()
+        invocation_id = self._dbt()
+        if self.direct_wanted:
+            self.compile_direct()
+        return invocation_id, False
+
+    def refresh(self, exports: Path, shared: BatchConnection | None = None) -> RefreshOutcome:
         """Rebuild the real-time models, then publish them as a new version under ``exports``.
 
-        The caller holds the warehouse lock and has no DuckDB handle open in this process.
+        The caller holds the warehouse lock and no DuckDB handle in this process other than ``shared``
+        (closed here after the models' SQL ran, before publishing opens the file read-only).
         """
         started = time.monotonic()
-        invocation_id = self._dbt()
+        invocation_id, direct = self.build_models(shared)
         dbt_seconds = time.monotonic() - started
+        command = f"compile -s {SELECTOR}, run directly" if direct else f"{self.command} -s {SELECTOR}"
         result = publish(
             self.specs,
             warehouse=settings.warehouse_path(),
             exports=exports,
-            dbt_invocation={"invocation_id": invocation_id, "command": f"{self.command} -s {SELECTOR}"},
+            dbt_invocation={"invocation_id": invocation_id, "command": command},
             keep=KEEP_VERSIONS,
         )
-        return RefreshOutcome(invocation_id, dbt_seconds, result)
+        return RefreshOutcome(invocation_id, dbt_seconds, result, direct)

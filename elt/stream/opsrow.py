@@ -39,7 +39,8 @@ create table if not exists {ops}.stream_batches (
     export_version varchar,
     status varchar not null
 );
-alter table {ops}.stream_batches add column if not exists latency_p95_s double
+alter table {ops}.stream_batches add column if not exists latency_p95_s double;
+alter table {ops}.stream_batches add column if not exists cpu_s double
 """
 
 
@@ -64,16 +65,19 @@ class BatchRow:
     export_version: str | None
     status: str
     latency_p95_s: float | None = None  # per event of the batch (the report plots p50 and p95 over time)
+    cpu_s: float | None = None  # CPU seconds of the stream process during the commit (all its threads)
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(settings.warehouse_path()))
 
 
-def open_batch(batch_no: int) -> str:
-    """Record the batch as ``running``; caller holds the warehouse lock."""
-    with _connect() as con:
+def open_batch(batch_no: int, con: duckdb.DuckDBPyConnection | None = None) -> str:
+    """Record the batch as ``running`` (on ``con`` when given); caller holds the warehouse lock."""
+    if con is not None:
         return ops_log.start_run(con, f"{COMMAND} (batch {batch_no})", STEP)
+    with _connect() as own:
+        return ops_log.start_run(own, f"{COMMAND} (batch {batch_no})", STEP)
 
 
 def close_batch(run_id: str, row: BatchRow, error: str | None = None) -> None:

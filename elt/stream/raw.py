@@ -12,6 +12,11 @@ A crash leaves either nothing (killed before or during extract: state not advanc
 package whose rows and state go in together when the next run finishes it first (``finish_pending``).
 dlt alone finishes it at least once, not exactly once: resume.py closes the three kill -9 windows in
 which it would load rows twice or keep a cursor behind its rows.
+
+By default (``direct``) a batch is appended by ``rawdirect.py`` in one DuckDB transaction that writes
+the rows, the advanced state and the ``_dlt_loads`` row exactly as a dlt load does (it says why);
+dlt still finishes pending packages, and loads any batch the direct append declines (no committed
+state yet, a column the table lacks). ``--raw-writer dlt`` loads every batch through dlt.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from elt.stream import rawdirect
 from elt.stream.feed import ENDPOINT, EVENTS, KEY
+from elt.stream.session import BatchConnection
 from extract import resume
 from extract.incremental import IdCursor
-from extract.pipelines import make_pipeline
+from extract.pipelines import connect_warehouse, make_pipeline
 from extract.resources import SCHEMA_CONTRACT
 from extract.statesync import align_with_warehouse
 
@@ -46,6 +53,7 @@ class LoadOutcome:
     committed_after: int
     load_id: str | None
     seconds: float
+    direct: bool = False  # appended by rawdirect (not a dlt run)
 
 
 def state_last_id(state: dict[str, Any]) -> int:
@@ -84,10 +92,13 @@ def events_source(table: pa.Table) -> Any:
 class RawLoader:
     """The long-lived pipeline object (re-attached when another process changed its folder)."""
 
-    def __init__(self) -> None:
+    def __init__(self, direct: bool = True) -> None:
         self.pipeline = make_pipeline(EVENTS.name)
+        self.direct = direct
         self._synced = False
         self._seen: tuple[tuple[str, int], ...] | None = None
+        self._position: int | None = None  # committed last_id as of our last commit (warehouse's)
+        self._behind = False  # direct appends advanced the warehouse's state past the local copy
 
     def _folder_fingerprint(self) -> tuple[tuple[str, int], ...]:
         """Modification stamps of the pipeline folder's state and schema files."""
@@ -101,10 +112,13 @@ class RawLoader:
         if self._seen is not None and self._folder_fingerprint() != self._seen:
             log.info("raw: pipeline folder changed by another loader since our last commit; re-attaching")
             self.pipeline = make_pipeline(EVENTS.name)
+            self._seen = self._folder_fingerprint()
 
     def committed_id(self) -> int:
-        """The committed position: ``last_id`` in the pipeline state (local copy of the package state)."""
-        return state_last_id(self.pipeline.state)
+        """The committed position: ``last_id`` in the pipeline state (local copy of the package state),
+        or, once direct appends moved the warehouse's past it, the position our last commit saw."""
+        local = state_last_id(self.pipeline.state)
+        return max(local, self._position) if self._position is not None else local
 
     def finish_pending(self) -> None:
         """Load packages a crashed run (ours or the batch loader's) left extracted/normalized.
@@ -120,14 +134,63 @@ class RawLoader:
                 self.pipeline = align_with_warehouse(self.pipeline, client.native_connection)
             self.pipeline.sync_destination()
             self._synced = True
+            self._behind = False
         # exactly once, wherever the kill was: dlt's own resume can load a job or a package twice and
         # leave the cursor behind the rows it loaded (resume.py)
         resume.finish_pending(self.pipeline)
 
-    def commit(self, table: pa.Table) -> LoadOutcome:
-        """Append ``table``'s new rows under the caller's warehouse lock; return what was written."""
+    def commit(self, table: pa.Table, shared: BatchConnection | None = None) -> LoadOutcome:
+        """Append ``table``'s new rows under the caller's warehouse lock; return what was written.
+
+        ``shared``: the batch's connection for the direct append (closed before dlt opens the file)."""
         started = time.monotonic()
+        shared = shared or BatchConnection(connect_warehouse)
+        self._reattach_if_changed()
+        if not self._synced or self.pipeline.has_pending_data:
+            shared.close()  # dlt syncs or finishes a package with its own connection
         self.finish_pending()
+        if self.direct:
+            try:
+                done = rawdirect.append(
+                    shared.get(),
+                    table,
+                    dataset=self.pipeline.dataset_name,
+                    pipeline_name=self.pipeline.pipeline_name,
+                    source=EVENTS.name,
+                    resource=ENDPOINT.name,
+                    table_name=ENDPOINT.name,
+                    key=KEY,
+                )
+            except rawdirect.NotDirect as exc:
+                log.info("raw: loading this batch through dlt: %s", exc)
+            else:
+                if done.rows:
+                    # write the appended rows out now, as closing would: the models then read a table
+                    # whose every row group has its min/max again (measured: docs/stream.md)
+                    shared.get().execute("checkpoint")
+                skipped = table.num_rows - done.rows
+                if skipped:
+                    log.info(
+                        "raw: %d event(s) up to id %d were already loaded; skipping them",
+                        skipped,
+                        done.committed_before,
+                    )
+                self._position = done.committed_after
+                self._behind = self._behind or done.rows > 0
+                self._seen = self._folder_fingerprint()
+                return LoadOutcome(
+                    done.rows,
+                    skipped,
+                    done.committed_before,
+                    done.committed_after,
+                    done.load_id,
+                    time.monotonic() - started,
+                    direct=True,
+                )
+        shared.close()  # dlt opens the file itself
+        if self._behind:  # dlt's own sync ran once already: restore the warehouse's newer state now
+            self.pipeline.sync_destination()
+            self._behind = False
         before = self.committed_id()
         fresh = table.filter(pc.greater(table.column(KEY), before)) if table.num_rows else table
         skipped = table.num_rows - fresh.num_rows
@@ -142,5 +205,6 @@ class RawLoader:
         counts = self.pipeline.last_trace.last_normalize_info.row_counts if self.pipeline.last_trace else {}
         rows = int(counts.get(ENDPOINT.name, 0))
         load_id = info.loads_ids[-1] if info.loads_ids else None
+        self._position = after
         self._seen = self._folder_fingerprint()
         return LoadOutcome(rows, skipped, before, after, load_id, time.monotonic() - started)

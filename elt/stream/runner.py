@@ -33,7 +33,9 @@ from elt.stream.latency import LatencyStats, latencies_seconds, percentile
 from elt.stream.lockwait import LockTimeout, batch_lock
 from elt.stream.marts import RealtimeMarts
 from elt.stream.raw import RawLoader
+from elt.stream.session import BatchConnection
 from elt.stream.settings import StreamSettings
+from extract.pipelines import connect_warehouse
 
 log = logging.getLogger("elt.stream")
 
@@ -83,11 +85,13 @@ class StreamRunner:
         """Parse dbt, attach the pipeline under the lock, and start the feed from the position."""
         check_document()  # before the lock and dbt's parse: a drifted source fails at once
         if self.cfg.marts:
-            self.marts = RealtimeMarts(self.cfg.dbt_command)
+            self.marts = RealtimeMarts(self.cfg.dbt_command, direct=self.cfg.marts_sql == "direct")
         with batch_lock("elt.stream: start", self.cfg.lock_wait, lambda: self.abandon_requested):
-            self.loader = RawLoader()
+            self.loader = RawLoader(direct=self.cfg.raw_writer == "direct")
             self.loader.finish_pending()
             self.committed = self.loader.committed_id()
+            if self.marts is not None:
+                self.marts.prepare()  # dbt once, then compiled SQL per batch: ready means ready
         position = self.committed
         if self.cfg.from_event_id is not None:
             position = self.cfg.from_event_id
@@ -197,7 +201,7 @@ class StreamRunner:
         self.batch_no += 1
         table = collected.table()
         ids = table.column(KEY)
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         row = opsrow.BatchRow(
             batch_no=self.batch_no,
             events=0,
@@ -224,14 +228,21 @@ class StreamRunner:
                 f"elt.stream batch {self.batch_no}", self.cfg.lock_wait, lambda: self.abandon_requested
             ) as waited:
                 row.lock_wait_s = round(waited, 3)
-                run_id = opsrow.open_batch(self.batch_no)
+                shared = BatchConnection(connect_warehouse)
                 try:
-                    error = self._commit_locked(table, row)
+                    run_id = opsrow.open_batch(self.batch_no, shared.get())
+                except BaseException:
+                    shared.close()
+                    raise
+                try:
+                    error = self._commit_locked(table, row, shared)
                 except Exception as exc:  # any failure: recorded, logged, the loop goes on
                     error = scrub(f"{type(exc).__name__}: {exc}")
                     log.exception("batch %d failed", self.batch_no)
                 finally:
+                    shared.close()
                     row.total_s = round(time.monotonic() - started, 3)
+                    row.cpu_s = round(time.process_time() - cpu_started, 3)
                     row.committed_id = self.committed
                     row.newest_seen_id = self.feed.newest_id
                     row.lag_events = max(0, row.newest_seen_id - self.committed)
@@ -252,10 +263,11 @@ class StreamRunner:
         self.write_stats("running")
         return error is None
 
-    def _commit_locked(self, table: pa.Table, row: opsrow.BatchRow) -> str | None:
-        """The locked part: raw load, then marts. Returns an error text for a marts failure."""
+    def _commit_locked(self, table: pa.Table, row: opsrow.BatchRow, shared: BatchConnection) -> str | None:
+        """The locked part: raw load, then marts, the direct steps on the batch's ``shared`` connection.
+        Returns an error text for a marts failure."""
         assert self.loader is not None and self.feed is not None
-        load = self.loader.commit(table)
+        load = self.loader.commit(table, shared)
         self.committed = load.committed_after
         row.events, row.skipped, row.load_s = load.rows, load.skipped, round(load.seconds, 3)
         self.stats.events += load.rows
@@ -266,9 +278,10 @@ class StreamRunner:
         if not self.unpublished:
             return None
         if self.marts is None:
+            shared.close()
             visible = time.time()  # without marts, "visible" means committed in raw
         else:
-            outcome = self.marts.refresh(self.cfg.exports_root)
+            outcome = self.marts.refresh(self.cfg.exports_root, shared)
             visible = time.time()
             row.dbt_s = round(outcome.dbt_seconds, 3)
             row.publish_s = round(outcome.publish.seconds, 3)
@@ -299,7 +312,7 @@ class StreamRunner:
     def _log_batch(self, row: opsrow.BatchRow, error: str | None) -> None:
         log.info(
             "batch %d %s: %d events loaded (%d already loaded) ids %s-%s, closed by %s; lock wait %.2fs, "
-            "load %.2fs, dbt %.2fs, publish %.2fs, total %.2fs; latency p50 %s s max %s s; "
+            "load %.2fs, models %.2fs, publish %.2fs, total %.2fs (cpu %.2fs); latency p50 %s s max %s s; "
             "lag %d events (newest seen %d, committed %d)%s%s",
             row.batch_no,
             "FAILED" if error else "ok",
@@ -313,6 +326,7 @@ class StreamRunner:
             row.dbt_s,
             row.publish_s,
             row.total_s,
+            row.cpu_s or 0.0,
             row.latency_p50_s,
             row.latency_max_s,
             row.lag_events,

@@ -49,6 +49,8 @@ class StreamSettings:
     lock_wait: float = DEFAULT_LOCK_WAIT
     marts: bool = True
     dbt_command: str = "run"
+    marts_sql: str = "direct"  # run dbt's compiled SQL per batch, or "dbt": a dbt invocation per batch
+    raw_writer: str = "direct"  # rawdirect.py's one transaction per batch, or "dlt": pipeline.run
     stats_file: Path | None = None
     exports: Path | None = None
 
@@ -61,6 +63,10 @@ class StreamSettings:
             raise ValueError("--batch-cap must be at least --batch-max-events")
         if self.dbt_command not in ("build", "run"):
             raise ValueError("--dbt-command must be 'build' or 'run'")
+        if self.marts_sql not in ("direct", "dbt"):
+            raise ValueError("--marts-sql must be 'direct' or 'dbt'")
+        if self.raw_writer not in ("direct", "dlt"):
+            raise ValueError("--raw-writer must be 'direct' or 'dlt'")
 
     @property
     def stats_path(self) -> Path:

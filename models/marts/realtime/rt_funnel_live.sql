@@ -4,7 +4,9 @@ with
 
 events as (
     select * from {{ ref('stg_events__events') }}
-    where occurred_at >= {{ utc_today() }} - {{ shop_interval(1, 'days') }}
+    where
+        occurred_at >= {{ utc_today() }} - {{ shop_interval(1, 'days') }}
+        and {{ event_id_floor(utc_today() ~ ' - ' ~ shop_interval(1, 'days')) }}
 ),
 
 sessions as (

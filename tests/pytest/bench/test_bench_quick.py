@@ -114,3 +114,4 @@ def test_quick_publish_scale_incremental_groups_are_correct(tmp_path: Path) -> N
     assert ratios["incremental ÷ full re-pull"]["value"] is not None
     stream = {r["name"]: r for r in results["groups"]["stream"]["ratios"]}
     assert stream["stream p95"]["value"] is not None
+    assert stream["stream cores"]["value"] is not None  # the probe read the stream's /proc CPU

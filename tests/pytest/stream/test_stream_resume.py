@@ -2,7 +2,11 @@
 ``--once`` run: every event exactly once in ``raw_events.events``, every load recorded once.
 
 The kill is deterministic (tests/pytest/stream/killed_stream.py: the real stream, killed right after
-the dlt call that opens the window); the fix is extract/resume.py. These are the windows the
+the dlt call that opens the window); the fix is extract/resume.py. The killed run loads through dlt
+(``--raw-writer dlt``: the stream's default direct append has no such window, being one DuckDB
+transaction); the run after it uses the default, so it also shows the direct append finishing a dlt
+package first and appending after its cursor. The same windows arise when ``python -m extract`` is
+killed, and the stream finishes such a package the same way. These are the windows the
 many-kill9s case (test_stream_e2e.py) hit by chance: "279 duplicate event ids" in one load.
 """
 
@@ -17,6 +21,7 @@ from services.simulator import Simulator
 from tests.pytest.support.stream_world import REPO, StreamWorld
 
 STREAM_ONCE = ["--once", "--no-marts", "--batch-cap", "1000000"]
+THROUGH_DLT = ["--raw-writer", "dlt"]  # the killed run: its commit is dlt's, whose windows are tested
 
 # kill point -> (simulator seed, the line the recovering run logs when it repairs what that kill left)
 POINTS = {
@@ -49,7 +54,7 @@ def test_kill9_inside_dlt_commit_loads_every_event_once(point: str, stream_world
     seed, repaired = POINTS[point]
     add_events(w, seed, count=300)
     killed = subprocess.run(
-        [sys.executable, "-m", "tests.pytest.stream.killed_stream", point, *STREAM_ONCE],
+        [sys.executable, "-m", "tests.pytest.stream.killed_stream", point, *STREAM_ONCE, *THROUGH_DLT],
         cwd=REPO,
         env=w.env,
         capture_output=True,
