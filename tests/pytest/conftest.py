@@ -9,9 +9,10 @@ Scheduling (`make test` runs two pytest-xdist workers, `--dist loadgroup`, sched
 that share an expensive fixture run in one worker — the areas whose session fixtures build a whole
 world (dbt + faults share one, stream has its own) are one group each, every other file is its own
 group (module fixtures stay single), and so is a file of those areas that loads its own data
-(``OWN_GROUP_FILES``: the Spark slice, which would otherwise lengthen the world group). Groups are ordered heaviest first so the two workers finish
-together; inside a group the collection order is kept, except that tests marked `audit_last` (the
-secrets and audit scan over everything the session left behind) run after the rest of their group.
+(``OWN_GROUP_FILES``: the Spark slice, which would otherwise lengthen the world group). Groups are
+ordered heaviest first so the two workers finish together; inside a group the collection order is
+kept, except that tests marked `audit_last` (the secrets and audit scan over everything the session
+left behind) run after the rest of their group.
 """
 
 from __future__ import annotations
