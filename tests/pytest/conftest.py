@@ -58,8 +58,8 @@ SESSION_WORLD_AREAS = {
     "spark": "world",  # the slow Spark builds start from the reference's warehouse (tests/pytest/spark)
     "stream": "stream",
 }
-# Files of those areas that load their own data, each a group of its own: the world group is the longest,
-# and these would only lengthen it.
+# Files of those areas that load their own data, each a group of its own: the world group is the longest
+# group, and these would bring it closer to being the run's critical path.
 OWN_GROUP_FILES = {"spark/test_spark_subset.py"}
 TESTS_PREFIX = "tests/pytest/"  # where these suites sit in the repo (nodeids are relative to the root)
 # Heaviest first (measured wall time of each group with --durations); unlisted groups keep their order.

@@ -11,12 +11,15 @@ differently (``to_utc``, the load order, the raw-data check, the raw lake's regi
 project on Spark, every mart, is `make test-spark` (test_spark_equivalence.py).
 
 Why its own raw data and its own scheduling group, not the shared reference of the `world` group
-(tests/pytest/conftest.py): the world group is the longest of `make test`, so anything added to it
-lengthens the whole run by its full cost. Here the session fleet (which the other worker has started
-anyway) is loaded for one service, catalog (the only one the slice reads), and the slice is built on
-DuckDB then on Spark; the raw lake then holds that service's tables alone, so Spark registers three
-tables, not sixteen. The case's cost is Spark's fixed costs (a JVM, dbt's parse, the metastore, a seed
-written row by row), not the data. `make test` installs what it needs (Java, the spark group).
+(tests/pytest/conftest.py): the world group is by far the longest group of `make test` (three quarters
+of its worker's time); the two workers finish together only because the other one takes the many small
+files meanwhile, and a case added to the world group brings it closer to being the whole run's
+critical path. Here the session fleet is loaded for one service, catalog (the only one the slice
+reads), and the slice is built on DuckDB then on Spark; the raw lake then holds that service's tables
+alone, so Spark registers three tables, not sixteen. The price of the independence is that load and
+the DuckDB build of the slice. The case's cost is Spark's fixed costs (a JVM, dbt's parse, the
+metastore, a seed written row by row), not the data. `make test` installs what it needs (Java, the
+spark group).
 """
 
 from __future__ import annotations
