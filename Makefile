@@ -134,13 +134,15 @@ lint: setup ## ruff, sqlfluff, and the import direction between the layers (test
 	$(VENV)/bin/pytest -q -p no:randomly -p no:cacheprovider tests/pytest/test_layers.py
 	$(PY) -m elt lint-sql
 
-test: setup browser lint ## lint, then the pytest suites in 2 workers against real services on loopback (budget: 15 min on 2 cores)
+# `make test` holds one Spark case (tests/pytest/spark/test_spark_subset.py), so it installs what the spark
+# target needs too: Java 17+ (only when missing) and the spark group; `make test-all` also runs the slow ones.
+test: setup browser spark-setup lint ## lint, then the pytest suites in 2 workers against real services on loopback (budget: 15 min on 2 cores)
 	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 test-faults: setup ## the whole fault suite over the full flow (long)
 	$(VENV)/bin/pytest tests/pytest/faults $(ARGS)
 
-test-all: setup browser lint ## every suite, the slow cases of every area included (longest)
+test-all: setup browser spark-setup lint ## every suite, the slow cases of every area included (longest)
 	$(VENV)/bin/pytest -m "" -n 2 --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 bench: setup ## the side-by-side benchmark; writes bench/results/

@@ -28,7 +28,11 @@ import duckdb
 from extract.scaffold.render import scalar
 from extract.spec import Endpoint, Service
 
+# The types of source_or_empty's stand-in (it maps them per engine: shop_type in macros/cross_db.sql)
 SQL_TYPES = {"int": "bigint", "str": "varchar", "bool": "boolean", "float": "double", "ts": "timestamptz"}
+# The casts in the model: the same on DuckDB and Spark (which has no plain `varchar`); timestamps go
+# through to_utc, which each engine spells its own way.
+CAST_TYPES = {**SQL_TYPES, "str": "{{ dbt.type_string() }}"}
 ENV = "SHOP_SOURCE_NAMES"  # set by transform/dbt_runner.py (SOURCE_NAMES_ENV)
 LOAD_ID = "_dlt_load_id"
 LINE = 100  # wrap long YAML descriptions and source_or_empty maps (sqlfluff allows 120)
@@ -88,7 +92,7 @@ def _select_expr(col: str, kind: str, nullable: bool) -> str:
     if kind == "ts":
         inner = raw[3:-3].strip() if raw.startswith("{{") else f"'{raw}'"
         return f"{{{{ to_utc({inner}) }}}} as {ident(col)}"
-    return f"cast({raw} as {SQL_TYPES[kind]}) as {ident(col)}"
+    return f"cast({raw} as {CAST_TYPES[kind]}) as {ident(col)}"
 
 
 def _type_map(table: Table) -> list[str]:
@@ -109,7 +113,7 @@ def model_sql(table: Table) -> str:
     """The staging model of one raw table."""
     source = table.service.name
     selects = [_select_expr(c, k, c not in table.keys) for c, k in table.cols]
-    selects.append(f"cast({LOAD_ID} as varchar) as load_id")
+    selects.append(f"cast({LOAD_ID} as {CAST_TYPES['str']}) as load_id")
     names = [ident(c) for c, _ in table.cols] + ["load_id"]
     order = [f"{ident(table.cursor)} desc"] if table.cursor else []
     order.append("{{ load_order('load_id') }} desc")

@@ -8,9 +8,11 @@ conftest.py files.
 Scheduling (`make test` runs two pytest-xdist workers, `--dist loadgroup`, scheduler below): tests
 that share an expensive fixture run in one worker — the areas whose session fixtures build a whole
 world (dbt + faults share one, stream has its own) are one group each, every other file is its own
-group (module fixtures stay single). Groups are ordered heaviest first so the two workers finish
-together; inside a group the collection order is kept, except that tests marked `audit_last` (the
-secrets and audit scan over everything the session left behind) run after the rest of their group.
+group (module fixtures stay single), and so is a file of those areas that loads its own data
+(``OWN_GROUP_FILES``: the Spark slice, which would otherwise lengthen the world group). Groups are
+ordered heaviest first so the two workers finish together; inside a group the collection order is
+kept, except that tests marked `audit_last` (the secrets and audit scan over everything the session
+left behind) run after the rest of their group.
 """
 
 from __future__ import annotations
@@ -53,18 +55,29 @@ SESSION_WORLD_AREAS = {
     "faults": "world",
     "orchestration": "world",
     "consumers": "world",
-    "spark": "world",  # the Spark build starts from the reference's warehouse (tests/pytest/spark)
+    "spark": "world",  # the slow Spark builds start from the reference's warehouse (tests/pytest/spark)
     "stream": "stream",
 }
+# Files of those areas that load their own data, each a group of its own: the world group is the longest
+# group, and these would bring it closer to being the run's critical path.
+OWN_GROUP_FILES = {"spark/test_spark_subset.py"}
 TESTS_PREFIX = "tests/pytest/"  # where these suites sit in the repo (nodeids are relative to the root)
 # Heaviest first (measured wall time of each group with --durations); unlisted groups keep their order.
-HEAVY_FIRST = ("stream", "world", "elt/test_flow_e2e.py", "bench/test_bench_quick.py")
+HEAVY_FIRST = (
+    "stream",
+    "world",
+    "elt/test_flow_e2e.py",
+    "spark/test_spark_subset.py",
+    "bench/test_bench_quick.py",
+)
 
 
 def xdist_group_of(path: str) -> str:
     """The scheduling group of a test file (a path relative to this folder, or a nodeid relative to the
     repo): its world for the world-sharing areas, else the file itself."""
     rel = path.split("::", 1)[0].removeprefix(TESTS_PREFIX)
+    if rel in OWN_GROUP_FILES:
+        return rel
     return SESSION_WORLD_AREAS.get(rel.split("/", 1)[0], rel)
 
 

@@ -83,9 +83,9 @@ final as (
         cancelled_at,
         returned_at,
         first_payment_at,
-        round(cast({{ shop_date_diff('second', 'placed_at', 'paid_at') }} as double) / 3600.0, 2) as hours_to_pay,
-        round(cast({{ shop_date_diff('second', 'placed_at', 'shipped_at') }} as double) / 3600.0, 2) as hours_to_ship,
-        round(cast({{ shop_date_diff('second', 'placed_at', 'delivered_at') }} as double) / 3600.0, 2)
+        {{ rounded_ratio(shop_date_diff('second', 'placed_at', 'paid_at'), 3600, 2) }} as hours_to_pay,
+        {{ rounded_ratio(shop_date_diff('second', 'placed_at', 'shipped_at'), 3600, 2) }} as hours_to_ship,
+        {{ rounded_ratio(shop_date_diff('second', 'placed_at', 'delivered_at'), 3600, 2) }}
             as hours_to_deliver,
         source_updated_at
     from changed

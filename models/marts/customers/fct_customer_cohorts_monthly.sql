@@ -50,8 +50,7 @@ final as (
         cast(cohort_activity.months_since_first_order as integer) as months_since_first_order,
         cohort_sizes.cohort_size,
         cohort_activity.active_customers,
-        cast(round(cohort_activity.active_customers / cohort_sizes.cohort_size, 4) as decimal(6, 4))
-            as retention_rate
+        {{ safe_ratio('cohort_activity.active_customers', 'cohort_sizes.cohort_size') }} as retention_rate
     from cohort_activity
     inner join cohort_sizes
         on cohort_activity.cohort_month = cohort_sizes.cohort_month

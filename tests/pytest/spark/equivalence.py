@@ -2,11 +2,9 @@
 keys, every money column (every decimal amount, price and FX rate) summed exactly - to the cent and
 beyond - and every row, column by column, joined on the key.
 
-One known difference is allowed for, and only there: a value rounded from a double (hours between two
-timestamps, shares of counts). DuckDB rounds the double's exact binary value, Spark its shortest
-decimal text, so at an exact tie (162 s = 0.045 h: stored just below 0.045) DuckDB gives 0.04 and
-Spark 0.05. Those columns (``ROUNDED_FROM_DOUBLE``) may differ by one unit of their last place; every
-other column must be equal.
+No tolerance anywhere: values rounded from a division (hours between two timestamps, shares of counts)
+are rounded by macros/safe_ratio.sql's ``rounded_ratio``, which gives the same double on both engines
+(a plain ``round(a / b, n)`` did not at exact ties: 162 s was 0.04 h on DuckDB, 0.05 h on Spark).
 
 Both sides are read through DuckDB: the DuckDB build from its warehouse or its published Parquet, the
 Spark build from Spark's own Parquet (transform/spark/mirror.py) or from its published version.
@@ -32,17 +30,14 @@ KEYS: dict[str, tuple[str, ...]] = {
     "rt_funnel_live": ("session_hour",),
     "rt_orders_today": ("order_id",),
 }
-# column -> the largest difference allowed (one unit of the place it is rounded to)
-ROUNDED_FROM_DOUBLE: dict[str, float] = {
-    "hours_to_pay": 0.01,
-    "hours_to_ship": 0.01,
-    "hours_to_deliver": 0.01,
-    "retention_rate": 0.0001,
-    "view_rate": 0.0001,
-    "view_to_cart_rate": 0.0001,
-    "cart_to_checkout_rate": 0.0001,
-    "checkout_to_order_rate": 0.0001,
-    "conversion_rate": 0.0001,
+# decimal columns that are shares of counts, not money (compared row by row like every column, not summed)
+SHARES = {
+    "retention_rate",
+    "view_rate",
+    "view_to_cart_rate",
+    "cart_to_checkout_rate",
+    "checkout_to_order_rate",
+    "conversion_rate",
 }
 MAX_SHOWN = 3
 
@@ -95,17 +90,9 @@ def differences(con: duckdb.DuckDBPyConnection, mart: str, duck: str, spark: str
     for column in duck_cols:
         if column in KEYS[mart]:
             continue
-        tolerance = ROUNDED_FROM_DOUBLE.get(column)
-        # one unit apart passes (0.05 - 0.04 is 0.010000000000000002 in double), two do not
-        differ = (
-            f'abs(d."{column}" - s."{column}") > {tolerance * 1.5} '
-            f'or (d."{column}" is null) != (s."{column}" is null)'
-            if tolerance
-            else f'd."{column}" is distinct from s."{column}"'
-        )
         found = con.execute(
             f'select {key}, d."{column}", s."{column}" from {duck} as d join {spark} as s using ({key}) '
-            f"where {differ} order by all limit {MAX_SHOWN}"
+            f'where d."{column}" is distinct from s."{column}" order by all limit {MAX_SHOWN}'
         ).fetchall()
         if found:
             problems.append(f"{mart}.{column}: differs, e.g. (key, duckdb, spark) {found}")
@@ -113,10 +100,6 @@ def differences(con: duckdb.DuckDBPyConnection, mart: str, duck: str, spark: str
 
 
 def money_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
-    """The money columns of ``relation``: every decimal (amounts, prices, FX rates) but the shares
-    rounded from a double."""
-    return [
-        c
-        for c, t in _columns(con, relation).items()
-        if t.upper().startswith("DECIMAL") and c not in ROUNDED_FROM_DOUBLE
-    ]
+    """The money columns of ``relation``: every decimal (amounts, prices, FX rates) but the shares."""
+    columns = _columns(con, relation)
+    return [c for c, t in columns.items() if t.upper().startswith("DECIMAL") and c not in SHARES]

@@ -4,10 +4,8 @@
   the whole flow on Spark from the reference run's raw data - every seed, snapshot, model, data test
   and unit test built and passed on Spark - then every published mart equal to the DuckDB run's
   published one: row count, key set, every money column summed, every row.
-- ``test_spark_subset_equals_duckdb`` (slow too): the smallest slice with a seed, a staging view, an
-  intermediate and a mart model (``+dim_products``) built on Spark and compared with DuckDB's table.
-  Meant for `make test`, it is not there: its fixed costs alone (the spark group and Java, a JVM, dbt's
-  parse and the metastore) were measured far above the couple of minutes `make test` has left.
+- `make test`'s slice of the same comparison (``+dim_products``, its own raw data, its own scheduling
+  group) is test_spark_subset.py.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ import duckdb
 import pytest
 
 from tests.pytest.spark import equivalence
-from tests.pytest.spark.conftest import SparkRun, run_spark_flow, spark_workspace
+from tests.pytest.spark.conftest import SparkRun
 from tests.pytest.support.world import Reference
 
 pytestmark = pytest.mark.timeout(3600)
@@ -70,25 +68,3 @@ def test_every_mart_equals_duckdb(spark_full: SparkRun, reference: Reference) ->
     assert compared_money >= 20, f"only {compared_money} money columns compared"
     (orders,) = con.execute('select count(*) from spark."fct_orders"').fetchone()
     assert orders > 0, "the comparison ran on empty marts"
-
-
-@pytest.mark.slow
-def test_spark_subset_equals_duckdb(reference: Reference, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """A seed, staging, intermediate and mart model built on Spark equal DuckDB's (make test's slice)."""
-    root = tmp_path_factory.mktemp("spark-subset")
-    env = spark_workspace(reference, root)
-    run = run_spark_flow(root, env, "--select", "+dim_products", "--no-publish")
-    assert run.returncode == 0, f"the Spark flow exited {run.returncode}:\n{run.output[-6000:]}"
-    built = {r["unique_id"].split(".")[-1]: r["status"] for r in _results(run)}
-    assert built.get("dim_products") == "success" and built.get("fx_rates_daily") == "success", built
-    con = duckdb.connect()
-    con.execute("set TimeZone = 'UTC'")
-    con.execute(f"attach '{reference.workspace.warehouse}' as duck (read_only)")
-    con.execute(f"attach '{run.spark_dir / 'spark_marts.duckdb'}' as spark (read_only)")
-    problems = equivalence.differences(
-        con, "dim_products", "duck.marts.dim_products", "spark.marts.dim_products"
-    )
-    assert not problems, "\n".join(problems)
-    assert equivalence.money_columns(con, "spark.marts.dim_products") == ["list_price", "list_price_usd"]
-    (rows,) = con.execute("select count(*) from spark.marts.dim_products").fetchone()
-    assert rows > 0
