@@ -52,14 +52,11 @@ from dlt.common.destination.client import DestinationClientDwhWithStagingConfigu
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 
 from core import settings
+from core.checksums import quote_ident
 
 log = logging.getLogger("extract.refresh")
 
 REFRESH_FOLDER = "refresh"  # under the dlt working folder, covered by the warehouse lock like the rest
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def staging_dataset(dataset: str) -> str:
@@ -160,7 +157,7 @@ class Refresh:
         """Replace every table of ``dataset`` in the warehouse with the refresh database's, in one
         transaction (the refresh database must be closed by its own connection first)."""
         alias = f"shop_refresh_{self.service}"
-        cursor.execute(f"attach {_quote(str(self.database))} as {_quote(alias)} (read_only)")
+        cursor.execute(f"attach {quote_ident(str(self.database))} as {quote_ident(alias)} (read_only)")
         try:
             new_tables = cursor.execute(
                 "select table_name, sql from duckdb_tables() where database_name = ? and schema_name = ?"
@@ -177,25 +174,25 @@ class Refresh:
                     [dataset],
                 ).fetchall()
             ]
-            schema = _quote(dataset)
+            schema = quote_ident(dataset)
             cursor.begin()
             try:
                 for table in old_tables:
-                    cursor.execute(f"drop table {schema}.{_quote(table)}")
+                    cursor.execute(f"drop table {schema}.{quote_ident(table)}")
                 cursor.execute(f"create schema if not exists {schema}")
                 for table, ddl in new_tables:
                     cursor.execute(ddl)
                     cursor.execute(
-                        f"insert into {schema}.{_quote(table)}"
-                        f" select * from {_quote(alias)}.{schema}.{_quote(table)}"
+                        f"insert into {schema}.{quote_ident(table)}"
+                        f" select * from {quote_ident(alias)}.{schema}.{quote_ident(table)}"
                     )
-                cursor.execute(f"drop schema if exists {_quote(staging_dataset(dataset))} cascade")
+                cursor.execute(f"drop schema if exists {quote_ident(staging_dataset(dataset))} cascade")
                 cursor.commit()
             except BaseException:
                 cursor.rollback()
                 raise
         finally:
-            cursor.execute(f"detach {_quote(alias)}")
+            cursor.execute(f"detach {quote_ident(alias)}")
 
     def adopt(self, pipeline_folder: Path) -> None:
         """After a committed swap: the refresh's working folder becomes the pipeline's; the refresh

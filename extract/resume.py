@@ -39,16 +39,13 @@ from dlt.common.schema import Schema
 from dlt.common.schema.utils import get_columns_names_with_prop, get_write_disposition
 from dlt.common.storages.load_package import PackageStorage, ParsedLoadJobFileName
 
+from core.checksums import quote_ident
 from extract import dltcompat
 from extract.pending import drop_normalized_duplicates
 
 log = logging.getLogger("extract.resume")
 
 LOAD_ID_COLUMN = "_dlt_load_id"
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _table_columns(con: duckdb.DuckDBPyConnection, dataset: str, table: str) -> set[str]:
@@ -96,7 +93,7 @@ def _undo_job(
     columns = _table_columns(con, dataset, table)
     if LOAD_ID_COLUMN not in columns:  # no table yet (its first load), or rows without a load id
         return 0
-    target = f"{_quote(dataset)}.{_quote(table)}"
+    target = f"{quote_ident(dataset)}.{quote_ident(table)}"
     if _jobs_of_table(packages, load_id, table) == 1:
         where, params = f"{LOAD_ID_COLUMN} = ?", [load_id]
     else:
@@ -114,7 +111,7 @@ def _undo_job(
                 table,
             )
             return 0
-        names = ", ".join(_quote(k) for k in keys)
+        names = ", ".join(quote_ident(k) for k in keys)
         where = f"{LOAD_ID_COLUMN} = ? and ({names}) in (select {names} from read_parquet(?))"
         params = [load_id, path]
     (found,) = con.execute(f"select count(*) from {target} where {where}", params).fetchone()
@@ -138,7 +135,7 @@ def _committed_load_ids(con: duckdb.DuckDBPyConnection, dataset: str, load_ids: 
         return set()
     marks = ", ".join("?" for _ in load_ids)
     rows = con.execute(
-        f"select distinct load_id from {_quote(dataset)}._dlt_loads where load_id in ({marks})", load_ids
+        f"select distinct load_id from {quote_ident(dataset)}._dlt_loads where load_id in ({marks})", load_ids
     ).fetchall()
     return {r[0] for r in rows}
 

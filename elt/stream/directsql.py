@@ -32,6 +32,8 @@ from typing import Any
 
 import duckdb
 
+from core.checksums import quote_ident
+
 log = logging.getLogger("elt.stream.directsql")
 
 TEMP_SUFFIX = "__stream_new"
@@ -39,10 +41,6 @@ TEMP_SUFFIX = "__stream_new"
 
 class UnsupportedModel(ValueError):
     """A real-time model whose materialization the direct path does not reproduce."""
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass
@@ -96,7 +94,7 @@ def model_statements(node: Any, relation: str, columns: list[str], post_hooks: l
         raise UnsupportedModel(f"{node.unique_id}: pre-hooks")
     if any(not h.transaction for h in node.config.post_hook):
         raise UnsupportedModel(f"{node.unique_id}: a post-hook outside the transaction")
-    cols = ", ".join(_quote(c) for c in columns)
+    cols = ", ".join(quote_ident(c) for c in columns)
     materialized = node.config.materialized
     if materialized == "table":
         body = [
@@ -109,7 +107,7 @@ def model_statements(node: Any, relation: str, columns: list[str], post_hooks: l
             raise UnsupportedModel(f"{node.unique_id}: incremental strategy {strategy!r}")
         if node.config.get("incremental_predicates") or node.config.get("predicates"):
             raise UnsupportedModel(f"{node.unique_id}: incremental predicates")
-        temp = _quote(node.alias + TEMP_SUFFIX)
+        temp = quote_ident(node.alias + TEMP_SUFFIX)
         body = [
             f"create or replace temporary table {temp} as ({node.compiled_code}\n)",
             _delete_sql(relation, temp, _unique_key(node)),
@@ -153,7 +151,7 @@ def compile_plan(con: duckdb.DuckDBPyConnection, nodes: list[Any], manifest: Any
     models: list[ModelPlan] = []
     try:
         for node in nodes:
-            relation = ".".join(_quote(p) for p in (node.database, node.schema, node.alias))
+            relation = ".".join(quote_ident(p) for p in (node.database, node.schema, node.alias))
             columns = target_columns(con, node)
             if not columns:
                 raise UnsupportedModel(f"{node.unique_id}: {relation} does not exist")

@@ -45,13 +45,11 @@ from dlt.pipeline.state_sync import (
     state_doc,
 )
 
+from core.checksums import quote_ident
+
 LOAD_ID = "_dlt_load_id"
 STATE_TABLE = "_dlt_pipeline_state"
 LOADS_TABLE = "_dlt_loads"
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass
@@ -82,8 +80,8 @@ def committed_state(
     hash of the newest committed load. Raises ``NotDirect`` when there is none or dlt's engine changed."""
     try:
         row = con.execute(
-            f"select s.state, s.engine_version from {_q(dataset)}.{STATE_TABLE} as s"
-            f" join {_q(dataset)}.{LOADS_TABLE} as l on l.load_id = s._dlt_load_id"
+            f"select s.state, s.engine_version from {quote_ident(dataset)}.{STATE_TABLE} as s"
+            f" join {quote_ident(dataset)}.{LOADS_TABLE} as l on l.load_id = s._dlt_load_id"
             " where s.pipeline_name = ? and l.status = 0 order by l.load_id desc limit 1",
             [pipeline_name],
         ).fetchone()
@@ -95,7 +93,7 @@ def committed_state(
         raise NotDirect(f"state engine version {row[1]}, dlt writes {PIPELINE_STATE_ENGINE_VERSION}")
     state: TPipelineState = decompress_state(row[0])  # type: ignore[assignment]
     hashes = con.execute(
-        f"select schema_version_hash from {_q(dataset)}.{LOADS_TABLE}"
+        f"select schema_version_hash from {quote_ident(dataset)}.{LOADS_TABLE}"
         " where schema_name = ? and status = 0 order by load_id desc limit 1",
         [state.get("default_schema_name") or ""],
     ).fetchone()
@@ -144,12 +142,12 @@ def append(
         state["_local"] = {}  # type: ignore[typeddict-unknown-key]
         bump_pipeline_state_version_if_modified(state)
         doc = state_doc(state, load_id)
-        names = ", ".join(_q(c) for c in fresh.column_names)
+        names = ", ".join(quote_ident(c) for c in fresh.column_names)
         con.register("stream_batch_rows", fresh)
         try:
             con.execute(
-                f"insert into {_q(dataset)}.{_q(table_name)} ({names}, {_q(LOAD_ID)})"
-                f" select {names}, ? from stream_batch_rows",
+                f"insert into {quote_ident(dataset)}.{quote_ident(table_name)}"
+                f" ({names}, {quote_ident(LOAD_ID)}) select {names}, ? from stream_batch_rows",
                 [load_id],
             )
         finally:
@@ -159,12 +157,12 @@ def append(
         if "_dlt_id" in state_columns:
             values["_dlt_id"] = uniq_id_base64(10)
         con.execute(
-            f"insert into {_q(dataset)}.{STATE_TABLE} ({', '.join(_q(k) for k in values)})"
+            f"insert into {quote_ident(dataset)}.{STATE_TABLE} ({', '.join(quote_ident(k) for k in values)})"
             f" values ({', '.join('?' for _ in values)})",
             list(values.values()),
         )
         con.execute(
-            f"insert into {_q(dataset)}.{LOADS_TABLE} (load_id, schema_name, status, inserted_at,"
+            f"insert into {quote_ident(dataset)}.{LOADS_TABLE} (load_id, schema_name, status, inserted_at,"
             " schema_version_hash) values (?, ?, 0, now(), ?)",
             [load_id, state.get("default_schema_name"), schema_hash],
         )
