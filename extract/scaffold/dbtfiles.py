@@ -50,7 +50,14 @@ def reserved() -> frozenset[str]:
 
 
 def ident(name: str) -> str:
-    return f'"{name}"' if name in reserved() else name
+    """A column name in generated SQL: a reserved word goes through ``adapter.quote``, which each engine
+    spells its own way (DuckDB ``"order"``, Spark ``\`order\```; Spark reads ``"order"`` as a string)."""
+    return f"{{{{ adapter.quote('{name}') }}}}" if name in reserved() else name
+
+
+def _yaml_ident(name: str) -> str:
+    """A column name as a test argument: dbt renders the Jinja of a quoted YAML string."""
+    return f'"{ident(name)}"' if name in reserved() else name
 
 
 def columns(fields: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -97,7 +104,7 @@ def _select_expr(col: str, kind: str, nullable: bool) -> str:
 
 def _type_map(table: Table) -> list[str]:
     """The ``source_or_empty`` column map, wrapped."""
-    items = [f"'{ident(c)}': '{SQL_TYPES[k]}'" for c, k in table.cols] + [f"'{LOAD_ID}': 'varchar'"]
+    items = [f"'{c}': '{SQL_TYPES[k]}'" for c, k in table.cols]  # source_or_empty quotes each name + [f"'{LOAD_ID}': 'varchar'"]
     lines, line = [], ""
     for item in items:
         candidate = f"{line} {item}," if line else f"{item},"
@@ -262,7 +269,7 @@ def models_yml(service: Service, tables: list[Table], descriptions: dict[str, di
                 "    data_tests:",
                 "      - unique_combination:",
                 "          arguments:",
-                f"            columns: [{', '.join(ident(k) for k in t.keys)}]",
+                f"            columns: [{', '.join(t.keys)}]",  # unique_combination quotes them
             ]
         lines.append("    columns:")
         for col, _ in t.cols:
@@ -278,7 +285,7 @@ def models_yml(service: Service, tables: list[Table], descriptions: dict[str, di
                     "          - relationships:",
                     "              arguments:",
                     f"                to: ref('stg_{service.name}__{t.ep.name}')",
-                    f"                field: {ident(col)}",
+                    f"                field: {_yaml_ident(col)}",
                 ]
             elif col in t.keys:
                 lines.append("        data_tests: [not_null]")

@@ -474,6 +474,26 @@ def test_generated_dbt_files_list_every_column_and_follow_the_loaded_sources(tmp
     ]
 
 
+def test_a_column_named_like_a_reserved_word_is_quoted_the_engines_way(tmp_path: Path) -> None:
+    """``adapter.quote`` (DuckDB ``"order"``, Spark a backtick): a double-quoted name would be a string
+    literal on Spark (issue 16). The stand-in's column map stays plain: source_or_empty quotes it."""
+    import copy
+
+    from extract.scaffold import dbtfiles
+
+    doc = copy.deepcopy(PLAIN_DOC)
+    doc["components"]["schemas"]["Ticket"]["properties"]["order"] = {"type": "integer"}
+    draft = guess.from_document(doc, "helpdesk", "t", None, None)
+    service = to_service("helpdesk", parse(render.source_file(draft), "helpdesk.yml"), "sources/helpdesk.yml")
+    files = {p.name: t for p, t in dbtfiles.render(service, {"tickets": {}}, "Tickets").items()}
+    sql = files["stg_helpdesk__tickets.sql"]
+    assert "cast({{ adapter.quote('order') }} as bigint) as {{ adapter.quote('order') }}," in sql
+    assert "        {{ adapter.quote('order') }}," in sql  # the final CTE's column list
+    assert "'order': 'bigint'" in sql and '"order"' not in sql
+    columns = yaml.safe_load(files["_helpdesk__models.yml"])["models"][0]["columns"]
+    assert {"name": "order", "quote": True}.items() <= next(c for c in columns if c["name"] == "order").items()
+
+
 def test_the_dbt_wrapper_passes_the_loaded_sources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from transform import dbt_runner
 

@@ -51,8 +51,9 @@ def order(i: int, updated: str = "2025-01-01") -> dict[str, Any]:
         "status": "new",
         "total": i * 1.5,
         "paid": i % 2 == 0,
+        "group": f"g{i % 4}",  # a reserved word in SQL: the generated models must quote it (issue 16)
         "updated_at": f"{updated}T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.{i:06d}Z",
-        "lines": [{"line_id": i * 10 + k, "sku": f"sku-{k}", "qty": k} for k in range(1, 1 + i % 3)],
+        "lines": [{"line_id": i * 10 + k, "sku": f"sku-{k}", "qty": k, "order": k} for k in range(1, 1 + i % 3)],
     }
 
 
@@ -363,6 +364,11 @@ def test_the_generated_dbt_project_builds_and_passes_sqlfluff(
     try:
         assert con.execute("select count(*) from staging.stg_shopjs__orders").fetchone()[0] == ORDERS
         assert con.execute("select count(*) from staging.stg_helpdesk__tickets").fetchone()[0] == TICKETS
+        groups = 'select count(distinct "group") from staging.stg_shopjs__orders'
+        assert con.execute(groups).fetchone()[0] == 4
+        orders = 'select sum("order") from staging.stg_shopjs__orders_lines'
+        expected = sum(k for i in range(1, ORDERS + 1) for k in range(1, 1 + i % 3))
+        assert con.execute(orders).fetchone()[0] == expected
     finally:
         con.close()
     lint = subprocess.run(
