@@ -51,7 +51,7 @@ def reserved() -> frozenset[str]:
 
 def ident(name: str) -> str:
     """A column name in generated SQL: a reserved word goes through ``adapter.quote``, which each engine
-    spells its own way (DuckDB ``"order"``, Spark ``\`order\```; Spark reads ``"order"`` as a string)."""
+    spells its own way (DuckDB double quotes, Spark backticks; Spark reads ``"order"`` as a string)."""
     return f"{{{{ adapter.quote('{name}') }}}}" if name in reserved() else name
 
 
@@ -104,7 +104,8 @@ def _select_expr(col: str, kind: str, nullable: bool) -> str:
 
 def _type_map(table: Table) -> list[str]:
     """The ``source_or_empty`` column map, wrapped."""
-    items = [f"'{c}': '{SQL_TYPES[k]}'" for c, k in table.cols]  # source_or_empty quotes each name + [f"'{LOAD_ID}': 'varchar'"]
+    # plain names: source_or_empty quotes each one the engine's way
+    items = [f"'{c}': '{SQL_TYPES[k]}'" for c, k in table.cols] + [f"'{LOAD_ID}': 'varchar'"]
     lines, line = [], ""
     for item in items:
         candidate = f"{line} {item}," if line else f"{item},"

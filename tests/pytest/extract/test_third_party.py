@@ -53,7 +53,9 @@ def order(i: int, updated: str = "2025-01-01") -> dict[str, Any]:
         "paid": i % 2 == 0,
         "group": f"g{i % 4}",  # a reserved word in SQL: the generated models must quote it (issue 16)
         "updated_at": f"{updated}T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.{i:06d}Z",
-        "lines": [{"line_id": i * 10 + k, "sku": f"sku-{k}", "qty": k, "order": k} for k in range(1, 1 + i % 3)],
+        "lines": [
+            {"line_id": i * 10 + k, "sku": f"sku-{k}", "qty": k, "order": k} for k in range(1, 1 + i % 3)
+        ],
     }
 
 
