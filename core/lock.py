@@ -112,8 +112,7 @@ def warehouse_lock(owner: str, wait: float | None = None) -> Iterator[Path]:
     try:
         _acquire(fd, path, wait)
         _note_dead_holder(fd, path)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}: {owner}\n".encode(), 0)
+        _write_holder_note(fd, owner)
         _held[key] = [fd, 1]
         try:
             yield path
@@ -124,6 +123,22 @@ def warehouse_lock(owner: str, wait: float | None = None) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _write_holder_note(fd: int, owner: str) -> None:
+    """Write who holds the lock into the lock file, for the waiting side's messages. The note is only
+    information (the ``flock`` is the lock): on a full or read-only disk the run goes on without it, so
+    the step's own storage error, which says what to do, is what the operator sees."""
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}: {owner}\n".encode(), 0)
+    except OSError as exc:
+        print(
+            f"note: could not write the lock holder's name into the lock file ({exc.strerror}); "
+            "the lock is held all the same",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _acquire(fd: int, path: Path, wait: float | None) -> None:

@@ -3,6 +3,7 @@ waiter waits, a killed holder releases the lock, and a child handed the lock run
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -173,3 +174,42 @@ def test_waiters_take_turns(warehouse: Path) -> None:
     for p in procs:
         assert p.wait(timeout=60) == 0
     assert log.read_text().split() == ["in", "out"] * 3
+
+
+def test_a_full_disk_does_not_stop_the_lock_only_its_holder_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The holder's note is information: on a full filesystem the lock is still taken (and refuses a
+    second writer), so the step's own disk-full error is what the operator sees, not the lock's."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root and mount permission)")
+    try:
+        monkeypatch.setenv("SHOP_WAREHOUSE", str(folder / "shop.duckdb"))
+        monkeypatch.delenv(lock.INHERITED_FD_ENV, raising=False)
+        filler = folder / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            with pytest.raises(OSError) as full:
+                while True:
+                    os.write(fd, b"x" * 4096)
+            assert full.value.errno == errno.ENOSPC
+        finally:
+            os.close(fd)
+        with warehouse_lock("full disk"):
+            assert "could not write the lock holder's name" in capsys.readouterr().err
+            other = subprocess.run(
+                [sys.executable, "-c", TRY_LOCK],
+                cwd=REPO,
+                env={**os.environ, "SHOP_WAREHOUSE": str(folder / "shop.duckdb")},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert other.returncode == 3 and "BUSY" in other.stdout, other.stdout + other.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
