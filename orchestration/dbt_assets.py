@@ -17,15 +17,17 @@ publish asset) runs in that run.
 dagster-dbt starts dbt itself (``DbtCliResource``) and reads its environment from ``os.environ``; the
 project's variables are set for the moment the child starts and restored at once (``_child_environ``).
 A step that ends early (the run terminated, SIGTERM to a headless run) stops dbt first (SIGTERM, then a
-grace period: ``core.signals.stop_child``). Unlike the flow's dbt, this child is not tied to its parent
-by the kernel: a run worker killed with kill -9 leaves dbt to finish on its own, without the project
-lock (DuckDB's file lock still refuses a second writer meanwhile).
+grace period: ``core.signals.stop_child``). Like the flow's dbt, the child is tied to its parent by the
+kernel (``PR_SET_PDEATHSIG``), so a run worker killed with kill -9 takes dbt with it instead of leaving
+it writing without the project lock: dagster-dbt has no hook for the child's set-up, so the resource's
+executable is ``orchestration/dbt-tied``, which asks for the signal and then becomes dbt.
 """
 
 import contextlib
 import importlib.metadata
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
@@ -177,11 +179,17 @@ class ShopDbtCli(DbtCliResource):
         return None
 
 
+TIED_DBT = Path(__file__).with_name("dbt-tied")
+
+
 def dbt_resource() -> DbtCliResource:
-    """dbt from this environment's venv, run from the repo root (the project and profile live there)."""
+    """dbt from this environment's venv, run from the repo root (the project and profile live there),
+    started through ``dbt-tied`` so it dies with the run worker. The wrapper reads the real dbt and a
+    Python from the environment, which every child of this process inherits."""
     root = os.fspath(settings.repo_root())
-    exe = Path(dbt_runner.dbt_command([])[0])
-    return ShopDbtCli(project_dir=root, profiles_dir=root, dbt_executable=os.fspath(exe))
+    os.environ["SHOP_TIED_DBT"] = dbt_runner.dbt_command([])[0]
+    os.environ["SHOP_TIED_PYTHON"] = sys.executable
+    return ShopDbtCli(project_dir=root, profiles_dir=root, dbt_executable=os.fspath(TIED_DBT))
 
 
 def build_args(config: DbtBuildConfig) -> list[str]:
