@@ -23,6 +23,7 @@ import shlex
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -30,13 +31,12 @@ import duckdb
 from core import file_modes as private
 from core import ops_fallback, ops_log, settings, signals, warehouse_check
 from core.lock import WarehouseBusy, warehouse_lock
-from extract import dltcompat, forked, horizon, recovery, redact, tracebacks
+from extract import dltcompat, forked, horizon, probe, recovery, redact, tracebacks
 from extract.errors import SourceFileError
 from extract.failures import QuotedValueFilter
 from extract.pipelines import connect_warehouse, skip_pandas_in_arrow
 from extract.progress import summary_lines
 from extract.result import RunResult, endpoint_rows, write_outcome
-from extract.scheduling import run_services
 from extract.sources import SERVICES
 
 log = logging.getLogger("extract")
@@ -63,7 +63,14 @@ def run(names: list[str], full_refresh: bool = False, wait: float | None = None)
             run_id = run_log.run_id
             ops_fallback.save(con, run_log)  # `running`, after any rows earlier runs could not write
             try:
-                run_services(services, full_refresh, result, con)
+                result.cutoff = datetime.now(UTC)  # before any request: one cutoff for every service
+                # a service with nothing new is not loaded at all (extract/probe.py); a full refresh
+                # reloads regardless
+                todo = services if full_refresh else probe.skip_unchanged(services, con, result)
+                if todo:
+                    from extract.scheduling import run_services  # dlt's pipelines: only when loading
+
+                    run_services(todo, full_refresh, result, con)
                 signals.raise_if_stopping()  # a stop the services' threads saw ends the run as interrupted
                 # after the loads committed, for the services that did not fail (dbt's consistent cut)
                 horizon.record_loaded(con, (s.name for s in services), result.failures, result.cutoff, run_id)
