@@ -1,0 +1,176 @@
+"""The "anything new?" probe (extract/probe.py) against real services: a service with nothing new is not
+loaded yet leaves what a zero-row load leaves (its load horizon, its run log rows), and nothing is ever
+missed - not a change found by the probe, not one that lands between the probe and the walk, not an
+erasure left by a run stopped between its load and its deletions, not a changed snapshot."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+
+import pytest
+
+from extract import loading, probe, scheduling
+from extract.runner import run
+from services.launcher import Fleet
+from services.simulator.simulator import Simulator
+from tests.pytest.extract.helpers import LoaderEnv, assert_matches_source
+
+ALL = ("customers", "catalog", "orders", "payments", "events")
+
+
+def _loads(env: LoaderEnv) -> dict[str, int]:
+    con = env.con()
+    try:
+        return {s: con.execute(f"select count(*) from raw_{s}._dlt_loads").fetchone()[0] for s in ALL}
+    finally:
+        con.close()
+
+
+def _probed(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[bool]]:
+    """Record every probe's verdict per service (the real probe runs)."""
+    verdicts: dict[str, list[bool]] = {}
+    real = probe.probe_service
+
+    def spy(service, *args, **kwargs):
+        verdict = real(service, *args, **kwargs)
+        verdicts.setdefault(service.name, []).append(verdict.unchanged)
+        return verdict
+
+    monkeypatch.setattr(probe, "probe_service", spy)
+    return verdicts
+
+
+def test_unchanged_services_are_not_loaded_but_keep_horizons_and_run_log(
+    fleet: Fleet, loader: Callable[..., LoaderEnv], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = loader(fleet)
+    assert run([]).failures == {}
+    before = _loads(env)
+    verdicts = _probed(monkeypatch)
+    built: list[str] = []
+    monkeypatch.setattr(scheduling, "run_services", lambda todo, *a, **k: built.extend(s.name for s in todo))
+
+    again = run([])
+
+    assert again.failures == {} and again.rows == 0
+    assert verdicts == {s: [True] for s in ALL}, verdicts
+    assert built == [], "no service with nothing new may reach dlt"
+    assert _loads(env) == before
+    assert_matches_source(env, fleet.data_dir, ALL)
+    con = env.con()
+    try:
+        (run_id,) = con.execute("select run_id from ops.runs order by started_at desc limit 1").fetchone()
+        horizons = con.execute(
+            "select service, cutoff_at from ops.source_horizons where run_id = ? order by service", [run_id]
+        ).fetchall()
+        endpoints = con.execute(
+            "select source, endpoint, loaded_rows, status from ops.run_endpoints where run_id = ?", [run_id]
+        ).fetchall()
+        inputs = con.execute(
+            "select name, detail from ops.run_inputs where run_id = ? and kind = 'source'", [run_id]
+        ).fetchall()
+    finally:
+        con.close()
+    # the consistent cut moves on for a skipped service exactly as after its zero-row load
+    assert [s for s, _ in horizons] == sorted(ALL)
+    assert {at for _, at in horizons} == {again.cutoff}
+    assert {(s, e) for s, e, *_ in endpoints} == {
+        ("customers", "customers"),
+        ("customers", "deletions"),
+        ("catalog", "products"),
+        ("catalog", "categories"),
+        ("orders", "orders"),
+        ("payments", "payments"),
+        ("payments", "refunds"),
+        ("events", "events"),
+    }
+    assert all(rows == 0 and status == "loaded" for *_, rows, status in endpoints), endpoints
+    assert sorted(name for name, _ in inputs) == sorted(ALL)
+    assert all("cursors: " in detail for _, detail in inputs)
+
+
+def test_changes_before_and_during_the_probe_all_load(
+    own_fleet: Fleet, loader: Callable[..., LoaderEnv], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changes of every kind (updates, new records, erasures, events) before a run are found by the
+    probe; changes landing after a service's probe and before the walks (the probe said "nothing new"
+    for some, "load" for others) are at or after the run's cutoff and load with the next run."""
+    env = loader(own_fleet)
+    assert run([]).failures == {}
+    with Simulator(own_fleet.data_dir, seed=11) as sim:
+        sim.step(150)
+        sim.change("erase", 2)
+        sim.change("browse_session", 3)
+        verdicts = _probed(monkeypatch)
+        real = probe.probe_service
+
+        def probe_then_change(service, *args, **kwargs):
+            verdict = real(service, *args, **kwargs)
+            sim.step(15)
+            sim.change("browse_session", 2)
+            return verdict
+
+        monkeypatch.setattr(probe, "probe_service", probe_then_change)
+        assert run([]).failures == {}
+        monkeypatch.setattr(probe, "probe_service", real)
+    # the changes before the run were seen by every probe that had any
+    assert all(verdicts[s] == [False] for s in ("customers", "orders", "events")), verdicts
+    after = run([])  # loads what landed after the probes of the run before
+    assert after.failures == {} and after.rows > 0, after.table_rows
+    assert_matches_source(env, own_fleet.data_dir, ALL)
+    verdicts = _probed(monkeypatch)
+    quiet = run([])
+    assert quiet.rows == 0 and verdicts == {s: [True] for s in ALL}, (quiet.table_rows, verdicts)
+
+
+def test_erasure_left_by_a_stopped_run_is_applied_and_a_changed_snapshot_loads(
+    own_fleet: Fleet, loader: Callable[..., LoaderEnv], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = loader(own_fleet)
+    services = ["customers", "catalog"]
+    assert run(services).failures == {}
+    with Simulator(own_fleet.data_dir, seed=5) as sim:
+        sim.change("erase", 3)
+    # a run stopped between its load and its deletions: the feed's keys are in raw, the rows too
+    deletes = loading.apply_deletes
+    monkeypatch.setattr(loading, "apply_deletes", lambda pipeline, service: 0)
+    assert run(services).failures == {}
+    monkeypatch.setattr(loading, "apply_deletes", deletes)
+    con = env.con()
+    left = con.execute(
+        "select count(*) from raw_customers.customers where customer_id in "
+        "(select customer_id from raw_customers.deletions)"
+    ).fetchone()[0]
+    con.close()
+    assert left == 3
+    # a category renamed at the source: a snapshot without a cursor, found by its digest
+    db = sqlite3.connect(own_fleet.data_dir / "catalog.sqlite")
+    with db:
+        (cid, doc) = db.execute(
+            "select category_id, doc from categories order by category_id limit 1"
+        ).fetchone()
+        record = json.loads(doc)
+        record["name"] = record["name"] + " (renamed)"
+        db.execute("update categories set doc = ? where category_id = ?", [json.dumps(record), cid])
+    db.close()
+
+    verdicts = _probed(monkeypatch)
+    result = run(services)
+
+    assert result.failures == {}
+    assert verdicts == {"customers": [False], "catalog": [False]}, verdicts
+    assert result.table_rows.get(("catalog", "categories")), result.table_rows  # a snapshot reloads whole
+    con = env.con()
+    try:
+        left = con.execute(
+            "select count(*) from raw_customers.customers where customer_id in "
+            "(select customer_id from raw_customers.deletions)"
+        ).fetchone()[0]
+        name = con.execute("select name from raw_catalog.categories where category_id = ?", [cid]).fetchone()
+    finally:
+        con.close()
+    assert left == 0
+    assert name == (record["name"],)
+    assert_matches_source(env, own_fleet.data_dir, tuple(services))
