@@ -31,7 +31,7 @@ import duckdb
 from core import file_modes as private
 from core import ops_fallback, ops_log, settings, signals, warehouse_check
 from core.lock import WarehouseBusy, warehouse_lock
-from extract import dltcompat, forked, horizon, probe, recovery, redact, tracebacks
+from extract import dltcompat, forked, horizon, probe, redact, tracebacks
 from extract.errors import SourceFileError
 from extract.failures import QuotedValueFilter
 from extract.pipelines import connect_warehouse, skip_pandas_in_arrow
@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         warehouse_check.tighten_private_paths()  # owner-only; a warehouse this user cannot read: one line
         if args.recover:  # recorded with its whole command line
+            from extract import recovery  # dlt's load machinery: only for --recover
+
             command = shlex.join(["python", "-m", "extract", *(sys.argv[1:] if argv is None else argv)])
             return recovery.recover(args.names, args.wait, command)
         result = run(args.names, args.full_refresh, args.wait)
