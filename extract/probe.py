@@ -64,6 +64,7 @@ from extract.spec import TIME_CURSORS, Endpoint, Service
 log = logging.getLogger("extract.probe")
 
 PROBE_PAGES = 3  # pages a probe may walk before it leaves the question to a load
+NOTHING_NEW = " (probed: nothing new, not loaded)"
 PENDING_FOLDERS = ("normalize/extracted", "load/new", "load/normalized")  # dlt's pending package folders
 
 
@@ -216,6 +217,7 @@ def probe_endpoint(
         saved = (source_state.get("snapshot_digests") or {}).get(ep.name)
         if saved is None or snapshot_digest(parents, ep.keys) != saved:
             raise _Found(f"{ep.name}: the snapshot differs from the last one loaded")
+        prog.unchanged()
         return
     state = json.loads(json.dumps((source_state.get("resources") or {}).get(ep.name) or {}))  # a copy
     if ep.mode == "append_id":
@@ -228,6 +230,7 @@ def probe_endpoint(
             prog.page(page.records.num_rows, new, page.size_bytes)
             if new:
                 raise _Found(f"{ep.name}: new records after id {state.get('last_id')}")
+        prog.done(NOTHING_NEW)
         return
     if state.get("last_value") is None:
         raise _Found(f"{ep.name}: nothing loaded yet")
@@ -241,6 +244,7 @@ def probe_endpoint(
         prog.page(page.records.num_rows, kept.num_rows, page.size_bytes)
         if kept.num_rows or window.deferred:
             raise _Found(f"{ep.name}: new or changed records since {state.get('last_value')}")
+    prog.done(NOTHING_NEW)
 
 
 def probe_service(
