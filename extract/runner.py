@@ -44,8 +44,15 @@ EXIT_FAILED = 1
 EXIT_BUSY = 3
 
 
-def run(names: list[str], full_refresh: bool = False, wait: float | None = None) -> RunResult:
-    """Load ``names`` (all when empty) under the warehouse lock, logging the run to ``ops``."""
+def run(
+    names: list[str], full_refresh: bool = False, wait: float | None = None, only_if_unchanged: bool = False
+) -> RunResult | None:
+    """Load ``names`` (all when empty) under the warehouse lock, logging the run to ``ops``.
+
+    ``only_if_unchanged``: probe every service first (extract/probe.py) and, unless none has anything to
+    load, return None having written nothing (the flow then starts the loader as a process of its own);
+    when none has, the run is complete as it is. Why: the flow's no-change run then never starts a
+    second interpreter nor builds a dlt pipeline."""
     services = [SERVICES[n] for n in (names or list(SERVICES))]
     label = " ".join(s.name for s in services)
     result = RunResult()
@@ -61,12 +68,14 @@ def run(names: list[str], full_refresh: bool = False, wait: float | None = None)
         con = connect_warehouse()
         try:
             run_id = run_log.run_id
+            result.cutoff = datetime.now(UTC)  # before any request: one cutoff for every service
+            # a service with nothing new is not loaded at all (extract/probe.py); a full refresh
+            # reloads regardless
+            todo = services if full_refresh else probe.skip_unchanged(services, con, result)
+            if todo and only_if_unchanged:
+                return None
             ops_fallback.save(con, run_log)  # `running`, after any rows earlier runs could not write
             try:
-                result.cutoff = datetime.now(UTC)  # before any request: one cutoff for every service
-                # a service with nothing new is not loaded at all (extract/probe.py); a full refresh
-                # reloads regardless
-                todo = services if full_refresh else probe.skip_unchanged(services, con, result)
                 if todo:
                     from extract.scheduling import run_services  # dlt's pipelines: only when loading
 
