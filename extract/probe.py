@@ -43,7 +43,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -271,7 +271,10 @@ def probe_service(
     from extract.resources import make_client  # the loaders' client: same auth, retries, limits
 
     source_state = (state.get("sources") or {}).get(service.name) or {}
-    client = make_client(service, cfg)
+    # one attempt per request: a fault proves nothing here, and the load that follows retries it anyway
+    # (with the probe's own retries a service that is down would cost its whole retry budget twice)
+    once = replace(cfg, tuning=replace(cfg.tuning, http=replace(cfg.tuning.http, max_attempts=1)))
+    client = make_client(service, once)
     try:
         for ep in service.endpoints:
             probe_endpoint(client, service, ep, cfg, source_state, cutoff, progress)
