@@ -15,6 +15,8 @@ before, so a wrong "unchanged" can only come from the source itself):
   unfinished full refresh is left - so the cursors read here are the ones a load would start from;
 * nothing is left for the post-load deletions to remove (extract/deletes.py is idempotent: a run
   killed between a load and its deletions is mended by the next load, so such a service loads);
+* the service's OpenAPI document (when its file names one) still matches its fields, checked first as
+  before every load (a drift fails the probe, and the load that follows reports it);
 * every endpoint, walked from its saved position with the same filter the load applies, yields no
   record to load and none to defer:
 
@@ -53,6 +55,7 @@ import pyarrow as pa
 
 from core import settings
 from core.checksums import quote_ident
+from extract import docdrift
 from extract.config import ServiceConfig
 from extract.incremental import CursorWindow, IdCursor
 from extract.paginators import first_request, walk
@@ -274,6 +277,7 @@ def probe_service(
     # one attempt per request: a fault proves nothing here, and the load that follows retries it anyway
     # (with the probe's own retries a service that is down would cost its whole retry budget twice)
     once = replace(cfg, tuning=replace(cfg.tuning, http=replace(cfg.tuning.http, max_attempts=1)))
+    docdrift.check_before_load(service, once)  # as before every load: the contract first (raises on drift)
     client = make_client(service, once)
     try:
         for ep in service.endpoints:
