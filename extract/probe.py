@@ -296,9 +296,11 @@ def unchanged_services(
     con: duckdb.DuckDBPyConnection,
     cutoff: datetime,
     configs: dict[str, ServiceConfig],
+    all_or_none: bool = False,
 ) -> dict[str, Verdict]:
     """The services with nothing to load, each with its verdict. A probe that fails for any reason (a
-    fault, a drifted record) proves nothing: that service loads, and the load reports the fault."""
+    fault, a drifted record) proves nothing: that service loads, and the load reports the fault.
+    ``all_or_none``: stop at the first service that loads (the caller only skips when none does)."""
     found: dict[str, Verdict] = {}
     progress = RunProgress()
     for service in services:
@@ -307,6 +309,8 @@ def unchanged_services(
             verdict = probe_service(service, configs[service.name], con, cutoff, progress)
         except Exception as exc:  # the load that follows reports it properly
             log.info("%s: probe failed (%s); loading as usual", service.name, type(exc).__name__)
+            if all_or_none:
+                break
             continue
         if verdict.unchanged:
             log.info(
@@ -318,10 +322,14 @@ def unchanged_services(
             found[service.name] = verdict
         else:
             log.info("%s: loading (%s)", service.name, verdict.why)
+            if all_or_none:
+                break
     return found
 
 
-def skip_unchanged(services: list[Service], con: duckdb.DuckDBPyConnection, result: Any) -> list[Service]:
+def skip_unchanged(
+    services: list[Service], con: duckdb.DuckDBPyConnection, result: Any, all_or_none: bool = False
+) -> list[Service]:
     """Probe ``services`` (at the run's cutoff, ``result.cutoff``) and return those to load; the others
     are recorded in ``result`` (an ``extract.result.RunResult``) as walked with nothing to load, as
     their zero-row load would have been. A service whose configuration is missing is returned: its load
@@ -335,7 +343,10 @@ def skip_unchanged(services: list[Service], con: duckdb.DuckDBPyConnection, resu
             configs[service.name] = service_config(service.name, service.auth)
         except ExtractError:
             continue
-    unchanged = unchanged_services([s for s in services if s.name in configs], con, result.cutoff, configs)
+    probed = [s for s in services if s.name in configs]
+    if all_or_none and len(probed) < len(services):
+        return services
+    unchanged = unchanged_services(probed, con, result.cutoff, configs, all_or_none)
     for name, verdict in unchanged.items():
         result.inputs[name] = f"{configs[name].base_url}; cursors: {verdict.positions or 'none'}"
         for endpoint, expected, walked, loaded in verdict.endpoints:

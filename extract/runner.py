@@ -71,7 +71,9 @@ def run(
             result.cutoff = datetime.now(UTC)  # before any request: one cutoff for every service
             # a service with nothing new is not loaded at all (extract/probe.py); a full refresh
             # reloads regardless
-            todo = services if full_refresh else probe.skip_unchanged(services, con, result)
+            todo = (
+                services if full_refresh else probe.skip_unchanged(services, con, result, only_if_unchanged)
+            )
             if todo and only_if_unchanged:
                 return None
             ops_fallback.save(con, run_log)  # `running`, after any rows earlier runs could not write
