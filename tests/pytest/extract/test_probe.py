@@ -91,12 +91,15 @@ def test_unchanged_services_are_not_loaded_but_keep_horizons_and_run_log(
     assert all("cursors: " in detail for _, detail in inputs)
 
 
-def test_changes_before_and_during_the_probe_all_load(
+@pytest.mark.slow  # a fleet of its own and six loads (make test-all)
+def test_nothing_is_missed_around_the_probe(
     own_fleet: Fleet, loader: Callable[..., LoaderEnv], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Changes of every kind (updates, new records, erasures, events) before a run are found by the
     probe; changes landing after a service's probe and before the walks (the probe said "nothing new"
-    for some, "load" for others) are at or after the run's cutoff and load with the next run."""
+    for some, "load" for others) are at or after the run's cutoff and load with the next run. An erasure
+    a stopped run left in raw (its load committed, its deletions never ran) and a changed snapshot (no
+    cursor: compared by digest) make their service load."""
     env = loader(own_fleet)
     assert run([]).failures == {}
     with Simulator(own_fleet.data_dir, seed=11) as sim:
@@ -124,53 +127,47 @@ def test_changes_before_and_during_the_probe_all_load(
     quiet = run([])
     assert quiet.rows == 0 and verdicts == {s: [True] for s in ALL}, (quiet.table_rows, verdicts)
 
-
-def test_erasure_left_by_a_stopped_run_is_applied_and_a_changed_snapshot_loads(
-    own_fleet: Fleet, loader: Callable[..., LoaderEnv], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    env = loader(own_fleet)
-    services = ["customers", "catalog"]
-    assert run(services).failures == {}
+    # a run stopped between its load and its deletions: the erased keys are in raw's feed, their rows too
     with Simulator(own_fleet.data_dir, seed=5) as sim:
         sim.change("erase", 3)
-    # a run stopped between its load and its deletions: the feed's keys are in raw, the rows too
     deletes = loading.apply_deletes
     monkeypatch.setattr(loading, "apply_deletes", lambda pipeline, service: 0)
-    assert run(services).failures == {}
+    assert run(["customers"]).failures == {}
     monkeypatch.setattr(loading, "apply_deletes", deletes)
-    con = env.con()
-    left = con.execute(
-        "select count(*) from raw_customers.customers where customer_id in "
-        "(select customer_id from raw_customers.deletions)"
-    ).fetchone()[0]
-    con.close()
-    assert left == 3
+    assert _erased_left(env) == 3
     # a category renamed at the source: a snapshot without a cursor, found by its digest
     db = sqlite3.connect(own_fleet.data_dir / "catalog.sqlite")
     with db:
-        (cid, doc) = db.execute(
-            "select category_id, doc from categories order by category_id limit 1"
-        ).fetchone()
+        cid, doc = db.execute("select category_id, doc from categories order by 1 limit 1").fetchone()
         record = json.loads(doc)
         record["name"] = record["name"] + " (renamed)"
         db.execute("update categories set doc = ? where category_id = ?", [json.dumps(record), cid])
     db.close()
 
     verdicts = _probed(monkeypatch)
-    result = run(services)
+    result = run([])
 
     assert result.failures == {}
-    assert verdicts == {"customers": [False], "catalog": [False]}, verdicts
+    assert verdicts["customers"] == [False] and verdicts["catalog"] == [False], verdicts
+    assert verdicts["orders"] == verdicts["payments"] == verdicts["events"] == [True], verdicts
     assert result.table_rows.get(("catalog", "categories")), result.table_rows  # a snapshot reloads whole
+    assert _erased_left(env) == 0
     con = env.con()
     try:
-        left = con.execute(
-            "select count(*) from raw_customers.customers where customer_id in "
-            "(select customer_id from raw_customers.deletions)"
-        ).fetchone()[0]
         name = con.execute("select name from raw_catalog.categories where category_id = ?", [cid]).fetchone()
     finally:
         con.close()
-    assert left == 0
     assert name == (record["name"],)
-    assert_matches_source(env, own_fleet.data_dir, tuple(services))
+    assert_matches_source(env, own_fleet.data_dir, ALL)
+
+
+def _erased_left(env: LoaderEnv) -> int:
+    """Customers still in raw although the deletions feed in raw erased them."""
+    con = env.con()
+    try:
+        return con.execute(
+            "select count(*) from raw_customers.customers where customer_id in "
+            "(select customer_id from raw_customers.deletions)"
+        ).fetchone()[0]
+    finally:
+        con.close()
