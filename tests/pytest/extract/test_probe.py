@@ -1,7 +1,7 @@
-"""The "anything new?" probe (extract/probe.py) against real services: a service with nothing new is not
-loaded yet leaves what a zero-row load leaves (its load horizon, its run log rows), and nothing is ever
-missed - not a change found by the probe, not one that lands between the probe and the walk, not an
-erasure left by a run stopped between its load and its deletions, not a changed snapshot."""
+"""The "anything new?" probe (extract/probe.py) against real services: nothing is ever missed - not a
+change found by the probe, not one that lands between the probe and the walk, not an erasure left by a
+run stopped between its load and its deletions, not a changed snapshot. (A rerun with nothing new,
+probed and not loaded: test_load.py::test_full_load_equals_source_and_rerun_loads_nothing.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from extract import loading, probe, scheduling
+from extract import loading, probe
 from extract.runner import run
 from services.launcher import Fleet
 from services.simulator.simulator import Simulator
@@ -20,15 +20,7 @@ from tests.pytest.extract.helpers import LoaderEnv, assert_matches_source
 ALL = ("customers", "catalog", "orders", "payments", "events")
 
 
-def _loads(env: LoaderEnv) -> dict[str, int]:
-    con = env.con()
-    try:
-        return {s: con.execute(f"select count(*) from raw_{s}._dlt_loads").fetchone()[0] for s in ALL}
-    finally:
-        con.close()
-
-
-def _probed(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[bool]]:
+def probed(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[bool]]:
     """Record every probe's verdict per service (the real probe runs)."""
     verdicts: dict[str, list[bool]] = {}
     real = probe.probe_service
@@ -40,55 +32,6 @@ def _probed(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[bool]]:
 
     monkeypatch.setattr(probe, "probe_service", spy)
     return verdicts
-
-
-def test_unchanged_services_are_not_loaded_but_keep_horizons_and_run_log(
-    fleet: Fleet, loader: Callable[..., LoaderEnv], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    env = loader(fleet)
-    assert run([]).failures == {}
-    before = _loads(env)
-    verdicts = _probed(monkeypatch)
-    built: list[str] = []
-    monkeypatch.setattr(scheduling, "run_services", lambda todo, *a, **k: built.extend(s.name for s in todo))
-
-    again = run([])
-
-    assert again.failures == {} and again.rows == 0
-    assert verdicts == {s: [True] for s in ALL}, verdicts
-    assert built == [], "no service with nothing new may reach dlt"
-    assert _loads(env) == before
-    assert_matches_source(env, fleet.data_dir, ALL)
-    con = env.con()
-    try:
-        (run_id,) = con.execute("select run_id from ops.runs order by started_at desc limit 1").fetchone()
-        horizons = con.execute(
-            "select service, cutoff_at from ops.source_horizons where run_id = ? order by service", [run_id]
-        ).fetchall()
-        endpoints = con.execute(
-            "select source, endpoint, loaded_rows, status from ops.run_endpoints where run_id = ?", [run_id]
-        ).fetchall()
-        inputs = con.execute(
-            "select name, detail from ops.run_inputs where run_id = ? and kind = 'source'", [run_id]
-        ).fetchall()
-    finally:
-        con.close()
-    # the consistent cut moves on for a skipped service exactly as after its zero-row load
-    assert [s for s, _ in horizons] == sorted(ALL)
-    assert {at for _, at in horizons} == {again.cutoff}
-    assert {(s, e) for s, e, *_ in endpoints} == {
-        ("customers", "customers"),
-        ("customers", "deletions"),
-        ("catalog", "products"),
-        ("catalog", "categories"),
-        ("orders", "orders"),
-        ("payments", "payments"),
-        ("payments", "refunds"),
-        ("events", "events"),
-    }
-    assert all(rows == 0 and status == "loaded" for *_, rows, status in endpoints), endpoints
-    assert sorted(name for name, _ in inputs) == sorted(ALL)
-    assert all("cursors: " in detail for _, detail in inputs)
 
 
 @pytest.mark.slow  # a fleet of its own and six loads (make test-all)
@@ -106,7 +49,7 @@ def test_nothing_is_missed_around_the_probe(
         sim.step(150)
         sim.change("erase", 2)
         sim.change("browse_session", 3)
-        verdicts = _probed(monkeypatch)
+        verdicts = probed(monkeypatch)
         real = probe.probe_service
 
         def probe_then_change(service, *args, **kwargs):
@@ -123,7 +66,7 @@ def test_nothing_is_missed_around_the_probe(
     after = run([])  # loads what landed after the probes of the run before
     assert after.failures == {} and after.rows > 0, after.table_rows
     assert_matches_source(env, own_fleet.data_dir, ALL)
-    verdicts = _probed(monkeypatch)
+    verdicts = probed(monkeypatch)
     quiet = run([])
     assert quiet.rows == 0 and verdicts == {s: [True] for s in ALL}, (quiet.table_rows, verdicts)
 
@@ -144,7 +87,7 @@ def test_nothing_is_missed_around_the_probe(
         db.execute("update categories set doc = ? where category_id = ?", [json.dumps(record), cid])
     db.close()
 
-    verdicts = _probed(monkeypatch)
+    verdicts = probed(monkeypatch)
     result = run([])
 
     assert result.failures == {}
