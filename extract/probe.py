@@ -62,7 +62,7 @@ from extract.paginators import first_request, walk
 from extract.progress import RunProgress
 from extract.refresh import Refresh
 from extract.shape import DriftTracker, conform
-from extract.spec import TIME_CURSORS, Endpoint, Service
+from extract.spec import Endpoint, Service
 
 log = logging.getLogger("extract.probe")
 
@@ -237,7 +237,9 @@ def probe_endpoint(
         return
     if state.get("last_value") is None:
         raise _Found(f"{ep.name}: nothing loaded yet")
-    lag = ep.lag if ep.lag is not None else (cfg.tuning.lag_seconds if ep.cursor_type in TIME_CURSORS else 0)
+    from extract.resources import window_lag  # the load's own window
+
+    lag = window_lag(ep, cfg.tuning.lag_seconds)
     window = CursorWindow(state, ep.keys, ep.cursor, lag, cutoff, ep.cursor_type, ep.since_format)
     since = window.since()
     params = {ep.since_param: since} if since is not None and ep.since_param else {}
