@@ -95,10 +95,13 @@ def run_extract(
     with lock.warehouse_lock(f"{command}: extract", wait=wait), steps.logged_step(command, "extract") as rec:
         before = steps.committed_loads()
         fd = lock.held_fd()
-        log.info("extract: %s", shlex.join(args[1:]))
-        code = signals.run_child(
-            args, cwd=settings.repo_root(), env=lock.child_env(), pass_fds=(fd,) if fd is not None else ()
-        )
+        if not full_refresh and extract_if_unchanged(sources, wait):
+            code = 0  # every source probed, none with anything new: no loader process was needed
+        else:
+            log.info("extract: %s", shlex.join(args[1:]))
+            code = signals.run_child(
+                args, cwd=settings.repo_root(), env=lock.child_env(), pass_fds=(fd,) if fd is not None else ()
+            )
         failed = (partial.read_failures(outcome) if allow_partial and code == 1 else None) or {}
         if code != 0 and not failed:
             raise StepFailed("extract", f"`python -m extract` exited {code} (see its output above)")
@@ -108,6 +111,26 @@ def run_extract(
         rec.inputs = [("raw_load_before", schema, load_id) for schema, load_id in sorted(before.items())]
         rec.rows = sum(r for _, _, r in rec.tables)
     return rec.seconds, rec.tables, failed
+
+
+def extract_if_unchanged(sources: list[str] | None, wait: float) -> bool:
+    """The extract step in this process when no source has anything new (extract/probe.py): True when
+    it ran and is complete (run log, load horizons), False when some source has something to load (or
+    the probe could not tell), and then nothing was written and the loader runs as its own process.
+
+    Why in-process: the loader's process start (an interpreter, dlt, pyarrow, its source files) was
+    most of a no-change run once the probe had made the loads themselves unnecessary."""
+    from extract import runner  # the loaders: only imported by a run that extracts
+    from extract.pipelines import skip_pandas_in_arrow
+
+    skip_pandas_in_arrow()  # the probe's Arrow conversions never need pandas (extract/pipelines.py)
+    try:
+        return runner.run(sources or [], wait=wait, only_if_unchanged=True) is not None
+    except (signals.Interrupted, lock.WarehouseBusy):
+        raise
+    except Exception as exc:  # the loader process meets it again and reports it properly
+        log.info("extract: the in-process probe stopped (%s); starting the loader", type(exc).__name__)
+        return False
 
 
 def run_dbt_build(

@@ -10,7 +10,6 @@ replaced wholesale (an address removed at the source disappears from raw).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import threading
@@ -31,6 +30,7 @@ from extract.http import ServiceClient
 from extract.incremental import CursorWindow, IdCursor, key_strings
 from extract.pages import Page
 from extract.paginators import first_request, walk
+from extract.probe import snapshot_digest
 from extract.progress import ResourceProgress, RunProgress
 from extract.shape import DriftTracker, conform
 from extract.spec import TIME_CURSORS, Endpoint, Service
@@ -259,17 +259,16 @@ def endpoint_resource(
 
         if ep.mode == "snapshot":
             parents, kids = [], []
-            digest = hashlib.sha256()
             for page, parent, children in pages_from({}, prog):
                 prog.page(page.records.num_rows, parent.num_rows, page.size_bytes)
                 parents.append(parent)
                 kids.append(children)
-                digest.update(str(parent.sort_by([(k, "ascending") for k in ep.keys]).to_pydict()).encode())
+            digest = snapshot_digest(parents, ep.keys)  # the probe compares the same (extract/probe.py)
             digests = dlt.current.source_state().setdefault("snapshot_digests", {})
-            if digest.hexdigest() == digests.get(ep.name):
+            if digest == digests.get(ep.name):
                 prog.unchanged()
                 return
-            digests[ep.name] = digest.hexdigest()
+            digests[ep.name] = digest
             prog.rows_loaded = sum(p.num_rows for p in parents)
             for parent, children in zip(parents, kids, strict=True):
                 if parent.num_rows:

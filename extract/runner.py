@@ -23,6 +23,7 @@ import shlex
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -30,13 +31,12 @@ import duckdb
 from core import file_modes as private
 from core import ops_fallback, ops_log, settings, signals, warehouse_check
 from core.lock import WarehouseBusy, warehouse_lock
-from extract import dltcompat, forked, horizon, recovery, redact, tracebacks
+from extract import dltcompat, forked, horizon, probe, redact, tracebacks
 from extract.errors import SourceFileError
 from extract.failures import QuotedValueFilter
 from extract.pipelines import connect_warehouse, skip_pandas_in_arrow
 from extract.progress import summary_lines
 from extract.result import RunResult, endpoint_rows, write_outcome
-from extract.scheduling import run_services
 from extract.sources import SERVICES
 
 log = logging.getLogger("extract")
@@ -44,8 +44,15 @@ EXIT_FAILED = 1
 EXIT_BUSY = 3
 
 
-def run(names: list[str], full_refresh: bool = False, wait: float | None = None) -> RunResult:
-    """Load ``names`` (all when empty) under the warehouse lock, logging the run to ``ops``."""
+def run(
+    names: list[str], full_refresh: bool = False, wait: float | None = None, only_if_unchanged: bool = False
+) -> RunResult | None:
+    """Load ``names`` (all when empty) under the warehouse lock, logging the run to ``ops``.
+
+    ``only_if_unchanged``: probe every service first (extract/probe.py) and, unless none has anything to
+    load, return None having written nothing (the flow then starts the loader as a process of its own);
+    when none has, the run is complete as it is. Why: the flow's no-change run then never starts a
+    second interpreter nor builds a dlt pipeline."""
     services = [SERVICES[n] for n in (names or list(SERVICES))]
     label = " ".join(s.name for s in services)
     result = RunResult()
@@ -61,9 +68,20 @@ def run(names: list[str], full_refresh: bool = False, wait: float | None = None)
         con = connect_warehouse()
         try:
             run_id = run_log.run_id
+            result.cutoff = datetime.now(UTC)  # before any request: one cutoff for every service
+            # a service with nothing new is not loaded at all (extract/probe.py); a full refresh
+            # reloads regardless
+            todo = (
+                services if full_refresh else probe.skip_unchanged(services, con, result, only_if_unchanged)
+            )
+            if todo and only_if_unchanged:
+                return None
             ops_fallback.save(con, run_log)  # `running`, after any rows earlier runs could not write
             try:
-                run_services(services, full_refresh, result, con)
+                if todo:
+                    from extract.scheduling import run_services  # dlt's pipelines: only when loading
+
+                    run_services(todo, full_refresh, result, con)
                 signals.raise_if_stopping()  # a stop the services' threads saw ends the run as interrupted
                 # after the loads committed, for the services that did not fail (dbt's consistent cut)
                 horizon.record_loaded(con, (s.name for s in services), result.failures, result.cutoff, run_id)
@@ -153,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         warehouse_check.tighten_private_paths()  # owner-only; a warehouse this user cannot read: one line
         if args.recover:  # recorded with its whole command line
+            from extract import recovery  # dlt's load machinery: only for --recover
+
             command = shlex.join(["python", "-m", "extract", *(sys.argv[1:] if argv is None else argv)])
             return recovery.recover(args.names, args.wait, command)
         result = run(args.names, args.full_refresh, args.wait)

@@ -42,7 +42,7 @@ def run_services(
     services: list[Service], full_refresh: bool, result: RunResult, connection: duckdb.DuckDBPyConnection
 ) -> None:
     """Run every service's pipeline, one after another or ``parallel_services`` at a time."""
-    cutoff = result.cutoff = datetime.now(UTC)
+    cutoff = result.cutoff = result.cutoff or datetime.now(UTC)  # the runner's, taken before its probes
     progress = RunProgress()
     workers = max(1, min(len(services), int(dlt.config.get("sources.extract.parallel_services") or 1)))
     if workers > 1:

@@ -366,6 +366,10 @@ def test_a_run_with_nothing_new_skips_dbt_and_publish(two_runs: TwoRuns, unchang
     assert re.search(r"^\s+dbt build\s+skipped\s", summary, re.M), summary
     assert re.search(r"^\s+publish\s+skipped\s", summary, re.M), summary
     assert "INFO elt.dbt: dbt build" not in proc.stderr  # dbt never started
+    # every source probed with nothing new (extract/probe.py): the loader's process never started
+    assert re.search(r"INFO extract\.probe: \w+: nothing new since the last load", proc.stderr), proc.stderr
+    assert not re.search(r"INFO extract\.probe: \w+: (loading|probe failed)", proc.stderr), proc.stderr
+    assert "INFO elt.flow: extract: " not in proc.stderr, proc.stderr[-3000:]
     assert unchanged_run["versions_after"] == unchanged_run["versions_before"]
     assert unchanged_run["current"] == two_runs.second_version
     steps = unchanged_run["steps"]

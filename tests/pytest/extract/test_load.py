@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
+from extract import scheduling
 from extract.runner import run
 from services.launcher import Fleet
 from services.simulator.simulator import Simulator
 from tests.pytest.extract.helpers import LoaderEnv, assert_matches_source
+from tests.pytest.extract.test_probe import probed
 
 ALL = ("customers", "catalog", "orders", "payments", "events")
 # the services whose records the simulator updates and deletes (catalog and events are covered above)
@@ -25,7 +27,7 @@ def _loads(env: LoaderEnv) -> dict[str, int]:
 
 
 def test_full_load_equals_source_and_rerun_loads_nothing(
-    fleet: Fleet, loader: Callable[..., LoaderEnv]
+    fleet: Fleet, loader: Callable[..., LoaderEnv], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = loader(fleet)
     result = run([])
@@ -65,10 +67,46 @@ def test_full_load_equals_source_and_rerun_loads_nothing(
         con.close()
 
     before = _loads(env)
+    verdicts = probed(monkeypatch)
+    built: list[str] = []
+    monkeypatch.setattr(scheduling, "run_services", lambda todo, *a, **k: built.extend(s.name for s in todo))
     again = run([])
     assert again.failures == {} and again.rows == 0, again.table_rows
     assert _loads(env) == before, "a run with no source changes must not create loads"
     assert_matches_source(env, fleet.data_dir, ALL)
+    # every service probed with nothing new (extract/probe.py): none reached dlt, yet each left what its
+    # zero-row load left - a load horizon at the run's cutoff (the consistent cut moves on), its run log
+    assert verdicts == {s: [True] for s in ALL}, verdicts
+    assert built == [], "no service with nothing new may reach dlt"
+    con = env.con()
+    try:
+        (run_id,) = con.execute("select run_id from ops.runs order by started_at desc limit 1").fetchone()
+        horizons = con.execute(
+            "select service, cutoff_at from ops.source_horizons where run_id = ? order by service", [run_id]
+        ).fetchall()
+        endpoints = con.execute(
+            "select source, endpoint, loaded_rows, status from ops.run_endpoints where run_id = ?", [run_id]
+        ).fetchall()
+        inputs = con.execute(
+            "select name, detail from ops.run_inputs where run_id = ? and kind = 'source'", [run_id]
+        ).fetchall()
+    finally:
+        con.close()
+    assert [s for s, _ in horizons] == sorted(ALL)
+    assert {at for _, at in horizons} == {again.cutoff}
+    assert {(s, e) for s, e, *_ in endpoints} == {
+        ("customers", "customers"),
+        ("customers", "deletions"),
+        ("catalog", "products"),
+        ("catalog", "categories"),
+        ("orders", "orders"),
+        ("payments", "payments"),
+        ("payments", "refunds"),
+        ("events", "events"),
+    }
+    assert all(rows == 0 and status == "loaded" for *_, rows, status in endpoints), endpoints
+    assert sorted(name for name, _ in inputs) == sorted(ALL)
+    assert all("cursors: " in detail for _, detail in inputs)
 
 
 def _snapshot(env: LoaderEnv, service: str, tables: tuple[str, ...]) -> dict[str, list]:
