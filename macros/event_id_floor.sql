@@ -9,28 +9,11 @@
     occurred_at), so adding it never changes a result; with no event at or after the bound the minimum
     is null and, like the occurred_at filter, it keeps nothing. -#}
 {% macro event_id_floor(bound) -%}
-    event_id >= {{ raw_event_id_since(bound) }}
-{%- endmacro %}
-
-{#- The smallest raw event_id that occurred at or after `bound` (a scalar subquery; null when there is
-    none): event_id_floor's bound, for a model that combines it with other floors. -#}
-{% macro raw_event_id_since(bound) -%}
-    (
+    event_id >= (
         select min(raw_events.event_id)
         from {{ source('events', 'events') }} as raw_events
         where {{ occurred_since('raw_events.occurred_at', bound) }}
     )
-{%- endmacro %}
-
-{#- The client session ids of the raw events that occurred at or after `bound` (a select of one column,
-    session_id, cast as staging casts it). Read from raw for the reason event_id_floor is: a filter on
-    occurred_at does not reach below the staging view's deduplication. Raw holds a superset of staging's
-    events (a load not committed yet), so a model re-reading these ids may re-read an id for nothing,
-    never miss one. -#}
-{% macro raw_session_ids_since(bound) -%}
-    select distinct cast(raw_events.session_id as {{ dbt.type_string() }}) as session_id
-    from {{ source('events', 'events') }} as raw_events
-    where {{ occurred_since('raw_events.occurred_at', bound) }}
 {%- endmacro %}
 
 {#- `to_utc(column) >= bound` for a raw column, written so the warehouse can skip the blocks whose
@@ -48,4 +31,18 @@
     the default for a zoned column and for a naive one (both go through the session zone). -#}
 {% macro duckdb__occurred_since(column, bound) -%}
     {{ column }} >= timezone('UTC', {{ bound }})
+{%- endmacro %}
+
+{#- The client session ids of the raw events with an event_id above `after` (a select of one column,
+    session_id, cast as staging casts it). Read from raw, not staging, for event_id_floor's reason: the
+    staging view deduplicates all of raw before any filter but one on event_id. Raw holds a superset
+    of staging's events (rows of a load not committed yet), so a model re-reading these ids may re-read
+    an id for nothing, never miss one.
+
+    Arguments:
+      after - a scalar SQL expression: an event id -#}
+{% macro raw_session_ids_after(after) -%}
+    select distinct cast(raw_events.session_id as {{ dbt.type_string() }}) as session_id
+    from {{ source('events', 'events') }} as raw_events
+    where raw_events.event_id > {{ after }}
 {%- endmacro %}
