@@ -27,6 +27,12 @@ What is selected, per change (dbt runs the tests of every selected node, source 
 - **anything else** (``Changes.full``: a new UTC day, a build or version that is not the recorded one,
   a load or horizon that went back, a definition no node owns) or no recorded manifest: everything.
 
+Unit tests run when a definition changed (a node file, a var or env var) and in every full build, not in
+a build for new data alone (``--exclude-resource-type unit_test``): a unit test feeds its model fixed
+rows from its own YAML, so its outcome follows the model's SQL, macros, vars and fixtures, never the
+warehouse's rows; dbt's own advice is to run them where definitions change, not on every production
+build. A definition change that fails one is not recorded, so the next run selects it again.
+
 Snapshots are nodes like the others: one builds when its source changed. A snapshot run on unchanged
 input records nothing (same ``updated_at``, same checked columns, the same keys for
 ``hard_deletes``), so leaving it out misses nothing; a failed or partial build is never recorded, so its
@@ -62,11 +68,13 @@ class Plan:
     why: str
     select: list[str] = field(default_factory=list)
     state: Path | None = None
+    unit_tests: bool = True  # False: a build for new data alone, whose unit tests cannot change outcome
 
     def dbt_args(self) -> list[str]:
         if self.full:
             return []
-        return ["--select", *self.select, *(["--state", str(self.state)] if self.state else [])]
+        skip = [] if self.unit_tests else ["--exclude-resource-type", "unit_test"]
+        return ["--select", *self.select, *(["--state", str(self.state)] if self.state else []), *skip]
 
 
 class Graph:
@@ -270,4 +278,7 @@ def plan_on(graph: Graph, changes: build_state.Changes, state: Path) -> Plan:
             why.append(f"the load horizons moved ({_names(graph, built)}){nothing_waits}")
     if not select:
         return Plan(True, "full build: the changes name no node of the recorded manifest")
-    return Plan(False, "; ".join(why), select, state if "state:modified+" in select else None)
+    definitions = bool(changes.files or changes.names)
+    if not definitions:
+        why.append("unit tests left out: no definition changed")
+    return Plan(False, "; ".join(why), select, state if "state:modified+" in select else None, definitions)

@@ -32,3 +32,17 @@
 {% macro duckdb__occurred_since(column, bound) -%}
     {{ column }} >= timezone('UTC', {{ bound }})
 {%- endmacro %}
+
+{#- The client session ids of the raw events with an event_id above `after` (a select of one column,
+    session_id, cast as staging casts it). Read from raw, not staging, for event_id_floor's reason: the
+    staging view deduplicates all of raw before any filter but one on event_id. Raw holds a superset
+    of staging's events (rows of a load not committed yet), so a model re-reading these ids may re-read
+    an id for nothing, never miss one.
+
+    Arguments:
+      after - a scalar SQL expression: an event id -#}
+{% macro raw_session_ids_after(after) -%}
+    select distinct cast(raw_events.session_id as {{ dbt.type_string() }}) as session_id
+    from {{ source('events', 'events') }} as raw_events
+    where raw_events.event_id > {{ after }}
+{%- endmacro %}

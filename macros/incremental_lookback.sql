@@ -71,3 +71,21 @@
         true
     {%- endif -%}
 {%- endmacro %}
+
+{#- A scalar query (`select` of one value) as a literal when the build can run it now, else as a scalar
+    subquery: the same value either way. Why: DuckDB pushes `event_id >= <literal>` below the staging
+    events view's deduplication, but not the same comparison with a subquery once windows sit above it
+    (int_sessions' sessionize): the whole history would be deduplicated on every incremental run. The
+    query runs at execution, in the build that then reads the same data; a unit test (its inputs are
+    fixtures in the model's SQL, not tables) and parsing get the subquery.
+
+    Arguments:
+      sql - the scalar query; its one value may be null (then the literal is null) -#}
+{% macro scalar_literal(sql) -%}
+    {%- if execute and model.resource_type != 'unit_test' -%}
+        {%- set value = run_query(sql).columns[0].values()[0] -%}
+        {{- 'null' if value is none else value -}}
+    {%- else -%}
+        ({{ sql }})
+    {%- endif -%}
+{%- endmacro %}

@@ -84,6 +84,10 @@ def test_a_change_in_one_service_rebuilds_only_its_descendants(flow_world: FlowW
     guards = [u for u, name in generic.items() if name == "row_drop_guard"]
     assert guards and {manifest["sources"][parents[u][0]]["schema"] for u in guards} == {"raw_events"}, guards
 
+    # new data alone cannot change a unit test's outcome: none ran (the events lineage has some)
+    assert any(manifest["unit_tests"][u]["model"] in built for u in manifest["unit_tests"])
+    assert not [r["unique_id"] for r in results["results"] if r["unique_id"].startswith("unit_test.")]
+
     # the summary says what was built and why
     line = _dbt_line(out.output)
     ran = sum(not r["unique_id"].startswith("operation.") for r in results["results"])
@@ -92,6 +96,7 @@ def test_a_change_in_one_service_rebuilds_only_its_descendants(flow_world: FlowW
     total = sum(k in ("model", "seed", "snapshot", "test") for k in kinds) + len(manifest["unit_tests"])
     assert ran < total and f"built {ran} of {total} nodes ({models} models" in line, line
     assert "downstream of raw_events" in line and "int_order_settlement left as built" in line, line
+    assert "unit tests left out" in line, line
 
     # a complete, verified version; the marts of other services carried from the last one
     current = world.ws.current_version()

@@ -1,6 +1,7 @@
 """Incremental builds are exact: after the simulator changes the services and the loaders pick the
-changes up, an incremental `dbt build` leaves every incremental model (the facts and the real-time
-marts) equal (EXCEPT ALL both ways) to a `dbt run --full-refresh` of the same models on the same data.
+changes up, an incremental `dbt build` leaves every incremental model (the facts, the real-time marts
+and int_sessions) equal (EXCEPT ALL both ways) to a `dbt run --full-refresh` of the same models on the
+same data.
 The snapshots record the changes as new versions.
 
 Late commits: a first round of changes is loaded and merged by the stream's `dbt run -s tag:realtime`;
@@ -41,14 +42,15 @@ LATE_SECONDS = 10.0
 REALTIME_INCREMENTAL = {"rt_events_per_minute", "rt_orders_today"}
 
 
-def incremental_models(dbt_world: DbtWorld) -> list[str]:
-    """Every incremental model of the project (from the manifest, so a new one joins the check)."""
+def incremental_models(dbt_world: DbtWorld) -> dict[str, str]:
+    """Every incremental model of the project and its relation (``schema.name``), from the manifest, so
+    a new one joins the check."""
     nodes = dbt_world.manifest()["nodes"].values()
-    return sorted(
-        n["name"]
-        for n in nodes
+    return {
+        n["name"]: f"{n['schema']}.{n['name']}"
+        for n in sorted(nodes, key=lambda n: n["name"])
         if n["resource_type"] == "model" and n["config"]["materialized"] == "incremental"
-    )
+    }
 
 
 def build_incremental(dbt_world: DbtWorld, models: list[str], *args: str) -> None:
@@ -80,11 +82,12 @@ def late_orders_behind_the_mark(dbt_world: DbtWorld, late: list[dict[str, Any]],
 
 def test_incremental_equals_full_refresh(dbt_world: DbtWorld, first_build: dict[str, Any]) -> None:
     assert first_build["_exit_code"] == 0, "first build failed; see test_dbt_build"
-    models = incremental_models(dbt_world)
-    assert set(models) >= REALTIME_INCREMENTAL, models
+    relations = incremental_models(dbt_world)
+    models = sorted(relations)
+    assert set(models) >= REALTIME_INCREMENTAL | {"int_sessions"}, models
     con = dbt_world.con()
     try:
-        before = {m: con.execute(f"select count(*) from marts.{m}").fetchone()[0] for m in models}
+        before = {m: con.execute(f"select count(*) from {relations[m]}").fetchone()[0] for m in models}
     finally:
         con.close()
 
@@ -112,13 +115,15 @@ def test_incremental_equals_full_refresh(dbt_world: DbtWorld, first_build: dict[
 
     con = dbt_world.con()
     try:
-        after = {m: con.execute(f"select count(*) from marts.{m}").fetchone()[0] for m in models}
+        after = {m: con.execute(f"select count(*) from {relations[m]}").fetchone()[0] for m in models}
         # the simulator added orders, lines, payments and events: the increments must have landed
-        for model in ("fct_orders", "fct_order_items", "fct_payments", "rt_events_per_minute"):
+        grown = ("fct_orders", "fct_order_items", "fct_payments", "rt_events_per_minute", "int_sessions")
+        for model in grown:
             assert after[model] > before[model], (model, before[model], after[model])
         con.execute("create schema if not exists compare_incremental")
         for model in models:
-            con.execute(f"create or replace table compare_incremental.{model} as select * from marts.{model}")
+            copy = f"create or replace table compare_incremental.{model} as select * from {relations[model]}"
+            con.execute(copy)
         snap_prices = con.execute(
             "select count(*) from snapshots.snap_product_prices where dbt_valid_to is not null"
         )
@@ -144,10 +149,10 @@ def test_incremental_equals_full_refresh(dbt_world: DbtWorld, first_build: dict[
         for model in models:
             only_incremental = con.execute(
                 f"select count(*) from (select * from compare_incremental.{model} "
-                f"except all select * from marts.{model})"
+                f"except all select * from {relations[model]})"
             ).fetchone()[0]
             only_full = con.execute(
-                f"select count(*) from (select * from marts.{model} "
+                f"select count(*) from (select * from {relations[model]} "
                 f"except all select * from compare_incremental.{model})"
             ).fetchone()[0]
             if (only_incremental, only_full) != (0, 0):

@@ -83,8 +83,10 @@ def test_a_load_builds_its_sources_descendants_and_the_cut_but_not_past_a_settle
     plan = _plan(loads=["raw_events"], horizons=["events", "orders"])
     assert not plan.full
     assert plan.select == ["source:events+", "source:ops.source_horizons", "cut", "stg_horizons"]
-    assert plan.dbt_args() == ["--select", *plan.select]  # no --state without state:modified
+    # no --state without state:modified; new data alone cannot change a unit test's outcome
+    assert plan.dbt_args() == ["--select", *plan.select, "--exclude-resource-type", "unit_test"]
     assert "downstream of raw_events" in plan.why and "settlement left as built" in plan.why
+    assert "unit tests left out" in plan.why
 
     # every source reading the schema (a service's data and what its loader deferred)
     assert _plan(loads=["raw_orders"]).select == ["source:orders+", "source:orders_deferred+"]
@@ -96,7 +98,11 @@ def test_a_load_builds_its_sources_descendants_and_the_cut_but_not_past_a_settle
 
 def test_definitions_and_named_inputs_select_their_users() -> None:
     plan = _plan(files=["models/x.sql"])
-    assert plan.dbt_args() == ["--select", "state:modified+", "--state", "/state"]
+    assert plan.dbt_args() == ["--select", "state:modified+", "--state", "/state"]  # unit tests run
+    # with new data too, a changed definition or var still runs the selected nodes' unit tests
+    for changed in ({"files": ["macros/m.sql"]}, {"names": ["var:settle"]}):
+        plan = _plan(loads=["raw_events"], **changed)
+        assert plan.unit_tests and "unit_test" not in plan.dbt_args(), plan.dbt_args()
     # a var named in SQL; the cut computes its var names, so any var change reaches it
     assert _plan(names=["var:realtime_lookback"]).select == ["cut+", "stg_orders+"]
     assert _plan(names=["var:settle"]).select == ["cut+"]
