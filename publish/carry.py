@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,42 @@ def unchanged(
     return entry
 
 
+# (device, inode, size, mtime) of files whose sha256 this process computed, and that sha256: a file the
+# stream links every batch (its unchanged partitions) is hashed about once per process, not every batch.
+_HASHED: dict[tuple[int, int, int, int], str] = {}
+_HASHED_MAX = 200_000
+# A file modified less than this long before it was hashed is not remembered: a write within the file
+# system's timestamp granularity after the hash could leave the time unchanged (git's "racily clean").
+_SETTLED_NS = 1_000_000_000
+
+
+def _stat_key(path: str | Path) -> tuple[tuple[int, int, int, int], int]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), st.st_mtime_ns
+
+
+def remember(path: str | Path, sha256: str) -> None:
+    """Note the sha256 this process just computed for ``path`` (a file it wrote or checked)."""
+    key, mtime = _stat_key(path)
+    if time.time_ns() - mtime < _SETTLED_NS:
+        return
+    if len(_HASHED) >= _HASHED_MAX:
+        _HASHED.clear()
+    _HASHED[key] = sha256
+
+
+def matches(path: str | Path, sha256: str) -> bool:
+    """Whether ``path`` has the recorded ``sha256``. A file this process hashed before and that is the
+    same file since (same inode, size and modification time: a hard link shares all four, any write
+    changes the time) is not read again; anything else is hashed."""
+    if _HASHED.get(_stat_key(path)[0]) == sha256:
+        return True
+    digest = checksums.sha256_file(path)
+    if digest == sha256:
+        remember(path, digest)
+    return digest == sha256
+
+
 def link(src: Path, dst: Path) -> None:
     """``dst`` shares ``src``'s bytes: a hard link, else a copy."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +143,7 @@ def carry(staging: Path, prev: Previous, spec: MartSpec, entry: dict[str, Any]) 
     for f in entry["files"]:
         src, dst = prev.folder / f["path"], staging / f["path"]
         link(src, dst)
-        if checksums.sha256_file(dst) != f["sha256"]:
+        if not matches(dst, f["sha256"]):
             raise CarryError(
                 f"{spec.name}: {f['path']} of version {prev.version} no longer matches its manifest; "
                 "not carrying a damaged file (publish with --full-build, or repair the version)"
@@ -168,10 +205,18 @@ class PartitionPlan:
 
     def link_into(self, staging: Path) -> None:
         """Link the unchanged partitions' files, each checked against its recorded sha256."""
-        for f in self.link:
-            src, dst = self.prev.folder / f["path"], staging / f["path"]
-            link(src, dst)
-            if checksums.sha256_file(dst) != f["sha256"]:
+        src_root, dst_root, made = str(self.prev.folder), str(staging), set()
+        for f in self.link:  # plain strings: a mart may have a file per day of its history
+            src, dst = os.path.join(src_root, f["path"]), os.path.join(dst_root, f["path"])
+            parent = os.path.dirname(dst)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+            if not matches(dst, f["sha256"]):
                 raise CarryError(
                     f"{f['path']} of version {self.prev.version} no longer matches its manifest; not "
                     "carrying a damaged file (publish with --full-build, or repair the version)"

@@ -29,7 +29,6 @@ shares the ``exports`` folder) and must not have the warehouse open read-write i
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 
 from core import checksums, ops_log, pii_key, settings
 from core.checksums import quote_ident, quote_literal
@@ -108,26 +108,47 @@ class PublishResult:
         return sum(m.bytes - m.linked_bytes for m in self.marts if not m.carried)
 
 
-def _relation_sql(con: duckdb.DuckDBPyConnection, spec: MartSpec) -> str:
-    """The fully qualified relation, using dbt's database name when it is attached under that name.
+@dataclass(frozen=True)
+class _Catalog:
+    """The warehouse's databases and relations, read once per publish (two catalog queries, whatever the
+    number of marts)."""
 
-    dbt-duckdb names the database after the file stem; when a different file is being published (or
-    it was attached under another alias) the connection's own database is used.
-    """
-    attached = {row[0] for row in con.execute("select database_name from duckdb_databases()").fetchall()}
-    (current,) = con.execute("select current_database()").fetchone()
-    database = spec.database if spec.database in attached else current
-    found = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_catalog = ? and table_schema = ? and table_name = ?",
-        [database, spec.schema, spec.alias],
-    ).fetchone()[0]
-    if not found:
-        raise PublishError(
-            f"{spec.unique_id}: relation {database}.{spec.schema}.{spec.alias} not found in the warehouse "
-            "(was `dbt build` run against this warehouse?)"
-        )
-    return ".".join(quote_ident(p) for p in (database, spec.schema, spec.alias))
+    attached: frozenset[str]
+    current: str
+    sizes: dict[tuple[str, str, str], int]  # (database, schema, name) of every table and view -> size
+
+    @classmethod
+    def read(cls, con: duckdb.DuckDBPyConnection) -> _Catalog:
+        rows = con.execute("select database_name, current_database() from duckdb_databases()").fetchall()
+        relations = con.execute(
+            "select database_name, schema_name, table_name, coalesce(estimated_size, 0) from duckdb_tables() "
+            "union all select database_name, schema_name, view_name, 0 from duckdb_views() where not internal"
+        ).fetchall()
+        return cls(frozenset(r[0] for r in rows), rows[0][1], {(d, s, n): z for d, s, n, z in relations})
+
+    def relation_sql(self, spec: MartSpec) -> str:
+        """The fully qualified relation, using dbt's database name when it is attached under that name.
+
+        dbt-duckdb names the database after the file stem; when a different file is being published (or
+        it was attached under another alias) the connection's own database is used.
+        """
+        database = spec.database if spec.database in self.attached else self.current
+        if (database, spec.schema, spec.alias) not in self.sizes:
+            raise PublishError(
+                f"{spec.unique_id}: relation {database}.{spec.schema}.{spec.alias} not found in the "
+                "warehouse (was `dbt build` run against this warehouse?)"
+            )
+        return ".".join(quote_ident(p) for p in (database, spec.schema, spec.alias))
+
+    def largest_first(self, specs: list[MartSpec]) -> list[MartSpec]:
+        """Specs ordered by estimated size, so the longest COPY starts first and the threads finish
+        together."""
+
+        def size(s: MartSpec) -> int:
+            database = s.database if s.database in self.attached else self.current
+            return self.sizes.get((database, s.schema, s.alias), 0)
+
+        return sorted(specs, key=lambda s: -size(s))
 
 
 def _workers(con: duckdb.DuckDBPyConnection, marts: int) -> int:
@@ -139,17 +160,6 @@ def _workers(con: duckdb.DuckDBPyConnection, marts: int) -> int:
     """
     (threads,) = con.execute("select current_setting('threads')").fetchone()
     return max(1, min(int(threads), marts))
-
-
-def _largest_first(con: duckdb.DuckDBPyConnection, specs: list[MartSpec]) -> list[MartSpec]:
-    """Specs ordered by estimated size, so the longest COPY starts first and the threads finish together."""
-    sizes = {
-        (db, schema, name): size or 0
-        for db, schema, name, size in con.execute(
-            "select database_name, schema_name, table_name, estimated_size from duckdb_tables()"
-        ).fetchall()
-    }
-    return sorted(specs, key=lambda s: -sizes.get((s.database, s.schema, s.alias), 0))
 
 
 def _columns(con: duckdb.DuckDBPyConnection, relation_sql: str) -> list[tuple[str, str]]:
@@ -288,11 +298,13 @@ def _file_rows(con: duckdb.DuckDBPyConnection, files: list[Path]) -> dict[str, i
 def _file_entry(f: Path, staging: Path, rows: int) -> dict[str, Any]:
     """A written file's manifest entry, the file made durable first."""
     _fsync(f)
+    digest = checksums.sha256_file(f)
+    carry.remember(f, digest)  # a later publish of this process links it without hashing it again
     return {
         "path": str(f.relative_to(staging)),
         "rows": int(rows),
         "bytes": f.stat().st_size,
-        "sha256": checksums.sha256_file(f),
+        "sha256": digest,
     }
 
 
@@ -356,7 +368,8 @@ def _verify_partitioned(
     the warehouse's rows the files were just proven to hold. Linked files are not read again."""
     assert spec.partition_by is not None
     linked = {f["path"]: f for f in plan.link} if plan is not None else {}
-    written = [f for f in files if str(f.relative_to(staging)) not in linked]
+    folder = f"{spec.name}/"  # a partitioned mart's files are <mart>/<file> in the version
+    written = [f for f in files if folder + f.name not in linked]
     if plan is not None:
         file_columns = plan.file_columns
     else:
@@ -382,7 +395,7 @@ def _verify_partitioned(
     found: dict[str | None, list[int]] = {}  # key -> [rows, checksum] of its files (written and linked)
     entries: list[dict[str, Any]] = []
     for f in files:
-        path = str(f.relative_to(staging))
+        path = folder + f.name
         if path in linked:
             entry = dict(linked[path])
             key = entry["partition"].get(column)
@@ -443,8 +456,7 @@ def _verify_mart(
         )
     else:
         rows, total, high, file_columns, entries = _verify_whole(con, spec, relation, columns, files, staging)
-    for d in {f.parent for f in files}:
-        versions.fsync_dir(d)
+    versions.fsync_dir(written if written.is_dir() else written.parent)
     source_types = dict(columns)
     return {
         "unique_id": spec.unique_id,
@@ -470,23 +482,31 @@ def _verify_mart(
     }
 
 
+def _manifest_text(manifest: dict[str, Any]) -> str:
+    """The manifest as indented JSON (orjson: the stream writes one per batch, with a file entry per
+    partition; the text is the same as ``json.dumps(..., indent=2, default=str)`` gives for it, but
+    non-ASCII characters are written as UTF-8 rather than escaped)."""
+    option = orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+    return orjson.dumps(manifest, default=str, option=option).decode()
+
+
 def source_loads(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Per raw schema: the committed dlt load ids (newest first, capped) behind this publish."""
     schemas = [
         r[0]
         for r in con.execute(
-            "select distinct table_schema from information_schema.tables "
-            "where table_name = '_dlt_loads' and table_schema like 'raw\\_%' escape '\\' order by 1"
+            "select distinct schema_name from duckdb_tables() where database_name = current_database() "
+            "and table_name = '_dlt_loads' and schema_name like 'raw\\_%' escape '\\' order by 1"
         ).fetchall()
     ]
     out: dict[str, Any] = {}
-    for schema in schemas:
+    for schema in schemas:  # the newest ids and the count (the stream adds a load per batch: thousands)
         rows = con.execute(
-            f"select load_id, inserted_at from {quote_ident(schema)}._dlt_loads "
-            "where status = 0 order by load_id desc"
+            f"select load_id, inserted_at, count(*) over () from {quote_ident(schema)}._dlt_loads "
+            f"where status = 0 order by load_id desc limit {MAX_LOAD_IDS}"
         ).fetchall()
         out[schema] = {
-            "committed_loads": len(rows),
+            "committed_loads": rows[0][2] if rows else 0,
             "latest_load_id": rows[0][0] if rows else None,
             "latest_inserted_at": rows[0][1].isoformat() if rows and rows[0][1] else None,
             "load_ids": [r[0] for r in rows[:MAX_LOAD_IDS]],
@@ -497,17 +517,19 @@ def source_loads(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 def _apply_exports_mode(folder: Path, mode: int, recurse: bool = True) -> None:
     """Give the published files ``mode`` (``SHOP_EXPORTS_MODE``) and their folders the same with search
     where it allows reading. Why explicit: every entry point runs with an owner-only umask (the warehouse
-    and run folder hold personal data), but the exports are meant to be shared."""
+    and run folder hold personal data), but the exports are meant to be shared. A file that has the mode
+    already (one linked from the current version) is left alone."""
     dir_mode = mode | ((mode & 0o444) >> 2)
     os.chmod(folder, dir_mode)
-    for entry in folder.iterdir():
-        if entry.is_symlink():
-            continue
-        if entry.is_dir():
-            if recurse:
-                _apply_exports_mode(entry, mode)
-        else:
-            os.chmod(entry, mode)
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                if recurse:
+                    _apply_exports_mode(Path(entry.path), mode)
+            elif entry.stat().st_mode & 0o7777 != mode:
+                os.chmod(entry.path, mode)
 
 
 def _utc_session(con: duckdb.DuckDBPyConnection) -> None:
@@ -647,6 +669,7 @@ def publish(
         with duckdb.connect(str(warehouse), read_only=True, config=config) as con:
             _utc_session(con)
             workers = _workers(con, len(specs))
+            catalog = _Catalog.read(con)
             with ThreadPoolExecutor(workers, thread_name_prefix="publish") as pool:
 
                 def write(spec: MartSpec) -> _Job:
@@ -654,7 +677,7 @@ def publish(
                     t0 = time.monotonic()
                     cur = con.cursor()  # one cursor per thread: a connection runs one query at a time
                     try:
-                        relation = _relation_sql(cur, spec)
+                        relation = catalog.relation_sql(spec)
                         columns = _columns(cur, relation)
                         if spec.partition_by:
                             try:
@@ -679,7 +702,7 @@ def publish(
                     finally:
                         cur.close()
 
-                done = list(pool.map(write, _largest_first(con, specs)))
+                done = list(pool.map(write, catalog.largest_first(specs)))
                 same = {j.spec.name: j for j in done if j.carry is not None}
                 if prev is not None and len(same) == len(specs) and amend_manifest is None:
                     shutil.rmtree(staging, ignore_errors=True)
@@ -757,7 +780,7 @@ def publish(
         attached = _build_attachments(attachments, staging, manifest)  # last: it sees every mart's files
         if attached:
             manifest["attachments"] = attached
-        text = json.dumps(manifest, indent=2, sort_keys=False, default=str)
+        text = _manifest_text(manifest)
         if scrub(text) != text:
             raise PublishError("refusing to publish: a secret value would appear in manifest.json")
         versions.write_atomic(staging / versions.MANIFEST, text + "\n")
