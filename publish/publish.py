@@ -24,7 +24,8 @@ Attachments (the report) are files built from the verified staging folder before
 written: they are listed in it with their sha256, and a failure leaves ``current`` untouched too.
 
 The caller holds the warehouse lock (no writer changes the marts meanwhile, and no other publisher
-shares the ``exports`` folder) and must not have the warehouse open read-write in this process.
+shares the ``exports`` folder) and must not have the warehouse open read-write in this process, unless
+it hands that connection in (``publish(..., connection=...)``).
 """
 
 from __future__ import annotations
@@ -532,14 +533,15 @@ def _apply_exports_mode(folder: Path, mode: int, recurse: bool = True) -> None:
                 os.chmod(entry.path, mode)
 
 
-def _utc_session(con: duckdb.DuckDBPyConnection) -> None:
+def _utc_session(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Casts between naive and zoned timestamps (the verification's) in UTC, the warehouse's convention,
-    whatever the machine's zone. Global, so the threads' cursors share it. Without the ICU extension
-    DuckDB has no time zones and casts in UTC already."""
+    whatever the machine's zone. Per cursor (a session setting), so a connection handed in by the caller
+    keeps its own zone. Without the ICU extension DuckDB has no time zones and casts in UTC already."""
     try:
-        con.execute("set global TimeZone = 'UTC'")
+        con.execute("set TimeZone = 'UTC'")
     except duckdb.Error as exc:
         log.debug("TimeZone not settable (%s): casts are UTC without ICU", exc)
+    return con
 
 
 def _build_attachments(
@@ -627,6 +629,7 @@ def publish(
     amend_manifest: Callable[[Path, dict[str, Any]], None] | None = None,
     attachments: Sequence[Attachment] = (),
     reuse: bool = False,
+    connection: duckdb.DuckDBPyConnection | None = None,
 ) -> PublishResult:
     """Export ``specs`` from ``warehouse`` as a new version under ``exports`` and make it current.
 
@@ -643,6 +646,10 @@ def publish(
     (``--allow-partial`` carries stale marts from the current version, publish/partial.py). Then
     ``attachments`` are built into the staging folder (the warehouse connection closed, every mart's
     files in place) and listed in the manifest; one that fails fails the publish.
+
+    ``connection``: the caller's open connection to ``warehouse`` (the stream's batch connection, which
+    just wrote the marts), read through cursors of it instead of opening the file again read-only (an
+    open reads the catalog); the caller holds the lock and writes nothing meanwhile.
     """
     if not specs:
         raise PublishError("no models tagged 'publish' in the dbt manifest: nothing to publish")
@@ -666,7 +673,12 @@ def publish(
     try:
         limit = settings.publish_memory_limit()  # bounded memory whatever the marts' size
         config = {"memory_limit": limit} if limit else {}
-        with duckdb.connect(str(warehouse), read_only=True, config=config) as con:
+        opened = (
+            connection.cursor()
+            if connection is not None
+            else duckdb.connect(str(warehouse), read_only=True, config=config)
+        )
+        with opened as con:
             _utc_session(con)
             workers = _workers(con, len(specs))
             catalog = _Catalog.read(con)
@@ -675,7 +687,7 @@ def publish(
                 def write(spec: MartSpec) -> _Job:
                     """The mart written into staging, or the entry to carry (unchanged)."""
                     t0 = time.monotonic()
-                    cur = con.cursor()  # one cursor per thread: a connection runs one query at a time
+                    cur = _utc_session(con.cursor())  # one per thread: a connection runs one query at a time
                     try:
                         relation = catalog.relation_sql(spec)
                         columns = _columns(cur, relation)
@@ -721,7 +733,7 @@ def publish(
 
                 def verify(job: _Job) -> tuple[dict[str, Any], float]:
                     t0 = time.monotonic()
-                    cur = con.cursor()
+                    cur = _utc_session(con.cursor())
                     try:
                         assert job.path is not None
                         entry = _verify_mart(
