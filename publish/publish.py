@@ -614,6 +614,7 @@ class _Job:
     plan: carry.PartitionPlan | None = None  # a partitioned mart compared with the current version's
     carry: dict[str, Any] | None = None  # the current version's entry: unchanged, its files carried
     path: Path | None = None  # the file or folder written into staging
+    entry: dict[str, Any] | None = None  # its verified manifest entry
     seconds: float = 0.0
 
 
@@ -701,14 +702,16 @@ def publish(
                             job.plan = carry.partition_plan(cur, spec, relation, columns, prev)
                             if job.plan is not None and job.plan.unchanged:
                                 job.carry = prev.manifest["marts"][spec.name]
-                        if (
-                            prev is not None and job.plan is None
-                        ):  # whole: unpartitioned, or no per-file figures
+                        if prev is not None and job.plan is None:  # unpartitioned, or not comparable
                             job.carry = carry.unchanged(cur, spec, relation, columns, prev)
                         if job.carry is None:
                             job.path = _write_mart(
                                 cur, spec, relation, columns, staging, version_id, job.plan
                             )
+                            if after_write is None:  # verified at once: no thread waits for the largest COPY
+                                job.entry = _verify_mart(
+                                    cur, spec, relation, columns, job.path, staging, job.plan
+                                )
                         job.seconds = time.monotonic() - t0
                         return job
                     finally:
@@ -743,7 +746,9 @@ def publish(
                     finally:
                         cur.close()
 
-                verified = dict(zip([j.spec.name for j in written], pool.map(verify, written), strict=True))
+                verified = {j.spec.name: (j.entry, j.seconds) for j in written if j.entry is not None}
+                rest = [j for j in written if j.entry is None]  # written before the after_write hook
+                verified.update(zip([j.spec.name for j in rest], pool.map(verify, rest), strict=True))
                 verified.update(carried)
             marts: dict[str, Any] = {}
             for spec in specs:  # manifest and log in the dbt manifest's order, whatever order the threads ran
