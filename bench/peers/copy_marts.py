@@ -19,6 +19,9 @@ from pathlib import Path
 
 import duckdb
 
+# the publish's partition grains (publish/partition.py): the file name format of a bucket
+GRAINS = {"hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+
 
 def mart_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     """(schema, table) of every table or view in a schema whose name ends in `marts`."""
@@ -46,13 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     tables = [(s, t) for s, t in mart_tables(con) if not wanted or t in wanted]
     for schema, table in tables:
         partition_by = (wanted.get(table) or {}).get("partition_by")
-        if partition_by:
+        grain = (wanted.get(table) or {}).get("partition_grain")
+        source = f"{schema}.{table}"
+        if partition_by and grain:  # a file per hour/day/month/year of the column, as the publish writes
+            key = f"strftime(date_trunc('{grain}', {partition_by}), '{GRAINS[grain]}')"
+            source = f"(select *, {key} as __key from {schema}.{table})"
+            target = args.out / table
+            options = "PARTITION_BY (__key), "
+        elif partition_by:
             target = args.out / table
             options = f"PARTITION_BY ({partition_by}), WRITE_PARTITION_COLUMNS true, "
         else:
             target = args.out / f"{table}.parquet"
             options = ""
-        con.execute(f"COPY {schema}.{table} TO '{target}' ({options}FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY {source} TO '{target}' ({options}FORMAT parquet, COMPRESSION zstd)")
     con.close()
     print(
         f"copy peer: {len(tables)} marts → {args.out} in {time.perf_counter() - started:.2f}s",
