@@ -77,7 +77,7 @@ def unchanged(
     entry = (prev.manifest.get("marts") or {}).get(spec.name)
     if not entry or entry.get("stale") or entry.get("unique_id") != spec.unique_id:
         return None
-    if entry.get("partition_by") != spec.partition_by or entry.get("partition_grain") != spec.partition_grain:
+    if entry.get("partition_by") != spec.partition_by or not _same_scheme(entry, spec):
         return None
     if (entry.get("high_water_mark") or {}).get("column") != spec.high_water_mark:
         return None
@@ -128,6 +128,12 @@ def matches(path: str | Path, sha256: str) -> bool:
     return digest == sha256
 
 
+def _same_scheme(entry: dict[str, Any], spec: MartSpec) -> bool:
+    """The manifest entry was split into files as ``spec`` says (grain and rollup)."""
+    rollup = spec.partition_rollup if spec.partition_grain else None
+    return entry.get("partition_grain") == spec.partition_grain and entry.get("partition_rollup") == rollup
+
+
 def link(src: Path, dst: Path) -> None:
     """``dst`` shares ``src``'s bytes: a hard link, else a copy."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +178,7 @@ class PartitionPlan:
     writes against them and takes the linked ones' from the manifest they were verified into."""
 
     prev: Previous
-    spec: MartSpec
+    scheme: partition.Scheme
     write: list[str]  # partition keys (publish/partition.py)
     link: list[dict[str, Any]]  # file entries of the current version to link
     groups: dict[str | None, partition.Group]
@@ -188,8 +194,7 @@ class PartitionPlan:
         """The COPY's filter: the keys to write (None: write every row, nothing is linked)."""
         if not self.link:
             return None
-        ptype = dict(self.file_columns)[self.spec.partition_by]  # type: ignore[index]
-        return partition.select_keys_sql(self.spec, ptype, self.write)
+        return self.scheme.select_keys_sql(dict(self.file_columns)[self.scheme.column], self.write)
 
     def mark(self, entry: dict[str, Any]) -> int:
         """Note in the new manifest entry which files were linked (and the version that wrote each);
@@ -226,6 +231,7 @@ class PartitionPlan:
 def partition_plan(
     con: duckdb.DuckDBPyConnection,
     spec: MartSpec,
+    scheme: partition.Scheme,
     relation: str,
     columns: list[tuple[str, str]],
     prev: Previous,
@@ -237,7 +243,7 @@ def partition_plan(
     entry = (prev.manifest.get("marts") or {}).get(spec.name)
     if not spec.partition_by or not entry or entry.get("stale") or entry.get("unique_id") != spec.unique_id:
         return None
-    if entry.get("partition_by") != spec.partition_by or entry.get("partition_grain") != spec.partition_grain:
+    if entry.get("partition_by") != spec.partition_by or not _same_scheme(entry, spec):
         return None
     if (entry.get("high_water_mark") or {}).get("column") != spec.high_water_mark:
         return None
@@ -248,7 +254,7 @@ def partition_plan(
     if not files or any("partition_checksum" not in f or not f.get("partition") for f in files):
         return None
     file_columns = [(c["name"], c["type"]) for c in schema]
-    groups = partition.warehouse_groups(con, relation, spec, columns, file_columns)
+    groups = partition.warehouse_groups(con, relation, spec, scheme, columns, file_columns)
     before: dict[str | None, list[dict[str, Any]]] = {}
     for f in files:
         before.setdefault(f["partition"].get(spec.partition_by), []).append(f)
@@ -263,4 +269,4 @@ def partition_plan(
     if any(v is None for v in groups if v not in same):  # a null key cannot be selected by `in`
         return None
     linked = [f for v in sorted(same) for f in before[v]]
-    return PartitionPlan(prev, spec, write, linked, groups, file_columns, len(files))
+    return PartitionPlan(prev, scheme, write, linked, groups, file_columns, len(files))

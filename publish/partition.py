@@ -21,7 +21,7 @@ into.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,9 @@ class PartitionConfigError(ValueError):
     """The mart's partition meta names a column it does not have, or an unknown grain."""
 
 
+ORDER = ["hour", "day", "month", "year"]
+
+
 def check(spec: MartSpec, columns: list[tuple[str, str]]) -> None:
     """Raise when ``spec``'s partitioning cannot apply to a relation of ``columns``."""
     names = [c for c, _ in columns]
@@ -47,12 +50,17 @@ def check(spec: MartSpec, columns: list[tuple[str, str]]) -> None:
         raise PartitionConfigError(
             f"{spec.unique_id}: publish_partition_by column {spec.partition_by!r} not in {names}"
         )
-    if spec.partition_grain is None:
+    grain, rollup = spec.partition_grain, spec.partition_rollup
+    if grain is None and rollup is None:
         return
-    if spec.partition_grain not in GRAINS:
+    if grain not in GRAINS:
         raise PartitionConfigError(
-            f"{spec.unique_id}: publish_partition_grain {spec.partition_grain!r} "
-            f"is not one of {sorted(GRAINS)}"
+            f"{spec.unique_id}: publish_partition_grain {grain!r} is not one of {sorted(GRAINS)}"
+        )
+    if rollup is not None and (rollup not in GRAINS or ORDER.index(rollup) <= ORDER.index(grain)):
+        raise PartitionConfigError(
+            f"{spec.unique_id}: publish_partition_rollup {rollup!r} must be a grain coarser than {grain!r} "
+            f"(one of {ORDER[ORDER.index(grain) + 1 :]})"
         )
     dtype = dict(columns)[spec.partition_by].upper()
     if not (dtype.startswith("TIMESTAMP") or dtype == "DATE"):
@@ -62,58 +70,105 @@ def check(spec: MartSpec, columns: list[tuple[str, str]]) -> None:
         )
 
 
-def key_sql(spec: MartSpec, parquet_type: str) -> str:
-    """The partition key of a file's row as text: the column (of its Parquet type) as text, or truncated
-    to the grain and formatted."""
-    assert spec.partition_by is not None
-    column = f"cast({quote_ident(spec.partition_by)} as {parquet_type})"
-    if spec.partition_grain is None:
-        return f"cast({column} as varchar)"
-    return f"strftime({column}, {quote_literal(GRAINS[spec.partition_grain])})"
+def _truncate(moment: datetime, grain: str) -> datetime:
+    moment = moment.replace(minute=0, second=0, microsecond=0)
+    if grain == "hour":
+        return moment
+    moment = moment.replace(hour=0)
+    if grain == "day":
+        return moment
+    moment = moment.replace(day=1)
+    return moment if grain == "month" else moment.replace(month=1)
 
 
-def bucket_sql(spec: MartSpec) -> str:
-    """What the warehouse relation's rows are grouped by: the column, or its grain (in the column's own
-    type: a cast to ``timestamptz`` row by row costs more than the rest of the scan)."""
-    assert spec.partition_by is not None
-    column = quote_ident(spec.partition_by)
-    return (
-        column
-        if spec.partition_grain is None
-        else f"date_trunc({quote_literal(spec.partition_grain)}, {column})"
-    )
+@dataclass(frozen=True)
+class Scheme:
+    """How one publish splits a partitioned mart into files: by the column's value, by its grain, or by
+    its grain from ``cut`` on and its rollup before (``cut``: the start of the current rollup period,
+    UTC, fixed for the whole publish so the warehouse and the files are split alike)."""
 
+    column: str
+    grain: str | None = None
+    rollup: str | None = None
+    cut: datetime | None = None  # naive UTC
 
-def bucket_key_sql(spec: MartSpec, parquet_type: str) -> str:
-    """The text key of a warehouse bucket (``bucket_sql``): the same text ``key_sql`` gives for its rows
-    in the files (the warehouse keeps naive UTC timestamps, the session's zone is UTC)."""
-    bucket = bucket_sql(spec)
-    if spec.partition_grain is None:
-        return f"cast(cast({bucket} as {parquet_type}) as varchar)"
-    return f"strftime({bucket}, {quote_literal(GRAINS[spec.partition_grain])})"
+    @classmethod
+    def of(cls, spec: MartSpec, now: datetime) -> Scheme:
+        assert spec.partition_by is not None
+        rollup = spec.partition_rollup if spec.partition_grain else None
+        cut = _truncate(now.astimezone(UTC).replace(tzinfo=None), rollup) if rollup else None
+        return cls(spec.partition_by, spec.partition_grain, rollup, cut)
 
+    def _cut_sql(self) -> str:
+        assert self.cut is not None
+        return f"timestamp {quote_literal(self.cut.isoformat(sep=' '))}"
 
-def select_keys_sql(spec: MartSpec, parquet_type: str, keys: list[str]) -> str:
-    """A filter on the warehouse relation for the rows of ``keys``. With a grain, ranges of the column
-    (DuckDB skips the row groups outside them by their min/max) instead of formatting every row."""
-    assert spec.partition_by is not None
-    if spec.partition_grain is None:
-        values = ", ".join(quote_literal(k) for k in keys)
-        return f"{bucket_key_sql(spec, parquet_type)} in ({values})" if keys else "false"
-    column = quote_ident(spec.partition_by)
-    ranges = []
-    for key in keys:
-        start = datetime.strptime(key, GRAINS[spec.partition_grain]).isoformat(sep=" ")
-        bound = f"timestamp {quote_literal(start)}"
-        ranges.append(f"({column} >= {bound} and {column} < {bound} + interval 1 {spec.partition_grain})")
-    return " or ".join(ranges) if ranges else "false"
+    def _format(self, value: str) -> str:
+        """``value`` (a timestamp of the column or of its bucket) as its key text."""
+        assert self.grain is not None
+        text = f"strftime({value}, {quote_literal(GRAINS[self.grain])})"
+        if self.rollup is None:
+            return text
+        older = f"strftime({value}, {quote_literal(GRAINS[self.rollup])})"
+        return f"case when {value} >= {self._cut_sql()} then {text} else {older} end"
 
+    def key_sql(self, parquet_type: str) -> str:
+        """The partition key of a file's row as text: the column (of its Parquet type) as text, or its
+        bucket formatted."""
+        column = f"cast({quote_ident(self.column)} as {parquet_type})"
+        return f"cast({column} as varchar)" if self.grain is None else self._format(column)
 
-def file_prefix(spec: MartSpec) -> str:
-    """What a partition file's name starts with: ``placed_month`` or ``event_minute_day``."""
-    assert spec.partition_by is not None
-    grain = spec.partition_grain
-    return spec.partition_by if grain is None else f"{spec.partition_by}_{grain}"
+    def bucket_sql(self) -> str:
+        """What the warehouse relation's rows are grouped by: the column, or its bucket (in the column's
+        own type: a cast to ``timestamptz`` row by row costs more than the rest of the scan)."""
+        column = quote_ident(self.column)
+        if self.grain is None:
+            return column
+        bucket = f"date_trunc({quote_literal(self.grain)}, {column})"
+        if self.rollup is None:
+            return bucket
+        older = f"date_trunc({quote_literal(self.rollup)}, {column})"
+        return f"case when {column} >= {self._cut_sql()} then {bucket} else {older} end"
+
+    def bucket_key_sql(self, parquet_type: str) -> str:
+        """The text key of a warehouse bucket (``bucket_sql``): the same text ``key_sql`` gives for its
+        rows in the files (the warehouse keeps naive UTC timestamps, the session's zone is UTC)."""
+        bucket = self.bucket_sql()
+        return (
+            f"cast(cast({bucket} as {parquet_type}) as varchar)"
+            if self.grain is None
+            else self._format(bucket)
+        )
+
+    def select_keys_sql(self, parquet_type: str, keys: list[str]) -> str:
+        """A filter on the warehouse relation for the rows of ``keys``. With a grain, ranges of the column
+        (DuckDB skips the row groups outside them by their min/max) instead of formatting every row."""
+        if self.grain is None:
+            values = ", ".join(quote_literal(k) for k in keys)
+            return f"{self.bucket_key_sql(parquet_type)} in ({values})" if keys else "false"
+        column = quote_ident(self.column)
+        ranges = []
+        for key in keys:
+            start, step = self._bucket(key)
+            bound = f"timestamp {quote_literal(start.isoformat(sep=' '))}"
+            ranges.append(f"({column} >= {bound} and {column} < {bound} + interval 1 {step})")
+        return " or ".join(ranges) if ranges else "false"
+
+    def _bucket(self, key: str) -> tuple[datetime, str]:
+        """The start and the grain of the bucket a key names (a grain's key, or a rollup's)."""
+        assert self.grain is not None
+        for grain in (self.grain, self.rollup):
+            if grain is not None:
+                try:
+                    return datetime.strptime(key, GRAINS[grain]), grain
+                except ValueError:
+                    continue
+        raise ValueError(f"partition key {key!r} is not a {self.grain} or {self.rollup} of {self.column}")
+
+    def manifest_fields(self) -> dict[str, str]:
+        """What the manifest says about the scheme beyond ``partition_by``."""
+        out = {"partition_grain": self.grain} if self.grain else {}
+        return {**out, "partition_rollup": self.rollup} if self.rollup else out
 
 
 def hash_types(file_columns: list[tuple[str, str]], columns: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -150,6 +205,7 @@ def warehouse_groups(
     con: duckdb.DuckDBPyConnection,
     relation: str,
     spec: MartSpec,
+    scheme: Scheme,
     columns: list[tuple[str, str]],
     file_columns: list[tuple[str, str]],
 ) -> dict[str | None, Group]:
@@ -159,9 +215,9 @@ def warehouse_groups(
     hwm = spec.high_water_mark
     newest = f"cast(max({quote_ident(hwm)}) as {types[hwm]})" if hwm and hwm in types else "null"
     found = con.execute(
-        f"select {bucket_key_sql(spec, types[spec.partition_by])}, count(*), "  # type: ignore[index]
+        f"select {scheme.bucket_key_sql(types[scheme.column])}, count(*), "
         f"coalesce(sum({row_hash(hash_types(file_columns, columns))}::hugeint), 0)::varchar, {newest} "
-        f"from {relation} group by {bucket_sql(spec)}"
+        f"from {relation} group by {scheme.bucket_sql()}"
     ).fetchall()
     return {key: Group(rows, int(total), high) for key, rows, total, high in found}
 
@@ -177,11 +233,11 @@ class FileFigures:
 
 
 def file_figures(
-    con: duckdb.DuckDBPyConnection, files: list[Path], spec: MartSpec, file_columns: list[tuple[str, str]]
+    con: duckdb.DuckDBPyConnection, files: list[Path], scheme: Scheme, file_columns: list[tuple[str, str]]
 ) -> dict[str, FileFigures]:
     """Per file (by its path as DuckDB reports it): rows, distinct keys, the key and the checksum, read
     from the files' rows (not their names), in one pass over them. A file without rows is absent."""
-    key = key_sql(spec, dict(file_columns)[spec.partition_by])  # type: ignore[index]
+    key = scheme.key_sql(dict(file_columns)[scheme.column])
     found = con.execute(
         f"select filename, count(*), count(distinct {key}), min({key}), "
         f"coalesce(sum({row_hash(file_columns)}::hugeint), 0)::varchar "

@@ -219,6 +219,7 @@ def _write_mart(
     staging: Path,
     version_id: str,
     plan: carry.PartitionPlan | None = None,
+    scheme: partition.Scheme | None = None,
 ) -> Path:
     """COPY one mart into the staging folder; return the file or folder written. With ``plan`` (a
     partitioned mart compared with the current version's) only the changed partitions are written and
@@ -226,12 +227,13 @@ def _write_mart(
     query = f"select {_export_select(columns)} from {relation}"
     options = f"FORMAT parquet, COMPRESSION zstd, {_kv_metadata(spec, version_id)}"
     if spec.partition_by:
+        scheme = scheme or partition.Scheme.of(spec, datetime.now(UTC))
         target = staging / spec.name
         if plan is None or plan.write:
             where = plan.where() if plan is not None else None
             where_sql = f" where {where}" if where else ""
             if spec.partition_grain:  # by a hidden key column, not written into the files
-                key = partition.bucket_key_sql(spec, _export_type(dict(columns)[spec.partition_by]))
+                key = scheme.bucket_key_sql(_export_type(dict(columns)[spec.partition_by]))
                 con.execute(
                     f"copy (select {_export_select(columns)}, {key} as {quote_ident(partition.KEY_COLUMN)} "
                     f"from {relation}{where_sql}) to {quote_literal(str(target))} "
@@ -245,7 +247,7 @@ def _write_mart(
                 )
                 folder_key = spec.partition_by
             if target.is_dir():
-                _flatten_partitions(target, folder_key, partition.file_prefix(spec))
+                _flatten_partitions(target, folder_key, spec.partition_by)
         if plan is not None:
             try:
                 plan.link_into(staging)
@@ -359,6 +361,7 @@ def _verify_partitioned(
     files: list[Path],
     staging: Path,
     plan: carry.PartitionPlan | None,
+    scheme: partition.Scheme,
 ) -> tuple[int, str, Any, list[tuple[str, str]], list[dict[str, Any]]]:
     """A partitioned mart, partition by partition: each partition key the publish wrote holds, in the
     files read back (one pass over them), exactly the warehouse's rows of that key (count and checksum,
@@ -388,9 +391,9 @@ def _verify_partitioned(
     groups = (
         plan.groups
         if plan is not None
-        else partition.warehouse_groups(con, relation, spec, columns, file_columns)
+        else partition.warehouse_groups(con, relation, spec, scheme, columns, file_columns)
     )
-    figures = partition.file_figures(con, written, spec, file_columns) if written else {}
+    figures = partition.file_figures(con, written, scheme, file_columns) if written else {}
     meta_rows = _file_rows(con, written)
     column = spec.partition_by
     found: dict[str | None, list[int]] = {}  # key -> [rows, checksum] of its files (written and linked)
@@ -446,14 +449,16 @@ def _verify_mart(
     written: Path,
     staging: Path,
     plan: carry.PartitionPlan | None = None,
+    scheme: partition.Scheme | None = None,
 ) -> dict[str, Any]:
     """Prove the mart's files hold the warehouse relation's rows; return the manifest entry."""
     files = _mart_files(written)
     if not files:
         raise PublishError(f"{spec.name}: COPY wrote no Parquet files into {written}")
     if spec.partition_by:
+        scheme = scheme or partition.Scheme.of(spec, datetime.now(UTC))
         rows, total, high, file_columns, entries = _verify_partitioned(
-            con, spec, relation, columns, files, staging, plan
+            con, spec, relation, columns, files, staging, plan, scheme
         )
     else:
         rows, total, high, file_columns, entries = _verify_whole(con, spec, relation, columns, files, staging)
@@ -465,7 +470,7 @@ def _verify_mart(
         "description": spec.description,
         "rows": rows,
         "partition_by": spec.partition_by,
-        **({"partition_grain": spec.partition_grain} if spec.partition_grain else {}),
+        **(scheme.manifest_fields() if scheme is not None else {}),
         "high_water_mark": (
             {"column": spec.high_water_mark, "value": _iso(high)} if spec.high_water_mark else None
         ),
@@ -611,6 +616,7 @@ class _Job:
     spec: MartSpec
     relation: str
     columns: list[tuple[str, str]]  # the warehouse relation's (name, type)
+    scheme: partition.Scheme | None = None  # how a partitioned mart is split into files
     plan: carry.PartitionPlan | None = None  # a partitioned mart compared with the current version's
     carry: dict[str, Any] | None = None  # the current version's entry: unchanged, its files carried
     path: Path | None = None  # the file or folder written into staging
@@ -665,6 +671,7 @@ def publish(
     if stale:
         log.warning("removed %d unfinished publish folder(s) left by an earlier crash: %s", len(stale), stale)
 
+    now = datetime.now(UTC)  # one moment for the whole publish (a rollup's cut, publish/partition.py)
     version_id = versions.new_version_id()
     staging = versions.versions_dir(exports) / (version_id + versions.PARTIAL_SUFFIX)
     final = versions.versions_dir(exports) / version_id
@@ -698,19 +705,21 @@ def publish(
                             except partition.PartitionConfigError as exc:
                                 raise PublishError(str(exc)) from exc
                         job = _Job(spec, relation, columns)
-                        if prev is not None and spec.partition_by:
-                            job.plan = carry.partition_plan(cur, spec, relation, columns, prev)
+                        if spec.partition_by:  # one split for the plan, the write and the check
+                            job.scheme = partition.Scheme.of(spec, now)
+                        if prev is not None and job.scheme is not None:
+                            job.plan = carry.partition_plan(cur, spec, job.scheme, relation, columns, prev)
                             if job.plan is not None and job.plan.unchanged:
                                 job.carry = prev.manifest["marts"][spec.name]
                         if prev is not None and job.plan is None:  # unpartitioned, or not comparable
                             job.carry = carry.unchanged(cur, spec, relation, columns, prev)
                         if job.carry is None:
                             job.path = _write_mart(
-                                cur, spec, relation, columns, staging, version_id, job.plan
+                                cur, spec, relation, columns, staging, version_id, job.plan, job.scheme
                             )
                             if after_write is None:  # verified at once: no thread waits for the largest COPY
                                 job.entry = _verify_mart(
-                                    cur, spec, relation, columns, job.path, staging, job.plan
+                                    cur, spec, relation, columns, job.path, staging, job.plan, job.scheme
                                 )
                         job.seconds = time.monotonic() - t0
                         return job
@@ -740,7 +749,7 @@ def publish(
                     try:
                         assert job.path is not None
                         entry = _verify_mart(
-                            cur, job.spec, job.relation, job.columns, job.path, staging, job.plan
+                            cur, job.spec, job.relation, job.columns, job.path, staging, job.plan, job.scheme
                         )
                         return entry, job.seconds + time.monotonic() - t0
                     finally:
