@@ -8,10 +8,16 @@ A mart's ``meta.publish_partition_by`` names a column; each file holds one value
   real-time ``rt_events_per_minute`` holds every minute of history; one file per minute would be tens of
   thousands of files, one file for everything is rewritten whole every stream batch. Day files keep the
   rewrite to the days a batch touched, and the mart's columns (what readers see) stay as they are: the
-  key exists only while writing (a hidden column of the COPY, not written into the files).
+  key exists only while writing (a hidden column of the COPY, not written into the files);
+- with ``meta.publish_partition_rollup`` too (a coarser grain, ``month`` for the events), rows before the
+  current rollup period are keyed by the rollup (``2026-11``): two years of history are two dozen month
+  files instead of 730 day files (each file costs a full publish, a stream batch's links and a reader
+  about the same whatever its rows), while the period being written to is still a file per day. The cut
+  is fixed once per publish; after a month turns, its day files give way to one month file.
 
-Both sides of every comparison use the same key expression, over the column cast to its Parquet read-back
-type: the warehouse relation (what to write, what the files must hold) and the files read back. Per key
+Both sides of every comparison use the same key expression: over the column cast to its Parquet read-back
+type for the files, over the column's own type for the warehouse (grouped by its bucket, formatted per
+group). Per key
 the publisher records the rows and the sum of the rows' hashes (``partition_checksum``); their sum over the
 mart's files is the mart's content checksum (the same ``hash(row)`` summed, core/checksums.py), which lets a
 publish verify the partitions it wrote and take the others' figures from the manifest they were verified
@@ -37,7 +43,7 @@ KEY_COLUMN = "__shop_partition_key"
 
 
 class PartitionConfigError(ValueError):
-    """The mart's partition meta names a column it does not have, or an unknown grain."""
+    """The mart's partition meta names a column it does not have, an unknown grain or a finer rollup."""
 
 
 ORDER = ["hour", "day", "month", "year"]
