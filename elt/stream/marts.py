@@ -34,7 +34,7 @@ from core import settings
 from elt.stream import directsql
 from elt.stream.session import BatchConnection
 from elt.stream.settings import stream_dir
-from publish.publish import PublishResult, publish
+from publish.publish import PublishError, PublishResult, publish
 from transform import dbt_artifacts, dbt_runner
 
 log = logging.getLogger("elt.stream.marts")
@@ -166,6 +166,31 @@ class RealtimeMarts:
             log.warning("real-time models not built at start-up (the first batch tries again): %s", exc)
             return
         self.compile_direct()
+
+    def publish_current(self, exports: Path) -> None:
+        """At start-up, under the lock, after ``prepare``: publish the marts as they are (``reuse``: nothing
+        new when the current version already holds them). Why: the first publish into an empty or stale
+        root writes every file; done here it is not the first batch's latency. A failure is left to the
+        first batch, which publishes anyway."""
+        if self.plan is None:
+            return
+        try:
+            result = publish(
+                self.specs,
+                warehouse=settings.warehouse_path(),
+                exports=exports,
+                dbt_invocation={"invocation_id": self.compiled_invocation, "command": f"run -s {SELECTOR}"},
+                keep=KEEP_VERSIONS,
+                reuse=True,
+            )
+        except (PublishError, duckdb.Error, OSError) as exc:
+            log.warning("real-time marts not published at start-up (the first batch does): %s", exc)
+            return
+        log.info(
+            "real-time marts published at start-up: version %s%s",
+            result.version_id,
+            " (unchanged)" if result.unchanged else "",
+        )
 
     def compile_direct(self) -> None:
         """``dbt compile`` the real-time models against the warehouse as it is now (their targets exist:

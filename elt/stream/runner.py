@@ -93,6 +93,7 @@ class StreamRunner:
             self.committed = self.loader.committed_id()
             if self.marts is not None:
                 self.marts.prepare()  # dbt once, then compiled SQL per batch: ready means ready
+                self.marts.publish_current(self.cfg.exports_root)  # the first batch writes only its change
         position = self.committed
         if self.cfg.from_event_id is not None:
             position = self.cfg.from_event_id
