@@ -5,7 +5,8 @@ read-only, finds every table in the marts schema(s) and runs one `COPY … TO '<
 one after another, which is as fast as DuckDB writes Parquet (zstd, the codec the publish step uses, so
 the comparison is about the publish machinery and not the codec). Given the publish manifest, it writes
 the same layout too: a mart the publish partitions (hive folders by month) is COPYed with the same
-`PARTITION_BY`, so both sides write the same files and `publish ÷ COPY` says what the guarantees cost
+`PARTITION_BY` (by the bucket of a grain, and of a rollup before its cut, as the manifest says), so both
+sides write the same files and `publish ÷ COPY` says what the guarantees cost
 (lock, verification read-back, checksums, manifest, atomic switch), not what the layout costs.
 """
 
@@ -53,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         source = f"{schema}.{table}"
         if partition_by and grain:  # a file per hour/day/month/year of the column, as the publish writes
             key = f"strftime(date_trunc('{grain}', {partition_by}), '{GRAINS[grain]}')"
+            rollup = (wanted.get(table) or {}).get("partition_rollup")
+            if rollup:  # before the current rollup period: a file per rollup bucket
+                cut = f"date_trunc('{rollup}', timezone('UTC', now()))"
+                older = f"strftime(date_trunc('{rollup}', {partition_by}), '{GRAINS[rollup]}')"
+                key = f"case when {partition_by} >= {cut} then {key} else {older} end"
             source = f"(select *, {key} as __key from {schema}.{table})"
             target = args.out / table
             options = "PARTITION_BY (__key), "
