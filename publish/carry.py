@@ -85,7 +85,7 @@ def unchanged(
     if [(c["name"], c["warehouse_type"]) for c in schema] != columns:
         return None
     file_columns = [(c["name"], c["type"]) for c in schema]
-    hashed = partition.hash_types(file_columns, columns)
+    hashed = partition.hash_types(con, file_columns, columns)
     rows, total = con.execute(checksums.content_query(relation, hashed)).fetchone()
     if rows != entry.get("rows") or total != (entry.get("content_checksum") or {}).get("value"):
         return None

@@ -177,16 +177,38 @@ class Scheme:
         return {**out, "partition_rollup": self.rollup} if self.rollup else out
 
 
-def hash_types(file_columns: list[tuple[str, str]], columns: list[tuple[str, str]]) -> list[tuple[str, str]]:
+_NAIVE_HASHES_AS_ZONED: bool | None = None
+
+
+def _naive_hashes_as_zoned(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether this DuckDB hashes a naive timestamp as the same instant in ``timestamptz`` (asked once per
+    process: the engine's hash, not a promise of its documentation)."""
+    global _NAIVE_HASHES_AS_ZONED
+    if _NAIVE_HASHES_AS_ZONED is None:
+        (same,) = con.execute(
+            "select hash(t) = hash(timezone('UTC', t)) "
+            "and hash(row(t, 1)) = hash(row(timezone('UTC', t), 1)) "
+            "from (select timestamp '2026-12-08 01:02:03.456789' as t)"
+        ).fetchone()
+        _NAIVE_HASHES_AS_ZONED = bool(same)
+    return _NAIVE_HASHES_AS_ZONED
+
+
+def hash_types(
+    con: duckdb.DuckDBPyConnection, file_columns: list[tuple[str, str]], columns: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
     """The types to cast the warehouse columns to before hashing a row, so the hash equals the files'
     (``file_columns``: the Parquet read-back types). A naive ``TIMESTAMP`` written as ``timestamptz`` is
-    hashed as it is: the same microseconds (UTC), the same hash, without a time-zone cast per row (a
-    wrong assumption here could only fail the comparison, never pass a difference)."""
-    source = dict(columns)
+    hashed as it is when this DuckDB gives both the same hash (the same microseconds, UTC): a time-zone
+    cast per row costs more than the rest of the scan. (A wrong answer could only fail the comparison,
+    never pass a difference.)"""
+    source, same = dict(columns), _naive_hashes_as_zoned(con)
     return [
         (
             name,
-            "TIMESTAMP" if ftype == "TIMESTAMP WITH TIME ZONE" and source.get(name) == "TIMESTAMP" else ftype,
+            "TIMESTAMP"
+            if same and ftype == "TIMESTAMP WITH TIME ZONE" and source.get(name) == "TIMESTAMP"
+            else ftype,
         )
         for name, ftype in file_columns
     ]
@@ -222,7 +244,7 @@ def warehouse_groups(
     newest = f"cast(max({quote_ident(hwm)}) as {types[hwm]})" if hwm and hwm in types else "null"
     found = con.execute(
         f"select {scheme.bucket_key_sql(types[scheme.column])}, count(*), "
-        f"coalesce(sum({row_hash(hash_types(file_columns, columns))}::hugeint), 0)::varchar, {newest} "
+        f"coalesce(sum({row_hash(hash_types(con, file_columns, columns))}::hugeint), 0)::varchar, {newest} "
         f"from {relation} group by {scheme.bucket_sql()}"
     ).fetchall()
     return {key: Group(rows, int(total), high) for key, rows, total, high in found}

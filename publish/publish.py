@@ -333,7 +333,7 @@ def _verify_whole(
     file_columns = _columns(con, reader)
     _check_names(spec, file_columns, columns)
     hwm = _high_water_column(spec, [n for n, _ in columns])
-    hashed = partition.hash_types(file_columns, columns)
+    hashed = partition.hash_types(con, file_columns, columns)
     src_rows, src_sum = con.execute(checksums.content_query(relation, hashed)).fetchone()
     newest = f"max(_r.{quote_ident(hwm)})" if hwm else "null"
     file_rows, file_sum, high = con.execute(
