@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import duckdb
 
 from core import checksums
-from publish import versions
+from publish import partition, versions
 from transform.dbt_artifacts import MartSpec
 
 log = logging.getLogger("elt.publish")
@@ -65,26 +66,72 @@ def previous(exports: Path, format_version: int, key_record: dict[str, Any]) -> 
 
 
 def unchanged(
-    con: duckdb.DuckDBPyConnection, spec: MartSpec, relation: str, prev: Previous
+    con: duckdb.DuckDBPyConnection,
+    spec: MartSpec,
+    relation: str,
+    columns: list[tuple[str, str]],
+    prev: Previous,
 ) -> dict[str, Any] | None:
     """The current version's manifest entry of ``spec`` when the warehouse relation holds the same
     content in the same shape (then its files can be carried); None when it must be written."""
     entry = (prev.manifest.get("marts") or {}).get(spec.name)
     if not entry or entry.get("stale") or entry.get("unique_id") != spec.unique_id:
         return None
-    if entry.get("partition_by") != spec.partition_by:
+    if entry.get("partition_by") != spec.partition_by or not _same_scheme(entry, spec):
         return None
     if (entry.get("high_water_mark") or {}).get("column") != spec.high_water_mark:
         return None
     schema = entry.get("schema") or []
-    columns = [(r[0], r[1]) for r in con.execute(f"describe select * from {relation}").fetchall()]
     if [(c["name"], c["warehouse_type"]) for c in schema] != columns:
         return None
     file_columns = [(c["name"], c["type"]) for c in schema]
-    rows, total = con.execute(checksums.content_query(relation, file_columns)).fetchone()
+    hashed = partition.hash_types(con, file_columns, columns)
+    rows, total = con.execute(checksums.content_query(relation, hashed)).fetchone()
     if rows != entry.get("rows") or total != (entry.get("content_checksum") or {}).get("value"):
         return None
     return entry
+
+
+# (device, inode, size, mtime) of files whose sha256 this process computed, and that sha256: a file the
+# stream links every batch (its unchanged partitions) is hashed about once per process, not every batch.
+_HASHED: dict[tuple[int, int, int, int], str] = {}
+_HASHED_MAX = 200_000
+# A file modified less than this long before it was hashed is not remembered: a write within the file
+# system's timestamp granularity after the hash could leave the time unchanged (git's "racily clean").
+_SETTLED_NS = 1_000_000_000
+
+
+def _stat_key(path: str | Path) -> tuple[tuple[int, int, int, int], int]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), st.st_mtime_ns
+
+
+def remember(path: str | Path, sha256: str) -> None:
+    """Note the sha256 this process just computed for ``path`` (a file it wrote or checked)."""
+    key, mtime = _stat_key(path)
+    if time.time_ns() - mtime < _SETTLED_NS:
+        return
+    if len(_HASHED) >= _HASHED_MAX:
+        _HASHED.clear()
+    _HASHED[key] = sha256
+
+
+def matches(path: str | Path, sha256: str) -> bool:
+    """Whether ``path`` has the recorded ``sha256``. A file this process hashed before and that is the
+    same file since (same inode, size and modification time: a hard link shares all four, any write
+    changes the time) is not read again; anything else is hashed."""
+    if _HASHED.get(_stat_key(path)[0]) == sha256:
+        return True
+    digest = checksums.sha256_file(path)
+    if digest == sha256:
+        remember(path, digest)
+    return digest == sha256
+
+
+def _same_scheme(entry: dict[str, Any], spec: MartSpec) -> bool:
+    """The manifest entry was split into files as ``spec`` says (grain and rollup)."""
+    rollup = spec.partition_rollup if spec.partition_grain else None
+    return entry.get("partition_grain") == spec.partition_grain and entry.get("partition_rollup") == rollup
 
 
 def link(src: Path, dst: Path) -> None:
@@ -102,7 +149,7 @@ def carry(staging: Path, prev: Previous, spec: MartSpec, entry: dict[str, Any]) 
     for f in entry["files"]:
         src, dst = prev.folder / f["path"], staging / f["path"]
         link(src, dst)
-        if checksums.sha256_file(dst) != f["sha256"]:
+        if not matches(dst, f["sha256"]):
             raise CarryError(
                 f"{spec.name}: {f['path']} of version {prev.version} no longer matches its manifest; "
                 "not carrying a damaged file (publish with --full-build, or repair the version)"
@@ -122,25 +169,39 @@ def carry(staging: Path, prev: Previous, spec: MartSpec, entry: dict[str, Any]) 
 
 @dataclass(frozen=True)
 class PartitionPlan:
-    """A partitioned mart whose content changed in some partitions only: write ``write`` (the values of
-    the partition column, as text of its Parquet type), link the current version's files of the others.
+    """A partitioned mart of the same shape as the current version's: write the partition keys in
+    ``write``, link the current version's files of the others (``link``).
 
-    Compared per partition with ``partition_checksum`` (sum of ``hash(row(...))`` over the rows, columns
-    cast to their Parquet types), which the publisher records for every file of a partitioned mart."""
+    Compared per partition key with ``partition_checksum`` (the rows' hashes summed, columns cast to their
+    Parquet types), which the publisher records for every file of a partitioned mart. ``groups`` are the
+    warehouse's figures per key, from the one scan that made the plan: the publish verifies the files it
+    writes against them and takes the linked ones' from the manifest they were verified into."""
 
     prev: Previous
-    column_sql: str  # the partition column cast to its Parquet type, as text: what ``write`` holds
-    write: list[str]
+    scheme: partition.Scheme
+    write: list[str]  # partition keys (publish/partition.py)
     link: list[dict[str, Any]]  # file entries of the current version to link
+    groups: dict[str | None, partition.Group]
+    file_columns: list[tuple[str, str]]  # (name, Parquet type) of the current version's files
+    prev_files: int  # files of the mart in the current version
 
-    def where(self) -> str:
-        values = ", ".join(checksums.quote_literal(v) for v in self.write)
-        return f"{self.column_sql} in ({values})" if self.write else "false"
+    @property
+    def unchanged(self) -> bool:
+        """Every partition equals the current version's and none was added or removed: carry the mart."""
+        return not self.write and len(self.link) == self.prev_files
+
+    def where(self) -> str | None:
+        """The COPY's filter: the keys to write (None: write every row, nothing is linked)."""
+        if not self.link:
+            return None
+        return self.scheme.select_keys_sql(dict(self.file_columns)[self.scheme.column], self.write)
 
     def mark(self, entry: dict[str, Any]) -> int:
         """Note in the new manifest entry which files were linked (and the version that wrote each);
         returns their bytes."""
         linked = {f["path"]: f for f in self.link}
+        if not linked:
+            return 0
         for f in entry["files"]:
             if f["path"] in linked:
                 f["written_in_version"] = linked[f["path"]].get("written_in_version") or self.prev.version
@@ -148,61 +209,64 @@ class PartitionPlan:
         return sum(f["bytes"] for f in entry["files"] if f["path"] in linked)
 
     def link_into(self, staging: Path) -> None:
-        for f in self.link:
-            src, dst = self.prev.folder / f["path"], staging / f["path"]
-            link(src, dst)
-            if checksums.sha256_file(dst) != f["sha256"]:
+        """Link the unchanged partitions' files, each checked against its recorded sha256."""
+        src_root, dst_root, made = str(self.prev.folder), str(staging), set()
+        for f in self.link:  # plain strings: a mart may have a file per day of its history
+            src, dst = os.path.join(src_root, f["path"]), os.path.join(dst_root, f["path"])
+            parent = os.path.dirname(dst)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+            if not matches(dst, f["sha256"]):
                 raise CarryError(
                     f"{f['path']} of version {self.prev.version} no longer matches its manifest; not "
                     "carrying a damaged file (publish with --full-build, or repair the version)"
                 )
 
 
-def row_hash(columns: list[tuple[str, str]]) -> str:
-    """The per-row hash behind ``partition_checksum``: the same expression on warehouse and file rows."""
-    return "hash(row(" + ", ".join(f"cast({checksums.quote_ident(n)} as {t})" for n, t in columns) + "))"
-
-
 def partition_plan(
-    con: duckdb.DuckDBPyConnection, spec: MartSpec, relation: str, prev: Previous
+    con: duckdb.DuckDBPyConnection,
+    spec: MartSpec,
+    scheme: partition.Scheme,
+    relation: str,
+    columns: list[tuple[str, str]],
+    prev: Previous,
 ) -> PartitionPlan | None:
-    """For a partitioned mart of the same shape whose content changed: which partitions to write and
-    which files to link; None when the whole mart is to be written (another shape, an older manifest
-    without per-file checksums, or no partition unchanged)."""
+    """For a partitioned mart of the same shape as the current version's (node, warehouse columns and
+    types, partition column and grain, high-water column, per-file checksums recorded): which partitions
+    to write and which files to link, from one scan of the relation. None when the whole mart is to be
+    written without a comparison (another shape, an older manifest, a null key that changed)."""
     entry = (prev.manifest.get("marts") or {}).get(spec.name)
     if not spec.partition_by or not entry or entry.get("stale") or entry.get("unique_id") != spec.unique_id:
         return None
-    if entry.get("partition_by") != spec.partition_by:
+    if entry.get("partition_by") != spec.partition_by or not _same_scheme(entry, spec):
+        return None
+    if (entry.get("high_water_mark") or {}).get("column") != spec.high_water_mark:
         return None
     schema = entry.get("schema") or []
-    columns = [(r[0], r[1]) for r in con.execute(f"describe select * from {relation}").fetchall()]
     if [(c["name"], c["warehouse_type"]) for c in schema] != columns:
         return None
     files = entry.get("files") or []
     if not files or any("partition_checksum" not in f or not f.get("partition") for f in files):
         return None
     file_columns = [(c["name"], c["type"]) for c in schema]
-    ftype = dict(file_columns)[spec.partition_by]
-    column_sql = f"cast(cast({checksums.quote_ident(spec.partition_by)} as {ftype}) as varchar)"
-    now = {
-        value: (rows, int(total))
-        for value, rows, total in con.execute(
-            f"select {column_sql}, count(*), coalesce(sum({row_hash(file_columns)}::hugeint), 0)::varchar "
-            f"from {relation} group by 1"
-        ).fetchall()
-    }
+    groups = partition.warehouse_groups(con, relation, spec, scheme, columns, file_columns)
     before: dict[str | None, list[dict[str, Any]]] = {}
     for f in files:
         before.setdefault(f["partition"].get(spec.partition_by), []).append(f)
     same = {
         value
         for value, group in before.items()
-        if value in now
-        and now[value] == (sum(f["rows"] for f in group), sum(int(f["partition_checksum"]) for f in group))
+        if value in groups
+        and (groups[value].rows, groups[value].checksum)
+        == (sum(f["rows"] for f in group), sum(int(f["partition_checksum"]) for f in group))
     }
-    if not same:
+    write = sorted(v for v in groups if v not in same and v is not None)
+    if any(v is None for v in groups if v not in same):  # a null key cannot be selected by `in`
         return None
-    write = sorted(v for v in now if v not in same and v is not None)
-    if any(v is None for v in now if v not in same):  # a null partition value cannot be selected by `in`
-        return None
-    return PartitionPlan(prev, column_sql, write, [f for v in sorted(same) for f in before[v]])
+    linked = [f for v in sorted(same) for f in before[v]]
+    return PartitionPlan(prev, scheme, write, linked, groups, file_columns, len(files))

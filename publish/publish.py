@@ -24,12 +24,12 @@ Attachments (the report) are files built from the verified staging folder before
 written: they are listed in it with their sha256, and a failure leaves ``current`` untouched too.
 
 The caller holds the warehouse lock (no writer changes the marts meanwhile, and no other publisher
-shares the ``exports`` folder) and must not have the warehouse open read-write in this process.
+shares the ``exports`` folder) and must not have the warehouse open read-write in this process, unless
+it hands that connection in (``publish(..., connection=...)``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -42,11 +42,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 
 from core import checksums, ops_log, pii_key, settings
 from core.checksums import quote_ident, quote_literal
 from core.secrets import scrub
-from publish import carry, versions
+from publish import carry, partition, versions
 from transform.dbt_artifacts import MartSpec
 
 log = logging.getLogger("elt.publish")
@@ -108,26 +109,47 @@ class PublishResult:
         return sum(m.bytes - m.linked_bytes for m in self.marts if not m.carried)
 
 
-def _relation_sql(con: duckdb.DuckDBPyConnection, spec: MartSpec) -> str:
-    """The fully qualified relation, using dbt's database name when it is attached under that name.
+@dataclass(frozen=True)
+class _Catalog:
+    """The warehouse's databases and relations, read once per publish (two catalog queries, whatever the
+    number of marts)."""
 
-    dbt-duckdb names the database after the file stem; when a different file is being published (or
-    it was attached under another alias) the connection's own database is used.
-    """
-    attached = {row[0] for row in con.execute("select database_name from duckdb_databases()").fetchall()}
-    (current,) = con.execute("select current_database()").fetchone()
-    database = spec.database if spec.database in attached else current
-    found = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_catalog = ? and table_schema = ? and table_name = ?",
-        [database, spec.schema, spec.alias],
-    ).fetchone()[0]
-    if not found:
-        raise PublishError(
-            f"{spec.unique_id}: relation {database}.{spec.schema}.{spec.alias} not found in the warehouse "
-            "(was `dbt build` run against this warehouse?)"
-        )
-    return ".".join(quote_ident(p) for p in (database, spec.schema, spec.alias))
+    attached: frozenset[str]
+    current: str
+    sizes: dict[tuple[str, str, str], int]  # (database, schema, name) of every table and view -> size
+
+    @classmethod
+    def read(cls, con: duckdb.DuckDBPyConnection) -> _Catalog:
+        rows = con.execute("select database_name, current_database() from duckdb_databases()").fetchall()
+        relations = con.execute(
+            "select database_name, schema_name, table_name, coalesce(estimated_size, 0) from duckdb_tables() "
+            "union all select database_name, schema_name, view_name, 0 from duckdb_views() where not internal"
+        ).fetchall()
+        return cls(frozenset(r[0] for r in rows), rows[0][1], {(d, s, n): z for d, s, n, z in relations})
+
+    def relation_sql(self, spec: MartSpec) -> str:
+        """The fully qualified relation, using dbt's database name when it is attached under that name.
+
+        dbt-duckdb names the database after the file stem; when a different file is being published (or
+        it was attached under another alias) the connection's own database is used.
+        """
+        database = spec.database if spec.database in self.attached else self.current
+        if (database, spec.schema, spec.alias) not in self.sizes:
+            raise PublishError(
+                f"{spec.unique_id}: relation {database}.{spec.schema}.{spec.alias} not found in the "
+                "warehouse (was `dbt build` run against this warehouse?)"
+            )
+        return ".".join(quote_ident(p) for p in (database, spec.schema, spec.alias))
+
+    def largest_first(self, specs: list[MartSpec]) -> list[MartSpec]:
+        """Specs ordered by estimated size, so the longest COPY starts first and the threads finish
+        together."""
+
+        def size(s: MartSpec) -> int:
+            database = s.database if s.database in self.attached else self.current
+            return self.sizes.get((database, s.schema, s.alias), 0)
+
+        return sorted(specs, key=lambda s: -size(s))
 
 
 def _workers(con: duckdb.DuckDBPyConnection, marts: int) -> int:
@@ -141,29 +163,23 @@ def _workers(con: duckdb.DuckDBPyConnection, marts: int) -> int:
     return max(1, min(int(threads), marts))
 
 
-def _largest_first(con: duckdb.DuckDBPyConnection, specs: list[MartSpec]) -> list[MartSpec]:
-    """Specs ordered by estimated size, so the longest COPY starts first and the threads finish together."""
-    sizes = {
-        (db, schema, name): size or 0
-        for db, schema, name, size in con.execute(
-            "select database_name, schema_name, table_name, estimated_size from duckdb_tables()"
-        ).fetchall()
-    }
-    return sorted(specs, key=lambda s: -sizes.get((s.database, s.schema, s.alias), 0))
-
-
 def _columns(con: duckdb.DuckDBPyConnection, relation_sql: str) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in con.execute(f"describe select * from {relation_sql}").fetchall()]
 
 
+def _export_type(dtype: str) -> str:
+    """The type a warehouse column is written as: naive timestamps (UTC by the project's convention) as
+    ``timestamptz``, so the files say UTC (``isAdjustedToUTC``); everything else as it is."""
+    naive = dtype.upper().startswith("TIMESTAMP") and "TIME ZONE" not in dtype.upper()
+    return "TIMESTAMP WITH TIME ZONE" if naive else dtype
+
+
 def _export_select(columns: list[tuple[str, str]]) -> str:
-    """The select list that writes a mart: naive timestamps (UTC by the project's convention) become
-    ``timestamptz`` so the files say UTC (``isAdjustedToUTC``); everything else as it is."""
+    """The select list that writes a mart (``_export_type``)."""
     out = []
     for name, dtype in columns:
         ident = quote_ident(name)
-        naive = dtype.upper().startswith("TIMESTAMP") and "TIME ZONE" not in dtype.upper()
-        out.append(f"timezone('UTC', {ident}) as {ident}" if naive else ident)
+        out.append(f"timezone('UTC', {ident}) as {ident}" if _export_type(dtype) != dtype else ident)
     return ", ".join(out)
 
 
@@ -179,19 +195,19 @@ def _kv_metadata(spec: MartSpec, version_id: str) -> str:
     return f"KV_METADATA {{{body}}}"
 
 
-def _flatten_partitions(target: Path, column: str) -> None:
-    """``<col>=<value>/data_N.parquet`` (DuckDB's partitioned COPY) → ``<col>_<value>[_N].parquet``.
+def _flatten_partitions(target: Path, key: str, prefix: str) -> None:
+    """``<key>=<value>/data_N.parquet`` (DuckDB's partitioned COPY) → ``<prefix>_<value>[_N].parquet``.
 
     The value is DuckDB's own path-safe rendering of it; a partition DuckDB split into several files
     keeps them all, numbered."""
     for folder in sorted(p for p in target.iterdir() if p.is_dir()):
-        key, sep, value = folder.name.partition("=")
-        if not sep or key != column:
+        name, sep, value = folder.name.partition("=")
+        if not sep or name != key:
             raise PublishError(f"{target.name}: unexpected folder {folder.name!r} from the partitioned COPY")
         files = sorted(folder.glob("*.parquet"))
         for i, f in enumerate(files):
             suffix = f"_{i}" if len(files) > 1 else ""
-            os.rename(f, target / f"{column}_{value}{suffix}.parquet")
+            os.rename(f, target / f"{prefix}_{value}{suffix}.parquet")
         folder.rmdir()
 
 
@@ -199,31 +215,39 @@ def _write_mart(
     con: duckdb.DuckDBPyConnection,
     spec: MartSpec,
     relation: str,
+    columns: list[tuple[str, str]],
     staging: Path,
     version_id: str,
     plan: carry.PartitionPlan | None = None,
+    scheme: partition.Scheme | None = None,
 ) -> Path:
     """COPY one mart into the staging folder; return the file or folder written. With ``plan`` (a
-    partitioned mart changed in some partitions only) only those partitions are written and the
-    current version's files of the others are linked in (publish/carry.py)."""
-    columns = _columns(con, relation)
+    partitioned mart compared with the current version's) only the changed partitions are written and
+    the current version's files of the others are linked in (publish/carry.py)."""
     query = f"select {_export_select(columns)} from {relation}"
     options = f"FORMAT parquet, COMPRESSION zstd, {_kv_metadata(spec, version_id)}"
     if spec.partition_by:
-        names = [c for c, _ in columns]
-        if spec.partition_by not in names:
-            raise PublishError(
-                f"{spec.unique_id}: publish_partition_by column {spec.partition_by!r} not in {names}"
-            )
+        scheme = scheme or partition.Scheme.of(spec, datetime.now(UTC))
         target = staging / spec.name
         if plan is None or plan.write:
-            where = f" where {plan.where()}" if plan is not None else ""
-            con.execute(
-                f"copy ({query}{where}) to {quote_literal(str(target))} "
-                f"({options}, PARTITION_BY ({quote_ident(spec.partition_by)}), WRITE_PARTITION_COLUMNS true)"
-            )
-        if target.is_dir():
-            _flatten_partitions(target, spec.partition_by)
+            where = plan.where() if plan is not None else None
+            where_sql = f" where {where}" if where else ""
+            if spec.partition_grain:  # by a hidden key column, not written into the files
+                key = scheme.bucket_key_sql(_export_type(dict(columns)[spec.partition_by]))
+                con.execute(
+                    f"copy (select {_export_select(columns)}, {key} as {quote_ident(partition.KEY_COLUMN)} "
+                    f"from {relation}{where_sql}) to {quote_literal(str(target))} "
+                    f"({options}, PARTITION_BY ({quote_ident(partition.KEY_COLUMN)}))"
+                )
+                folder_key = partition.KEY_COLUMN
+            else:
+                con.execute(
+                    f"copy ({query}{where_sql}) to {quote_literal(str(target))} ({options}, "
+                    f"PARTITION_BY ({quote_ident(spec.partition_by)}), WRITE_PARTITION_COLUMNS true)"
+                )
+                folder_key = spec.partition_by
+            if target.is_dir():
+                _flatten_partitions(target, folder_key, spec.partition_by)
         if plan is not None:
             try:
                 plan.link_into(staging)
@@ -244,49 +268,18 @@ def _mart_files(written: Path) -> list[Path]:
     return [written] if written.is_file() else sorted(written.glob("*.parquet"))
 
 
-def _partitions(
-    con: duckdb.DuckDBPyConnection, listing: str, column: str, columns: list[tuple[str, str]]
-) -> tuple[dict[str, dict[str, str | None]], dict[str, str]]:
-    """``{file: {"placed_month": "2026-01-01"}}``: each file's one value of the partition column, read
-    from the files themselves (not their names), in one query per mart. The empty file of an empty mart
-    has none (``{}``). With it, each file's ``partition_checksum`` (``carry.row_hash`` summed), what a
-    later publish compares to keep an unchanged partition's file."""
-    value = f"{quote_ident(column)}::varchar"
-    found = con.execute(
-        f"select filename, count(distinct {value}), min({value}), "
-        f"coalesce(sum({carry.row_hash(columns)}::hugeint), 0)::varchar "
-        f"from read_parquet({listing}, filename = true, hive_partitioning = false) group by filename"
-    ).fetchall()
-    out: dict[str, dict[str, str | None]] = {}
-    sums: dict[str, str] = {}
-    for name, distinct, value, total in found:
-        if distinct > 1:
-            raise PublishError(
-                f"{Path(name).name}: {distinct} values of partition column {column!r} in one file"
-            )
-        out[name] = {column: value}
-        sums[name] = total
-    return out, sums
-
-
 def _iso(value: object) -> str | None:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
     return value.isoformat() if isinstance(value, date) else (None if value is None else str(value))
 
 
-def _high_water_mark(con: duckdb.DuckDBPyConnection, spec: MartSpec, reader: str) -> dict[str, Any] | None:
-    """The newest value of the mart's ``publish_high_water_mark`` column in the published files: how far
-    the data reaches (a consumer compares it with the clock, or with the previous version)."""
-    if not spec.high_water_mark:
-        return None
-    names = [c for c, _ in _columns(con, reader)]
-    if spec.high_water_mark not in names:
+def _high_water_column(spec: MartSpec, names: list[str]) -> str | None:
+    if spec.high_water_mark and spec.high_water_mark not in names:
         raise PublishError(
             f"{spec.unique_id}: publish_high_water_mark column {spec.high_water_mark!r} not in {names}"
         )
-    (value,) = con.execute(f"select max({quote_ident(spec.high_water_mark)}) from {reader}").fetchone()
-    return {"column": spec.high_water_mark, "value": _iso(value)}
+    return spec.high_water_mark
 
 
 def _fsync(path: Path) -> None:
@@ -297,25 +290,57 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _verify_mart(
-    con: duckdb.DuckDBPyConnection, spec: MartSpec, relation: str, written: Path, staging: Path
-) -> dict[str, Any]:
-    """Read the written files back and compare them with the source; return the manifest entry."""
-    files = _mart_files(written)
+def _file_rows(con: duckdb.DuckDBPyConnection, files: list[Path]) -> dict[str, int]:
+    """Rows per file from the Parquet footers (what a reader that trusts the metadata sees)."""
     if not files:
-        raise PublishError(f"{spec.name}: COPY wrote no Parquet files into {written}")
+        return {}
+    listing = checksums.parquet_list(files)
+    return dict(con.execute(f"select file_name, num_rows from parquet_file_metadata({listing})").fetchall())
+
+
+def _file_entry(f: Path, staging: Path, rows: int) -> dict[str, Any]:
+    """A written file's manifest entry, the file made durable first."""
+    _fsync(f)
+    digest = checksums.sha256_file(f)
+    carry.remember(f, digest)  # a later publish of this process links it without hashing it again
+    return {
+        "path": str(f.relative_to(staging)),
+        "rows": int(rows),
+        "bytes": f.stat().st_size,
+        "sha256": digest,
+    }
+
+
+def _check_names(spec: MartSpec, read: list[tuple[str, str]], source: list[tuple[str, str]]) -> None:
+    read_names, source_names = [n for n, _ in read], [n for n, _ in source]
+    if read_names != source_names:
+        raise PublishError(f"{spec.name}: columns read back {read_names} differ from {source_names}")
+
+
+def _verify_whole(
+    con: duckdb.DuckDBPyConnection,
+    spec: MartSpec,
+    relation: str,
+    columns: list[tuple[str, str]],
+    files: list[Path],
+    staging: Path,
+) -> tuple[int, str, Any, list[tuple[str, str]], list[dict[str, Any]]]:
+    """An unpartitioned mart: the warehouse relation and the files read back (one pass each) hold the
+    same rows (count and content checksum); also the files' footers. Returns rows, checksum, newest
+    high-water value, the files' columns and their manifest entries."""
     listing = checksums.parquet_list(files)
     reader = f"read_parquet({listing}, hive_partitioning = false)"
     file_columns = _columns(con, reader)
-    source_columns = dict(_columns(con, relation))
-    read_names = [n for n, _ in file_columns]
-    if read_names != list(source_columns):
-        raise PublishError(f"{spec.name}: columns read back {read_names} differ from {list(source_columns)}")
-    src_rows, src_sum = con.execute(checksums.content_query(relation, file_columns)).fetchone()
-    file_rows, file_sum = con.execute(checksums.content_query(reader)).fetchone()
-    meta_rows = dict(
-        con.execute(f"select file_name, num_rows from parquet_file_metadata({listing})").fetchall()
-    )
+    _check_names(spec, file_columns, columns)
+    hwm = _high_water_column(spec, [n for n, _ in columns])
+    hashed = partition.hash_types(con, file_columns, columns)
+    src_rows, src_sum = con.execute(checksums.content_query(relation, hashed)).fetchone()
+    newest = f"max(_r.{quote_ident(hwm)})" if hwm else "null"
+    file_rows, file_sum, high = con.execute(
+        f"select count(*), coalesce(sum(hash(_r)::hugeint), 0)::varchar, {newest} "
+        f"from (select * from {reader}) as _r"
+    ).fetchone()
+    meta_rows = _file_rows(con, files)
     per_file_total = sum(meta_rows.values())
     if not (src_rows == file_rows == per_file_total):
         raise PublishError(
@@ -324,44 +349,151 @@ def _verify_mart(
         )
     if src_sum != file_sum:
         raise PublishError(f"{spec.name}: content checksum mismatch: warehouse {src_sum}, files {file_sum}")
-    partitions, sums = (
-        _partitions(con, listing, spec.partition_by, file_columns) if spec.partition_by else ({}, {})
+    entries = [_file_entry(f, staging, meta_rows[str(f)]) for f in files]
+    return int(src_rows), file_sum, high, file_columns, entries
+
+
+def _verify_partitioned(
+    con: duckdb.DuckDBPyConnection,
+    spec: MartSpec,
+    relation: str,
+    columns: list[tuple[str, str]],
+    files: list[Path],
+    staging: Path,
+    plan: carry.PartitionPlan | None,
+    scheme: partition.Scheme,
+) -> tuple[int, str, Any, list[tuple[str, str]], list[dict[str, Any]]]:
+    """A partitioned mart, partition by partition: each partition key the publish wrote holds, in the
+    files read back (one pass over them), exactly the warehouse's rows of that key (count and checksum,
+    from one grouped scan of the relation, shared with the plan); each linked file is the current
+    version's (sha256 checked when linked, publish/carry.py) whose recorded figures equal the warehouse's
+    for its key; together the keys are exactly the warehouse's. The mart's checksum is the sum of the
+    partitions' (the same ``hash(row)`` summed as the content checksum), its high-water value the newest of
+    the warehouse's rows the files were just proven to hold. Linked files are not read again."""
+    assert spec.partition_by is not None
+    linked = {f["path"]: f for f in plan.link} if plan is not None else {}
+    folder = f"{spec.name}/"  # a partitioned mart's files are <mart>/<file> in the version
+    written = [f for f in files if folder + f.name not in linked]
+    if plan is not None:
+        file_columns = plan.file_columns
+    else:
+        reader = f"read_parquet({checksums.parquet_list(files)}, hive_partitioning = false)"
+        file_columns = _columns(con, reader)
+    _check_names(spec, file_columns, columns)
+    if written and plan is not None:  # the new files have the types the linked ones were verified with
+        reader = f"read_parquet({checksums.parquet_list(written)}, hive_partitioning = false)"
+        got = _columns(con, reader)
+        if got != file_columns:
+            raise PublishError(
+                f"{spec.name}: written files read back as {got}, the linked ones as {file_columns}"
+            )
+    _high_water_column(spec, [n for n, _ in columns])
+    groups = (
+        plan.groups
+        if plan is not None
+        else partition.warehouse_groups(con, relation, spec, scheme, columns, file_columns)
     )
-    entries = []
+    figures = partition.file_figures(con, written, scheme, file_columns) if written else {}
+    meta_rows = _file_rows(con, written)
+    column = spec.partition_by
+    found: dict[str | None, list[int]] = {}  # key -> [rows, checksum] of its files (written and linked)
+    entries: list[dict[str, Any]] = []
     for f in files:
-        _fsync(f)
-        entry: dict[str, Any] = {
-            "path": str(f.relative_to(staging)),
-            "rows": int(meta_rows[str(f)]),
-            "bytes": f.stat().st_size,
-            "sha256": checksums.sha256_file(f),
-        }
-        if spec.partition_by:
-            entry["partition"] = partitions.get(str(f), {})
-            if str(f) in sums:  # what a later publish compares to carry this partition (publish/carry.py)
-                entry["partition_checksum"] = sums[str(f)]
+        path = folder + f.name
+        if path in linked:
+            entry = dict(linked[path])
+            key = entry["partition"].get(column)
+            rows, total = entry["rows"], int(entry["partition_checksum"])
+        else:
+            figure = figures.get(str(f))
+            rows = figure.rows if figure else 0
+            if rows != meta_rows.get(str(f)):
+                raise PublishError(
+                    f"{spec.name}: row count mismatch: {path} read back {rows} rows, "
+                    f"file metadata {meta_rows.get(str(f))}"
+                )
+            entry = _file_entry(f, staging, rows)
+            if figure is None:  # the empty file of an empty mart
+                entry["partition"] = {}
+                entries.append(entry)
+                continue
+            if figure.keys > 1:
+                raise PublishError(f"{path}: {figure.keys} values of partition key {column!r} in one file")
+            key, total = figure.key, figure.checksum
+            entry["partition"] = {column: key}
+            entry["partition_checksum"] = str(total)
+        sums = found.setdefault(key, [0, 0])
+        sums[0] += rows
+        sums[1] += total
         entries.append(entry)
-    for d in {f.parent for f in files}:
-        versions.fsync_dir(d)
+    src_rows = sum(g.rows for g in groups.values())
+    file_rows = sum(r for r, _ in found.values())
+    if set(found) != set(groups) or any(found[k][0] != g.rows for k, g in groups.items()):
+        raise PublishError(
+            f"{spec.name}: row count mismatch: warehouse {src_rows} in {len(groups)} partition(s), "
+            f"files {file_rows} in {len(found)}"
+        )
+    bad = sorted(str(k) for k, g in groups.items() if found[k][1] != g.checksum)
+    if bad:
+        raise PublishError(f"{spec.name}: content checksum mismatch in partition(s) {', '.join(bad[:5])}")
+    highs = [g.high_water for g in groups.values() if g.high_water is not None]
+    total = str(sum(g.checksum for g in groups.values()))
+    return src_rows, total, max(highs) if highs else None, file_columns, entries
+
+
+def _verify_mart(
+    con: duckdb.DuckDBPyConnection,
+    spec: MartSpec,
+    relation: str,
+    columns: list[tuple[str, str]],
+    written: Path,
+    staging: Path,
+    plan: carry.PartitionPlan | None = None,
+    scheme: partition.Scheme | None = None,
+) -> dict[str, Any]:
+    """Prove the mart's files hold the warehouse relation's rows; return the manifest entry."""
+    files = _mart_files(written)
+    if not files:
+        raise PublishError(f"{spec.name}: COPY wrote no Parquet files into {written}")
+    if spec.partition_by:
+        scheme = scheme or partition.Scheme.of(spec, datetime.now(UTC))
+        rows, total, high, file_columns, entries = _verify_partitioned(
+            con, spec, relation, columns, files, staging, plan, scheme
+        )
+    else:
+        rows, total, high, file_columns, entries = _verify_whole(con, spec, relation, columns, files, staging)
+    versions.fsync_dir(written if written.is_dir() else written.parent)
+    source_types = dict(columns)
     return {
         "unique_id": spec.unique_id,
         "relation": f"{spec.schema}.{spec.alias}",
         "description": spec.description,
-        "rows": int(src_rows),
+        "rows": rows,
         "partition_by": spec.partition_by,
-        "high_water_mark": _high_water_mark(con, spec, reader),
+        **(scheme.manifest_fields() if scheme is not None else {}),
+        "high_water_mark": (
+            {"column": spec.high_water_mark, "value": _iso(high)} if spec.high_water_mark else None
+        ),
         "schema": [
             {
                 "name": name,
                 "type": ftype,
-                "warehouse_type": source_columns[name],
+                "warehouse_type": source_types[name],
                 "description": spec.column_descriptions.get(name, ""),
             }
             for name, ftype in file_columns
         ],
-        "content_checksum": {"algorithm": checksums.CONTENT_ALGORITHM, "value": file_sum},
+        "content_checksum": {"algorithm": checksums.CONTENT_ALGORITHM, "value": total},
         "files": entries,
     }
+
+
+def _manifest_text(manifest: dict[str, Any]) -> str:
+    """The manifest as indented JSON (orjson: the stream writes one per batch, with a file entry per
+    partition; the text is the same as ``json.dumps(..., indent=2, default=str)`` gives for it, but
+    non-ASCII characters are written as UTF-8 rather than escaped)."""
+    option = orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+    return orjson.dumps(manifest, default=str, option=option).decode()
 
 
 def source_loads(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -369,18 +501,18 @@ def source_loads(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     schemas = [
         r[0]
         for r in con.execute(
-            "select distinct table_schema from information_schema.tables "
-            "where table_name = '_dlt_loads' and table_schema like 'raw\\_%' escape '\\' order by 1"
+            "select distinct schema_name from duckdb_tables() where database_name = current_database() "
+            "and table_name = '_dlt_loads' and schema_name like 'raw\\_%' escape '\\' order by 1"
         ).fetchall()
     ]
     out: dict[str, Any] = {}
-    for schema in schemas:
+    for schema in schemas:  # the newest ids and the count (the stream adds a load per batch: thousands)
         rows = con.execute(
-            f"select load_id, inserted_at from {quote_ident(schema)}._dlt_loads "
-            "where status = 0 order by load_id desc"
+            f"select load_id, inserted_at, count(*) over () from {quote_ident(schema)}._dlt_loads "
+            f"where status = 0 order by load_id desc limit {MAX_LOAD_IDS}"
         ).fetchall()
         out[schema] = {
-            "committed_loads": len(rows),
+            "committed_loads": rows[0][2] if rows else 0,
             "latest_load_id": rows[0][0] if rows else None,
             "latest_inserted_at": rows[0][1].isoformat() if rows and rows[0][1] else None,
             "load_ids": [r[0] for r in rows[:MAX_LOAD_IDS]],
@@ -391,27 +523,30 @@ def source_loads(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 def _apply_exports_mode(folder: Path, mode: int, recurse: bool = True) -> None:
     """Give the published files ``mode`` (``SHOP_EXPORTS_MODE``) and their folders the same with search
     where it allows reading. Why explicit: every entry point runs with an owner-only umask (the warehouse
-    and run folder hold personal data), but the exports are meant to be shared."""
+    and run folder hold personal data), but the exports are meant to be shared. A file that has the mode
+    already (one linked from the current version) is left alone."""
     dir_mode = mode | ((mode & 0o444) >> 2)
     os.chmod(folder, dir_mode)
-    for entry in folder.iterdir():
-        if entry.is_symlink():
-            continue
-        if entry.is_dir():
-            if recurse:
-                _apply_exports_mode(entry, mode)
-        else:
-            os.chmod(entry, mode)
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                if recurse:
+                    _apply_exports_mode(Path(entry.path), mode)
+            elif entry.stat().st_mode & 0o7777 != mode:
+                os.chmod(entry.path, mode)
 
 
-def _utc_session(con: duckdb.DuckDBPyConnection) -> None:
+def _utc_session(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Casts between naive and zoned timestamps (the verification's) in UTC, the warehouse's convention,
-    whatever the machine's zone. Global, so the threads' cursors share it. Without the ICU extension
-    DuckDB has no time zones and casts in UTC already."""
+    whatever the machine's zone. Per cursor (a session setting), so a connection handed in by the caller
+    keeps its own zone. Without the ICU extension DuckDB has no time zones and casts in UTC already."""
     try:
-        con.execute("set global TimeZone = 'UTC'")
+        con.execute("set TimeZone = 'UTC'")
     except duckdb.Error as exc:
         log.debug("TimeZone not settable (%s): casts are UTC without ICU", exc)
+    return con
 
 
 def _build_attachments(
@@ -474,6 +609,21 @@ def _unchanged(prev: carry.Previous, specs: list[MartSpec], seconds: float) -> P
     )
 
 
+@dataclass
+class _Job:
+    """One mart through a publish: where it lives, and what the write step did with it."""
+
+    spec: MartSpec
+    relation: str
+    columns: list[tuple[str, str]]  # the warehouse relation's (name, type)
+    scheme: partition.Scheme | None = None  # how a partitioned mart is split into files
+    plan: carry.PartitionPlan | None = None  # a partitioned mart compared with the current version's
+    carry: dict[str, Any] | None = None  # the current version's entry: unchanged, its files carried
+    path: Path | None = None  # the file or folder written into staging
+    entry: dict[str, Any] | None = None  # its verified manifest entry
+    seconds: float = 0.0
+
+
 def publish(
     specs: list[MartSpec],
     *,
@@ -486,6 +636,7 @@ def publish(
     amend_manifest: Callable[[Path, dict[str, Any]], None] | None = None,
     attachments: Sequence[Attachment] = (),
     reuse: bool = False,
+    connection: duckdb.DuckDBPyConnection | None = None,
 ) -> PublishResult:
     """Export ``specs`` from ``warehouse`` as a new version under ``exports`` and make it current.
 
@@ -502,6 +653,10 @@ def publish(
     (``--allow-partial`` carries stale marts from the current version, publish/partial.py). Then
     ``attachments`` are built into the staging folder (the warehouse connection closed, every mart's
     files in place) and listed in the manifest; one that fails fails the publish.
+
+    ``connection``: the caller's open connection to ``warehouse`` (the stream's batch connection, which
+    just wrote the marts), read through cursors of it instead of opening the file again read-only (an
+    open reads the catalog); the caller holds the lock and writes nothing meanwhile.
     """
     if not specs:
         raise PublishError("no models tagged 'publish' in the dbt manifest: nothing to publish")
@@ -516,6 +671,7 @@ def publish(
     if stale:
         log.warning("removed %d unfinished publish folder(s) left by an earlier crash: %s", len(stale), stale)
 
+    now = datetime.now(UTC)  # one moment for the whole publish (a rollup's cut, publish/partition.py)
     version_id = versions.new_version_id()
     staging = versions.versions_dir(exports) / (version_id + versions.PARTIAL_SUFFIX)
     final = versions.versions_dir(exports) / version_id
@@ -525,55 +681,83 @@ def publish(
     try:
         limit = settings.publish_memory_limit()  # bounded memory whatever the marts' size
         config = {"memory_limit": limit} if limit else {}
-        with duckdb.connect(str(warehouse), read_only=True, config=config) as con:
+        opened = (
+            connection.cursor()
+            if connection is not None
+            else duckdb.connect(str(warehouse), read_only=True, config=config)
+        )
+        with opened as con:
             _utc_session(con)
             workers = _workers(con, len(specs))
+            catalog = _Catalog.read(con)
             with ThreadPoolExecutor(workers, thread_name_prefix="publish") as pool:
 
-                def write(spec: MartSpec) -> tuple[MartSpec, str, Path | dict[str, Any], float]:
-                    """The mart written into staging (its path), or the entry to carry (unchanged)."""
+                def write(spec: MartSpec) -> _Job:
+                    """The mart written into staging, or the entry to carry (unchanged)."""
                     t0 = time.monotonic()
-                    cur = con.cursor()  # one cursor per thread: a connection runs one query at a time
+                    cur = _utc_session(con.cursor())  # one per thread: a connection runs one query at a time
                     try:
-                        relation = _relation_sql(cur, spec)
-                        same = carry.unchanged(cur, spec, relation, prev) if prev is not None else None
-                        plan = None
-                        if prev is not None and same is None and spec.partition_by:
-                            plan = carry.partition_plan(cur, spec, relation, prev)
-                            plans[spec.name] = plan
-                        path = same or _write_mart(cur, spec, relation, staging, version_id, plan)
-                        return spec, relation, path, time.monotonic() - t0
+                        relation = catalog.relation_sql(spec)
+                        columns = _columns(cur, relation)
+                        if spec.partition_by:
+                            try:
+                                partition.check(spec, columns)
+                            except partition.PartitionConfigError as exc:
+                                raise PublishError(str(exc)) from exc
+                        job = _Job(spec, relation, columns)
+                        if spec.partition_by:  # one split for the plan, the write and the check
+                            job.scheme = partition.Scheme.of(spec, now)
+                        if prev is not None and job.scheme is not None:
+                            job.plan = carry.partition_plan(cur, spec, job.scheme, relation, columns, prev)
+                            if job.plan is not None and job.plan.unchanged:
+                                job.carry = prev.manifest["marts"][spec.name]
+                        if prev is not None and job.plan is None:  # unpartitioned, or not comparable
+                            job.carry = carry.unchanged(cur, spec, relation, columns, prev)
+                        if job.carry is None:
+                            job.path = _write_mart(
+                                cur, spec, relation, columns, staging, version_id, job.plan, job.scheme
+                            )
+                            if after_write is None:  # verified at once: no thread waits for the largest COPY
+                                job.entry = _verify_mart(
+                                    cur, spec, relation, columns, job.path, staging, job.plan, job.scheme
+                                )
+                        job.seconds = time.monotonic() - t0
+                        return job
                     finally:
                         cur.close()
 
-                plans: dict[str, carry.PartitionPlan | None] = {}
-                done = list(pool.map(write, _largest_first(con, specs)))
-                same = {w[0].name: w for w in done if isinstance(w[2], dict)}
+                done = list(pool.map(write, catalog.largest_first(specs)))
+                same = {j.spec.name: j for j in done if j.carry is not None}
                 if prev is not None and len(same) == len(specs) and amend_manifest is None:
                     shutil.rmtree(staging, ignore_errors=True)
                     return _unchanged(prev, specs, time.monotonic() - started)
                 try:
                     carried = {
-                        name: (carry.carry(staging, prev, spec, entry), took)  # type: ignore[arg-type]
-                        for name, (spec, _, entry, took) in same.items()
+                        name: (carry.carry(staging, prev, j.spec, j.carry), j.seconds)  # type: ignore[arg-type]
+                        for name, j in same.items()
                     }
                 except carry.CarryError as exc:
                     raise PublishError(str(exc)) from exc
-                written = [w for w in done if w[0].name not in same]
+                written = [j for j in done if j.spec.name not in same]
+                plans = {j.spec.name: j.plan for j in written if j.plan is not None}
                 if after_write is not None:
                     after_write(staging)
 
-                def verify(item: tuple[MartSpec, str, Path, float]) -> tuple[dict[str, Any], float]:
-                    spec, relation, path, write_seconds = item
+                def verify(job: _Job) -> tuple[dict[str, Any], float]:
                     t0 = time.monotonic()
-                    cur = con.cursor()
+                    cur = _utc_session(con.cursor())
                     try:
-                        entry = _verify_mart(cur, spec, relation, path, staging)
-                        return entry, write_seconds + time.monotonic() - t0
+                        assert job.path is not None
+                        entry = _verify_mart(
+                            cur, job.spec, job.relation, job.columns, job.path, staging, job.plan, job.scheme
+                        )
+                        return entry, job.seconds + time.monotonic() - t0
                     finally:
                         cur.close()
 
-                verified = dict(zip([w[0].name for w in written], pool.map(verify, written), strict=True))
+                verified = {j.spec.name: (j.entry, j.seconds) for j in written if j.entry is not None}
+                rest = [j for j in written if j.entry is None]  # written before the after_write hook
+                verified.update(zip([j.spec.name for j in rest], pool.map(verify, rest), strict=True))
                 verified.update(carried)
             marts: dict[str, Any] = {}
             for spec in specs:  # manifest and log in the dbt manifest's order, whatever order the threads ran
@@ -622,7 +806,7 @@ def publish(
         attached = _build_attachments(attachments, staging, manifest)  # last: it sees every mart's files
         if attached:
             manifest["attachments"] = attached
-        text = json.dumps(manifest, indent=2, sort_keys=False, default=str)
+        text = _manifest_text(manifest)
         if scrub(text) != text:
             raise PublishError("refusing to publish: a secret value would appear in manifest.json")
         versions.write_atomic(staging / versions.MANIFEST, text + "\n")

@@ -2,7 +2,10 @@
 the last invocation went (``run_results.json``).
 
 Publishing is driven by dbt's own metadata rather than a hand-kept list: a model tagged ``publish``
-is exported, ``meta.publish_partition_by`` names its partition column, ``meta.publish_high_water_mark``
+is exported, ``meta.publish_partition_by`` names its partition column (``meta.publish_partition_grain``,
+optional: ``hour``/``day``/``month``/``year`` of a timestamp or date column, one file per bucket without a
+column added to the mart; ``meta.publish_partition_rollup``, a coarser grain for the rows before its
+current period), ``meta.publish_high_water_mark``
 the column whose newest value the manifest records (how far the data reaches), and the relation
 (database/schema/alias) is taken from the manifest so custom schemas and aliases just work.
 """
@@ -19,6 +22,8 @@ from core import settings
 
 PUBLISH_TAG = "publish"
 PARTITION_META_KEY = "publish_partition_by"
+GRAIN_META_KEY = "publish_partition_grain"
+ROLLUP_META_KEY = "publish_partition_rollup"
 HIGH_WATER_META_KEY = "publish_high_water_mark"
 
 
@@ -43,6 +48,8 @@ class MartSpec:
     schema: str
     alias: str
     partition_by: str | None = None
+    partition_grain: str | None = None  # a file per hour/day/month/year of partition_by
+    partition_rollup: str | None = None  # ...before the current month (say): a file per month
     high_water_mark: str | None = None
     description: str = ""
     column_descriptions: dict[str, str] = field(default_factory=dict)
@@ -81,6 +88,8 @@ def publish_specs(manifest_path: Path | None = None) -> list[MartSpec]:
                 schema=node["schema"],
                 alias=node.get("alias") or node["name"],
                 partition_by=meta.get(PARTITION_META_KEY) or None,
+                partition_grain=meta.get(GRAIN_META_KEY) or None,
+                partition_rollup=meta.get(ROLLUP_META_KEY) or None,
                 high_water_mark=meta.get(HIGH_WATER_META_KEY) or None,
                 description=node.get("description") or "",
                 column_descriptions={

@@ -12,10 +12,11 @@ dbt-duckdb closes its DuckDB handle when the invocation's last connection closes
 makes sure of it, because the lock is handed back after each batch and another *process* must then
 be able to open the file.
 
-Publishing reuses ``publish.publish.publish`` unchanged (staging folder, read-back verification,
-manifest, atomic ``current`` switch) with only the realtime specs and its own root, so the batch
-flow's ``exports/current`` and the stream's ``exports/realtime/current`` never prune or race each
-other.
+Publishing reuses ``publish.publish.publish`` (staging folder, verification, manifest, atomic
+``current`` switch) with only the realtime specs and its own root, so the batch flow's
+``exports/current`` and the stream's ``exports/realtime/current`` never prune or race each other; with
+``reuse`` (a batch writes only the marts and partitions it changed, the others are the current
+version's files, linked) and through the batch's own connection.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from core import settings
 from elt.stream import directsql
 from elt.stream.session import BatchConnection
 from elt.stream.settings import stream_dir
-from publish.publish import PublishResult, publish
+from publish.publish import PublishError, PublishResult, publish
 from transform import dbt_artifacts, dbt_runner
 
 log = logging.getLogger("elt.stream.marts")
@@ -166,6 +167,31 @@ class RealtimeMarts:
             return
         self.compile_direct()
 
+    def publish_current(self, exports: Path) -> None:
+        """At start-up, under the lock, after ``prepare``: publish the marts as they are (``reuse``: nothing
+        new when the current version already holds them). Why: the first publish into an empty or stale
+        root writes every file; done here it is not the first batch's latency. A failure is left to the
+        first batch, which publishes anyway."""
+        if self.plan is None:
+            return
+        try:
+            result = publish(
+                self.specs,
+                warehouse=settings.warehouse_path(),
+                exports=exports,
+                dbt_invocation={"invocation_id": self.compiled_invocation, "command": f"run -s {SELECTOR}"},
+                keep=KEEP_VERSIONS,
+                reuse=True,
+            )
+        except (PublishError, duckdb.Error, OSError) as exc:
+            log.warning("real-time marts not published at start-up (the first batch does): %s", exc)
+            return
+        log.info(
+            "real-time marts published at start-up: version %s%s",
+            result.version_id,
+            " (unchanged)" if result.unchanged else "",
+        )
+
     def compile_direct(self) -> None:
         """``dbt compile`` the real-time models against the warehouse as it is now (their targets exist:
         ``is_incremental()`` is true) and plan their direct runs; no plan when one cannot run directly."""
@@ -196,10 +222,14 @@ class RealtimeMarts:
             con.execute(f"set {key} = ?", [value])
         return con
 
-    def build_models(self, shared: BatchConnection | None = None) -> tuple[str | None, bool]:
+    def build_models(
+        self, shared: BatchConnection | None = None, *, keep_open: bool = False
+    ) -> tuple[str | None, bool]:
         """Refresh the models: directly when compiled (on ``shared``, the batch's connection, when given),
         else through dbt (then compile for the next batch). Returns the invocation id that compiled (or
-        ran) them, and whether they ran directly."""
+        ran) them, and whether they ran directly. ``keep_open``: after a direct run ``shared`` stays open
+        (the publish reads through it); otherwise it is closed before anything opens the file with
+        another configuration."""
         shared = shared or BatchConnection(self._connect)
         if self.plan is not None:
             try:
@@ -207,6 +237,8 @@ class RealtimeMarts:
                 for key, value in self.direct_settings.items():  # dbt's session settings (profile)
                     con.execute(f"set {key} = ?", [value])
                 self.plan.run(con)
+                if not keep_open:
+                    shared.close()
                 return self.compiled_invocation, True
             except duckdb.Error as exc:
                 log.warning(
@@ -214,29 +246,41 @@ class RealtimeMarts:
                     str(exc).splitlines()[0][:300],
                 )
                 self.plan = None
-            finally:
-                shared.close()  # before anything opens the file with another configuration
-        shared.close()
+            except BaseException:
+                shared.close()
+                raise
+        shared.close()  # dbt opens the file with its own configuration
         invocation_id = self._dbt()
         if self.direct_wanted:
             self.compile_direct()
         return invocation_id, False
 
     def refresh(self, exports: Path, shared: BatchConnection | None = None) -> RefreshOutcome:
-        """Rebuild the real-time models, then publish them as a new version under ``exports``.
+        """Rebuild the real-time models, then publish them under ``exports``: a new version with only
+        what changed written (``reuse``: unchanged marts and partitions are the current version's files,
+        linked), or none when nothing changed.
 
-        The caller holds the warehouse lock and no DuckDB handle in this process other than ``shared``
-        (closed here after the models' SQL ran, before publishing opens the file read-only).
+        The caller holds the warehouse lock and no DuckDB handle in this process other than ``shared``.
+        After a direct run the publish reads through ``shared`` (left open for the caller); after a dbt
+        run it opens the file read-only itself.
         """
-        started = time.monotonic()
-        invocation_id, direct = self.build_models(shared)
-        dbt_seconds = time.monotonic() - started
-        command = f"compile -s {SELECTOR}, run directly" if direct else f"{self.command} -s {SELECTOR}"
-        result = publish(
-            self.specs,
-            warehouse=settings.warehouse_path(),
-            exports=exports,
-            dbt_invocation={"invocation_id": invocation_id, "command": command},
-            keep=KEEP_VERSIONS,
-        )
+        own = shared is None
+        shared = shared or BatchConnection(self._connect)
+        try:
+            started = time.monotonic()
+            invocation_id, direct = self.build_models(shared, keep_open=True)
+            dbt_seconds = time.monotonic() - started
+            command = f"compile -s {SELECTOR}, run directly" if direct else f"{self.command} -s {SELECTOR}"
+            result = publish(
+                self.specs,
+                warehouse=settings.warehouse_path(),
+                exports=exports,
+                dbt_invocation={"invocation_id": invocation_id, "command": command},
+                keep=KEEP_VERSIONS,
+                reuse=True,
+                connection=shared.con,
+            )
+        finally:
+            if own:
+                shared.close()
         return RefreshOutcome(invocation_id, dbt_seconds, result, direct)

@@ -80,16 +80,26 @@ def open_batch(batch_no: int, con: duckdb.DuckDBPyConnection | None = None) -> s
         return ops_log.start_run(own, f"{COMMAND} (batch {batch_no})", STEP)
 
 
-def close_batch(run_id: str, row: BatchRow, error: str | None = None) -> None:
-    """Finish the ``ops.runs`` row and write the batch details; caller holds the warehouse lock."""
-    with _connect() as con:
-        ops = ops_log.ensure_tables(con)
-        con.execute(_DDL.format(ops=ops))
-        ops_log.finish_run(con, run_id, row.status, row.events, error)
-        values = asdict(row)
-        names = ", ".join(["run_id", *values])
-        marks = ", ".join("?" for _ in range(len(values) + 1))
-        con.execute(
-            f"insert or replace into {ops}.stream_batches ({names}) values ({marks})",
-            [run_id, *values.values()],
-        )
+def close_batch(
+    run_id: str, row: BatchRow, error: str | None = None, con: duckdb.DuckDBPyConnection | None = None
+) -> None:
+    """Finish the ``ops.runs`` row and write the batch details (on ``con`` when given); caller holds the
+    warehouse lock."""
+    if con is not None:
+        _close_batch(con, run_id, row, error)
+        return
+    with _connect() as own:
+        _close_batch(own, run_id, row, error)
+
+
+def _close_batch(con: duckdb.DuckDBPyConnection, run_id: str, row: BatchRow, error: str | None) -> None:
+    ops = ops_log.ensure_tables(con)
+    con.execute(_DDL.format(ops=ops))
+    ops_log.finish_run(con, run_id, row.status, row.events, error)
+    values = asdict(row)
+    names = ", ".join(["run_id", *values])
+    marks = ", ".join("?" for _ in range(len(values) + 1))
+    con.execute(
+        f"insert or replace into {ops}.stream_batches ({names}) values ({marks})",
+        [run_id, *values.values()],
+    )

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -92,6 +93,7 @@ class StreamRunner:
             self.committed = self.loader.committed_id()
             if self.marts is not None:
                 self.marts.prepare()  # dbt once, then compiled SQL per batch: ready means ready
+                self.marts.publish_current(self.cfg.exports_root)  # the first batch writes only its change
         position = self.committed
         if self.cfg.from_event_id is not None:
             position = self.cfg.from_event_id
@@ -240,14 +242,19 @@ class StreamRunner:
                     error = scrub(f"{type(exc).__name__}: {exc}")
                     log.exception("batch %d failed", self.batch_no)
                 finally:
-                    shared.close()
                     row.total_s = round(time.monotonic() - started, 3)
                     row.cpu_s = round(time.process_time() - cpu_started, 3)
                     row.committed_id = self.committed
                     row.newest_seen_id = self.feed.newest_id
                     row.lag_events = max(0, row.newest_seen_id - self.committed)
                     row.status = "failed" if error else "success"
-                    opsrow.close_batch(run_id, row, error)
+                    try:  # on the batch's connection (still open after a direct run and publish)
+                        opsrow.close_batch(run_id, row, error, shared.get())
+                    except duckdb.Error:  # that connection failed: the row on a fresh one
+                        shared.close()
+                        opsrow.close_batch(run_id, row, error)
+                    finally:
+                        shared.close()
         except LockTimeout as exc:
             error = str(exc)
             log.warning(

@@ -78,7 +78,9 @@ LATE_SECONDS = 20.0
 def test_late_commits_reach_the_published_realtime_marts(stream_world: StreamWorld) -> None:
     """Every kind of change, a quarter committed late, while the stream publishes and the batch loader
     loads orders beside it: the published rt_orders_today equals the orders service's own orders of
-    today (id, status, updated_at) and every real-time mart equals a full rebuild."""
+    today (id, status, updated_at), every real-time mart equals a full rebuild, and the published
+    version (unchanged days of rt_events_per_minute linked from the one before) verifies and holds every
+    row of the warehouse's marts."""
     w = stream_world
     today = datetime.now(UTC).date()
     with simulating_changes(w, 20, 23, LATE_COMMIT_SHARE, LATE_SECONDS) as changes:
@@ -109,6 +111,9 @@ def test_late_commits_reach_the_published_realtime_marts(stream_world: StreamWor
     w.assert_exactly_once()
     counts = w.assert_marts_equal_full_rebuild()
     assert counts["rt_orders_today"] == len(truth)
+    # published with a file per day of rt_events_per_minute: the unchanged days linked, all rows there
+    events = w.assert_published_realtime_marts_whole()
+    assert events["rows"] == counts["rt_events_per_minute"]
     w.assert_no_lock_errors()
 
 

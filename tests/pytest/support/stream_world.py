@@ -23,6 +23,8 @@ import duckdb
 import orjson
 
 from core import lock
+from publish import versions
+from publish.verify import verify_version
 from services.launcher import Fleet
 from services.simulator import Simulator
 from services.store.timefmt import parse_us
@@ -250,6 +252,42 @@ class StreamWorld:
                 [str(version / "rt_orders_today.parquet")],
             ).fetchall()
         return {(int(i), str(s), int(u)) for i, s, u in rows}
+
+    def assert_published_realtime_marts_whole(self) -> dict[str, Any]:
+        """The stream's current real-time version verifies against its manifest, every mart in it holds
+        exactly the warehouse mart's rows as a reader sees them, and ``rt_events_per_minute`` (a file per
+        day) carried its unchanged days from the version before: the same files (inode and bytes).
+        Returns that mart's manifest entry."""
+        version = (self.exports / "realtime" / "current").resolve()
+        assert verify_version(version) == []
+        manifest = versions.read_manifest(version)
+        with self.world_lock("stream test: published marts"), duckdb.connect() as con:
+            con.execute("set TimeZone = 'UTC'")
+            con.execute(f"attach '{self.warehouse}' as wh (read_only)")
+            for name, entry in manifest["marts"].items():
+                files = [str(version / f["path"]) for f in entry["files"]]
+                cast = ", ".join(  # the files' UTC timestamps as the warehouse's naive ones
+                    f'cast("{c["name"]}" as {c["warehouse_type"]}) as "{c["name"]}"' for c in entry["schema"]
+                )
+                published = f"select {cast} from read_parquet({files!r}, hive_partitioning = false)"
+                ours = f"select * from wh.{entry['relation']}"
+                (diff,) = con.execute(
+                    f"select count(*) from (({published} except all {ours}) union all "
+                    f"({ours} except all {published}))"
+                ).fetchone()
+                (rows,) = con.execute(f"select count(*) from ({published})").fetchone()
+                assert diff == 0 and rows == entry["rows"], f"{name}: {diff} rows differ, {rows} read"
+        events = manifest["marts"]["rt_events_per_minute"]
+        assert events["partition_grain"] == "day" and len(events["files"]) > 1
+        carried = events.get("partitions_carried") or events.get("carried_over")
+        assert carried, "no day of rt_events_per_minute was carried from the version before"
+        before = versions.versions_dir(self.exports / "realtime") / carried["from_version"]
+        linked = [f for f in events["files"] if "written_in_version" in f or "carried_over" in events]
+        assert linked
+        for f in linked:
+            a, b = before / f["path"], version / f["path"]
+            assert a.stat().st_ino == b.stat().st_ino and a.read_bytes() == b.read_bytes(), f["path"]
+        return events
 
     def assert_no_lock_errors(self, *texts: str) -> None:
         for text in [*texts, *(p.read_text() for p in self.logs)]:
