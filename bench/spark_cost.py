@@ -122,7 +122,8 @@ def measure(scale: float, work: Path, port_base: int, timeout: float) -> dict[st
 
 
 def write(results: list[dict[str, object]]) -> None:
-    """Merge ``results`` (by scale) into spark.json and rewrite spark.md."""
+    """Merge ``results`` (by scale) into spark.json and rewrite spark.md. A run's ``notes`` (what the
+    figures alone do not say, e.g. a step re-run apart) are listed under the table."""
     path = RESULTS / "spark.json"
     data = json.loads(path.read_text()) if path.exists() else {"runs": {}}
     for r in results:
@@ -161,6 +162,12 @@ def write(results: list[dict[str, object]]) -> None:
             str(r["check"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    notes = [
+        f"- scale {key}: {n}"
+        for key in sorted(data["runs"], key=float)
+        for n in data["runs"][key].get("notes", [])
+    ]
+    lines += ["", *notes] if notes else []
     m = data["machine"]
     versions = m["versions"]
     lines += [
