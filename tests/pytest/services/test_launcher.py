@@ -25,8 +25,16 @@ from tests.pytest.support.ports import free_port_base
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
+    """The launcher's command line, without the caller's SHOP_PORT_BASE: it outranks fleet.env, and the
+    cases below pass their ports as flags or read them from fleet.env."""
+    env = {k: v for k, v in os.environ.items() if k != "SHOP_PORT_BASE"}
     return subprocess.run(
-        [sys.executable, "-m", "services", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "services", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
 
 
