@@ -10,16 +10,15 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import duckdb
-import psutil
 import pytest
 
 from core import lock, ops_fallback, ops_log
 from tests.pytest.elt.helpers import EltPaths
 from tests.pytest.support.paths import REPO
+from tests.pytest.support.processes import gone
 
 # A parent running one child through signals.run_child; the child traps SIGTERM and notes it in a file
 # before it exits, so the test can tell a SIGTERM with grace from a SIGKILL.
@@ -78,18 +77,6 @@ def _child_pid(parent: subprocess.Popen[str]) -> int:
     return int(line)
 
 
-def _gone(pid: int, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_sigterm_reaches_the_child_with_grace_and_exit_is_143(tmp_path: Path) -> None:
     note = tmp_path / "child-note"
     parent = _spawn(["-c", PARENT, CHILD, str(note)])
@@ -100,7 +87,7 @@ def test_sigterm_reaches_the_child_with_grace_and_exit_is_143(tmp_path: Path) ->
         assert parent.returncode == 143, out + err
         assert "parent stopped stopped by SIGTERM" in out, out + err
         assert "Traceback" not in err, err
-        assert _gone(child), "the child outlived its stopped parent"
+        assert gone(child), "the child outlived its stopped parent"
         assert note.read_text() == "terminated", "the child was killed, not given SIGTERM and time"
     finally:
         parent.kill()
@@ -114,7 +101,7 @@ def test_sigint_exits_130_without_a_traceback(tmp_path: Path) -> None:
         out, err = parent.communicate(timeout=60)
         assert parent.returncode == 130, out + err
         assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-        assert _gone(child)
+        assert gone(child)
     finally:
         parent.kill()
 
@@ -127,7 +114,7 @@ def test_a_child_dies_with_a_parent_killed_by_sigkill(tmp_path: Path) -> None:
         child = _child_pid(parent)
         parent.kill()
         parent.wait(timeout=10)
-        assert _gone(child), "the child outlived its parent's kill -9"
+        assert gone(child), "the child outlived its parent's kill -9"
         assert note.read_text() == "terminated"
     finally:
         parent.kill()

@@ -16,6 +16,7 @@ import psutil
 
 from orchestration import dbt_assets
 from tests.pytest.support.paths import REPO
+from tests.pytest.support.processes import gone
 
 # a stand-in run worker: starts its "dbt" (here `sleep`, through the wrapper) and reports the child's pid
 PARENT = textwrap.dedent(
@@ -26,18 +27,6 @@ PARENT = textwrap.dedent(
     time.sleep(300)
     """
 )
-
-
-def _gone(pid: int, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _orphan_after_parent_killed(executable: str, env: dict[str, str]) -> int:
@@ -58,14 +47,14 @@ def _orphan_after_parent_killed(executable: str, env: dict[str, str]) -> int:
 def test_dbt_started_through_the_wrapper_dies_with_a_killed_run_worker() -> None:
     env = {**os.environ, "SHOP_TIED_DBT": "/bin/sleep", "SHOP_TIED_PYTHON": sys.executable}
     child = _orphan_after_parent_killed(os.fspath(dbt_assets.TIED_DBT), env)
-    assert _gone(child, 30), "the child outlived its killed parent"
+    assert gone(child, 30), "the child outlived its killed parent"
 
 
 def test_without_the_wrapper_the_child_outlives_its_killed_parent() -> None:
     """The control: what the wrapper prevents does happen without it."""
     child = _orphan_after_parent_killed("/bin/sleep", dict(os.environ))
     try:
-        assert not _gone(child, 2)
+        assert not gone(child, 2)
     finally:
         os.kill(child, signal.SIGKILL)
 
